@@ -1,0 +1,1 @@
+"""One module per ``lensref`` subcommand; see :mod:`lensref.cli`."""
