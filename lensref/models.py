@@ -228,4 +228,9 @@ def tiny_model(family: str = "llama", seed: int = 0, **config_kwargs) -> LoadedM
 
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(tiny_config(family, **config_kwargs))
+    # Fresh norms have unit gains, which makes a second normalization a no-op; trained models don't.
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() == 1 and name.endswith("weight") and ("norm" in name or ".ln" in name):
+                param.uniform_(0.5, 2.0)
     return _finish(f"tiny-{family}", model, ByteTokenizer(model.config.vocab_size), "cpu")
