@@ -1,0 +1,203 @@
+"""Grading one learner: `lensref quiz grade` and `lensref quiz take`, right, wrong, mixed and bad input."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from lensref import LensError
+from lensref.cli import main
+from lensref.quiz import grade, load_answers, load_bank
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "quiz"
+
+
+@pytest.fixture(scope="module")
+def bank():
+    return load_bank()
+
+
+def right_letters(bank) -> dict[str, str]:
+    return {str(q.number): q.answer.letter for q in bank.questions}
+
+
+def wrong_letters(bank) -> dict[str, str]:
+    return {str(q.number): next(o.letter for o in q.options if not o.correct) for q in bank.questions}
+
+
+def test_all_right_by_letter(bank):
+    result = grade(bank, right_letters(bank))
+    assert (result.score, result.total) == (15, 15)
+    assert all(r.correct and r.chosen == r.answer for r in result.results)
+
+
+def test_all_right_by_text_and_id(bank):
+    answers = {q.id: f"  {q.answer.text.upper()} " for q in bank.questions}
+    assert grade(bank, answers).score == 15
+
+
+def test_all_wrong(bank):
+    result = grade(bank, wrong_letters(bank))
+    assert result.score == 0
+    r3 = result.results[2]
+    assert (r3.chosen, r3.answer) == ("a", "d")
+    assert r3.explanation == bank.question(3).options[0].explanation
+
+
+def test_mixed_fixture_file(bank):
+    result = grade(bank, load_answers(FIXTURES / "mixed.json"))
+    assert result.score == 11
+    assert [r.number for r in result.results if not r.correct] == [2, 3, 7, 15]
+    r15 = result.results[14]
+    assert (r15.chosen, r15.chosen_text) == ("d", "Predictions widen to the general topic of the input")
+
+
+def test_yaml_fixture_with_integer_keys(bank):
+    answers = load_answers(FIXTURES / "all_right.yaml")
+    assert 1 in answers and "3" in answers and "stays-wrong" in answers
+    assert grade(bank, answers).score == 15
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"16": "a"}, "unknown question '16'"),
+    ({"early-layer": "a"}, "unknown question 'early-layer'"),
+    ({"2": "e"}, "question 2 (early-layers): no option 'e'"),
+    ({"2": "The exact final answer"}, "question 2 (early-layers): 'The exact final answer' is not one of its options"),
+    ({"2": ""}, "question 2 (early-layers): empty answer"),
+    ({"2": None}, "question 2 (early-layers): no answer given"),
+    ({"2": 3}, "question 2 (early-layers): answer must be a letter"),
+    ({"early-layers": "a"}, "question 2 (early-layers) answered twice (keys '2' and 'early-layers')"),
+])
+def test_bad_answers_name_the_question(bank, change, message):
+    answers = right_letters(bank) | change
+    with pytest.raises(LensError) as info:
+        grade(bank, answers)
+    assert message in str(info.value)
+
+
+def test_missing_answers_give_no_grade(bank):
+    answers = right_letters(bank)
+    del answers["4"], answers["12"]
+    with pytest.raises(LensError, match=r"2 question\(s\) unanswered: 4, 12"):
+        grade(bank, answers)
+    with pytest.raises(LensError, match="no answers"):
+        grade(bank, {})
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("empty.json", "", "answers file is empty"),
+    ("blank.yaml", "  \n", "answers file is empty"),
+    ("broken.json", '{"1": "a",', "not valid JSON"),
+    ("broken.yaml", "1: [a\n", "not valid YAML"),
+    ("dup.json", '{"1": "a", "1": "d"}', "key '1' appears twice"),
+    ("dup.yaml", "1: a\n1: d\n", "duplicate key 1"),
+    ("list.json", '["a", "b"]', "expected a mapping"),
+])
+def test_malformed_answer_files(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LensError, match=message):
+        load_answers(path)
+
+
+# --- the CLI ------------------------------------------------------------------------------------------------
+
+def test_cli_grade_prints_results_and_writes_json(tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert main(["quiz", "grade", str(FIXTURES / "mixed.json"), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.strip().splitlines()[-1] == "score: 11/15"
+    assert " 1. lens-definition: correct (d)" in text
+    # a wrong answer shows its explanation and the right answer
+    q7 = load_bank().question(7)
+    assert f" 7. early-gibberish: wrong: you chose a) {q7.options[0].text}; the answer is c)" in text
+    assert q7.options[0].explanation in text
+    data = json.loads(out.read_text())
+    assert (data["score"], data["total"]) == (11, 15)
+    assert [r["correct"] for r in data["results"]].count(False) == 4
+    assert data["results"][6]["explanation"] == q7.options[0].explanation
+
+
+def test_cli_grade_bad_input_is_an_error_without_a_score(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"1": "d", "2": "z"}', encoding="utf-8")
+    out = tmp_path / "result.json"
+    assert main(["quiz", "grade", str(bad), "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "score" not in captured.out
+    assert captured.err.startswith(f"error: {bad}: question 2 (early-layers): no option 'z'")
+    assert not out.exists()
+
+
+def _take(monkeypatch, capsys, lines, *extra):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(f"{l}\n" for l in lines)))
+    code = main(["quiz", "take", *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_take_piped_all_right(monkeypatch, capsys, bank, tmp_path):
+    out = tmp_path / "take.json"
+    code, text, _ = _take(monkeypatch, capsys, right_letters(bank).values(), "--json", str(out))
+    assert code == 0
+    assert text.strip().splitlines()[-1] == "score: 15/15"
+    assert "score so far: 15/15" in text
+    assert json.loads(out.read_text())["score"] == 15
+
+
+def test_take_gives_instant_feedback_on_a_wrong_answer(monkeypatch, capsys, bank):
+    answers = list(right_letters(bank).values())
+    answers[2] = "b"
+    code, text, _ = _take(monkeypatch, capsys, answers)
+    assert code == 0
+    q3 = bank.question(3)
+    assert f"Not quite. {q3.options[1].explanation}" in text
+    assert f"The answer is d) {q3.answer.text}" in text
+    assert "score so far: 2/3" in text
+    assert text.strip().splitlines()[-1] == "score: 14/15"
+
+
+def test_take_shuffled_letters_follow_the_shown_order(monkeypatch, capsys, bank):
+    # by text the order does not matter; by letter, the shown letter of the right answer must be used
+    code, text, _ = _take(monkeypatch, capsys, [q.answer.text for q in bank.questions], "--shuffle", "--seed", "3")
+    assert code == 0 and text.strip().endswith("score: 15/15")
+    shown = [l[5:] for l in text.splitlines() if l[:2] == "  " and l[2:4] in ("a)", "b)", "c)", "d)")]
+    orders = [shown[i:i + 4] for i in range(0, 60, 4)]
+    assert len(shown) == 60
+    assert all(sorted(o) == sorted(x.text for x in q.options) for o, q in zip(orders, bank.questions))
+    assert any(o != [x.text for x in q.options] for o, q in zip(orders, bank.questions))
+
+
+def test_take_stops_without_a_score_on_bad_or_short_input(monkeypatch, capsys, bank):
+    code, text, err = _take(monkeypatch, capsys, ["d", "a", "x"])
+    assert code == 2 and "score:" not in text
+    assert "question 3: 'x' is not one of the options a-d" in err
+    code, text, err = _take(monkeypatch, capsys, ["d", "a"])
+    assert code == 2 and "score:" not in text
+    assert "input ended at question 3 of 15: no score" in err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_take_at_a_terminal_asks_again_and_can_quit(monkeypatch, capsys, bank):
+    monkeypatch.setattr(sys, "stdin", _Terminal("e\nd\nq\n"))
+    assert main(["quiz", "take"]) == 1
+    text = capsys.readouterr().out
+    assert "question 1: 'e' is not one of the options a-d; try again" in text
+    assert "score so far: 1/1" in text
+    assert "quit at question 2: no score" in text and "score:" not in text
+
+
+def test_cli_check(tmp_path, capsys):
+    assert main(["quiz", "check"]) == 0
+    assert "ok: " in capsys.readouterr().out
+    bad = tmp_path / "bank.yaml"
+    bad.write_text("id: x\ntitle: t\nquestions:\n  - id: q\n    question: Why?\n    options: []\n", encoding="utf-8")
+    assert main(["quiz", "check", "--bank", str(bad)]) == 2
+    assert capsys.readouterr().err == f"error: {bad}: question 1 (q): field 'answer' missing\n"
