@@ -1,0 +1,255 @@
+"""Direct logit attribution: which component wrote the logit difference?
+
+The final residual at one position is a sum: the embedding plus every attention block's output plus
+every MLP's output. The final norm is not linear, but once its scale is *frozen* at the value it takes on
+the actual final residual, the map "residual -> logit(target) - logit(distractor)" is linear:
+
+* RMSNorm:   f(x) = (s * w * x) . u                     with s = 1 / sqrt(mean(x_final^2) + eps)
+* LayerNorm: f(x) = (s * w * (x - mean(x))) . u + b . u  with s = 1 / sqrt(var(x_final) + eps)
+
+where ``u = W_U[target] - W_U[distractor]``. So each component ``c`` contributes ``c . v`` with one
+effective direction ``v`` (for LayerNorm, ``v`` is centred, because centring is a symmetric projection),
+and the constants (the LayerNorm bias, the unembedding bias) go into a separate term. Each attention
+block's output splits further into heads: the output projection is linear in the concatenated head
+outputs, so head ``h`` contributes ``z_h @ W_O[:, h]`` plus nothing else; the projection's bias is kept
+as its own per-layer term. All the parts add up to the model's real logit difference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import LensError
+from .logitdiff import check_position, token_pair
+from .models import LoadedModel
+from .tokens import encode_prompt, token_texts
+
+
+@dataclass
+class Contribution:
+    """One term of the decomposition: ``kind`` is embed, attn, mlp, head, attn_bias or constant."""
+
+    name: str
+    kind: str
+    value: float
+    layer: int | None = None
+    head: int | None = None
+
+
+@dataclass
+class DLAResult:
+    """The logit difference at one position split into the components that wrote it.
+
+    ``embed + attn.sum() + mlp.sum() + constant == logit_diff`` and, per layer,
+    ``heads[l].sum() + attn_bias[l] == attn[l]``.
+    """
+
+    model: str
+    tokens: list[str]
+    position: int  # non-negative index into tokens
+    target: str
+    distractor: str
+    target_id: int
+    distractor_id: int
+    embed: float
+    attn: torch.Tensor  # [L]
+    mlp: torch.Tensor  # [L]
+    heads: torch.Tensor  # [L, H]
+    attn_bias: torch.Tensor  # [L], the output projection's bias (zeros if it has none)
+    constant: float  # final-norm bias and unembedding bias
+    logit_diff: float  # the model's own logit difference at this position
+    norm_scale: float  # the frozen 1 / sqrt(mean square or variance + eps) of the final residual
+    reconstruction_error: float  # max |embed + sum of components - final residual|, a sanity check
+
+    @property
+    def n_layers(self) -> int:
+        return self.attn.shape[0]
+
+    @property
+    def n_heads(self) -> int:
+        return self.heads.shape[1]
+
+    @property
+    def total(self) -> float:
+        """The sum of all components (equals ``logit_diff`` up to float rounding)."""
+        return self.embed + float(self.attn.sum()) + float(self.mlp.sum()) + self.constant
+
+    def components(self) -> list[Contribution]:
+        """Embedding, every attention block and MLP, and the constant: these sum to ``logit_diff``."""
+        parts = [Contribution("embed", "embed", self.embed)]
+        for layer in range(self.n_layers):
+            parts.append(Contribution(f"attn {layer}", "attn", float(self.attn[layer]), layer))
+            parts.append(Contribution(f"mlp {layer}", "mlp", float(self.mlp[layer]), layer))
+        parts.append(Contribution("constant", "constant", self.constant))
+        return parts
+
+    def head_contributions(self) -> list[Contribution]:
+        return [
+            Contribution(f"L{layer}H{head}", "head", float(self.heads[layer, head]), layer, head)
+            for layer in range(self.n_layers) for head in range(self.n_heads)
+        ]
+
+    def top(self, k: int = 10, heads: bool = False) -> list[Contribution]:
+        """The ``k`` largest contributions by absolute value (blocks, or heads if ``heads``)."""
+        parts = self.head_contributions() if heads else self.components()
+        return sorted(parts, key=lambda c: abs(c.value), reverse=True)[:k]
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "tokens": self.tokens,
+            "position": self.position,
+            "target": {"text": self.target, "id": self.target_id},
+            "distractor": {"text": self.distractor, "id": self.distractor_id},
+            "logit_diff": self.logit_diff,
+            "sum_of_components": self.total,
+            "norm_scale": self.norm_scale,
+            "embed": self.embed,
+            "attn": [float(v) for v in self.attn],
+            "mlp": [float(v) for v in self.mlp],
+            "heads": [[float(v) for v in row] for row in self.heads],
+            "attn_bias": [float(v) for v in self.attn_bias],
+            "constant": self.constant,
+            "top": [c.__dict__ for c in self.top(10)],
+            "top_heads": [c.__dict__ for c in self.top(10, heads=True)],
+        }
+
+
+def _first(output):
+    """Attention modules return ``(out, weights)``; MLPs and transformers-5 decoder layers return a tensor."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def _n_heads(config) -> int:
+    for key in ("num_attention_heads", "n_head"):
+        value = getattr(config, key, None)
+        if value:
+            return int(value)
+    raise LensError(f"cannot find the number of attention heads in {type(config).__name__}")
+
+
+def _head_weights(proj: nn.Module, n_heads: int) -> torch.Tensor:
+    """The output projection as ``[H, head_dim, d]``: head ``h``'s slice ``z_h`` maps to ``z_h @ W[h]``."""
+    if isinstance(proj, nn.Linear):
+        weight = proj.weight.T  # Linear stores [out, in]
+    elif type(proj).__name__ == "Conv1D":
+        weight = proj.weight  # GPT-2's Conv1D stores [in, out]
+    else:
+        raise LensError(f"cannot split the attention output projection {type(proj).__name__} into heads")
+    d_in, d_out = weight.shape
+    if d_in % n_heads:
+        raise LensError(f"the output projection's input width {d_in} does not split into {n_heads} heads")
+    return weight.reshape(n_heads, d_in // n_heads, d_out)
+
+
+def frozen_norm_direction(norm: nn.Module, final_resid: torch.Tensor, direction: torch.Tensor):
+    """The final norm, linearised at ``final_resid [d]`` and composed with the unembedding ``direction [d]``.
+
+    Returns ``(v, constant, scale)``: for any component ``c``, its contribution is ``c @ v``, and
+    ``final_resid @ v + constant`` is the exact logit difference (before any unembedding bias).
+    """
+    x = final_resid.double()
+    u = direction.double()
+    weight = getattr(norm, "weight", None)
+    w = torch.ones_like(x) if weight is None else weight.double()
+    if isinstance(norm, nn.LayerNorm):
+        scale = 1.0 / torch.sqrt(x.var(unbiased=False) + norm.eps)
+        v = scale * w * u
+        v = v - v.mean()  # (x - mean x) . a == x . (a - mean a)
+        bias = getattr(norm, "bias", None)
+        constant = 0.0 if bias is None else float(bias.double() @ u)
+    else:  # RMSNorm: Llama, Mistral, Qwen2
+        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", None))
+        if eps is None or hasattr(norm, "bias") and norm.bias is not None:
+            raise LensError(f"unsupported final norm {type(norm).__name__} for direct logit attribution")
+        scale = 1.0 / torch.sqrt(x.pow(2).mean() + eps)
+        v = scale * w * u
+        constant = 0.0
+    return v, constant, float(scale)
+
+
+@torch.no_grad()
+def _capture_components(lm: LoadedModel, input_ids: torch.Tensor, position: int) -> dict[str, list]:
+    """One forward pass recording, at ``position``: the embedding, each attention block's and MLP's output,
+    each attention output projection's input (the concatenated heads), and the final residual."""
+    adapter = lm.adapter
+    found: dict[str, list] = {"embed": [None], "final": [None], "final_logits": [None],
+                              "attn": [None] * adapter.n_layers, "mlp": [None] * adapter.n_layers,
+                              "z": [None] * adapter.n_layers}
+
+    def pre(key: str, index: int):
+        def hook(module, args, kwargs):
+            tensor = args[0] if args else kwargs["hidden_states"]
+            found[key][index] = tensor[0, position].detach()
+
+        return hook
+
+    def post(key: str, index: int):
+        def hook(module, args, output):
+            found[key][index] = _first(output)[0, position].detach()
+
+        return hook
+
+    handles = [
+        adapter.blocks[0].register_forward_pre_hook(pre("embed", 0), with_kwargs=True),
+        adapter.final_norm.register_forward_pre_hook(pre("final", 0), with_kwargs=True),
+    ]
+    for layer in range(adapter.n_layers):
+        handles.append(adapter.attn(layer).register_forward_hook(post("attn", layer)))
+        handles.append(adapter.mlp(layer).register_forward_hook(post("mlp", layer)))
+        handles.append(adapter.attn_out_proj(layer).register_forward_pre_hook(pre("z", layer), with_kwargs=True))
+    try:
+        found["final_logits"][0] = lm.model(input_ids=input_ids[None].to(lm.device)).logits[0, position]
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [key for key, values in found.items() if any(v is None for v in values)]
+    if missing:
+        raise LensError(f"could not capture {', '.join(missing)} for {lm.name}; is its architecture supported?")
+    return found
+
+
+@torch.no_grad()
+def direct_logit_attribution(
+    lm: LoadedModel, prompt: str, target: str, distractor: str, position: int = -1
+) -> DLAResult:
+    """Split the logit difference ``target - distractor`` at ``position`` into embedding, attention blocks,
+    heads, MLPs and a constant, with the final norm's scale frozen at the actual final residual."""
+    target_id, distractor_id = token_pair(lm, target, distractor)
+    ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
+    position = check_position(position, len(ids))
+    adapter = lm.adapter
+    found = _capture_components(lm, ids, position)
+
+    unembed = adapter.unembed
+    direction = unembed.weight[target_id] - unembed.weight[distractor_id]
+    v, constant, scale = frozen_norm_direction(adapter.final_norm, found["final"][0], direction)
+    bias = getattr(unembed, "bias", None)
+    if bias is not None:
+        constant += float(bias[target_id].double() - bias[distractor_id].double())
+
+    attn = torch.stack(found["attn"]).double()  # [L, d]
+    mlp = torch.stack(found["mlp"]).double()
+    embed = found["embed"][0].double()
+    n_heads = _n_heads(lm.model.config)
+    heads, attn_bias = [], []
+    for layer in range(adapter.n_layers):
+        proj = adapter.attn_out_proj(layer)
+        w_heads = _head_weights(proj, n_heads).double()  # [H, hd, d]
+        z = found["z"][layer].double().reshape(n_heads, -1)  # [H, hd]
+        heads.append(torch.einsum("hk,hkd,d->h", z, w_heads, v))
+        proj_bias = getattr(proj, "bias", None)
+        attn_bias.append(0.0 if proj_bias is None else float(proj_bias.double() @ v))
+
+    rebuilt = embed + attn.sum(0) + mlp.sum(0)
+    logits = found["final_logits"][0].double()
+    return DLAResult(
+        model=lm.name, tokens=token_texts(lm.tokenizer, ids), position=position,
+        target=target, distractor=distractor, target_id=target_id, distractor_id=distractor_id,
+        embed=float(embed @ v), attn=(attn @ v).float(), mlp=(mlp @ v).float(),
+        heads=torch.stack(heads).float(), attn_bias=torch.tensor(attn_bias, dtype=torch.float32),
+        constant=constant, logit_diff=float(logits[target_id] - logits[distractor_id]), norm_scale=scale,
+        reconstruction_error=float((rebuilt - found["final"][0].double()).abs().max()),
+    )

@@ -1,0 +1,127 @@
+"""Logit difference through the lens: the target's logit minus a distractor's, at every layer and position.
+
+A logit difference is the cleanest single number for "which of two answers does the model prefer":
+it ignores everything else in the vocabulary and, unlike a probability, is linear in the unembedding.
+We decode only the two rows of the unembedding we need (not the whole vocabulary), so the cost is
+one final norm per state plus a ``[d, 2]`` product. At the last layer it is the model's own logit
+difference.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .errors import LensError
+from .models import LoadedModel
+from .residual import capture_residuals
+from .tokens import encode_prompt, single_token_id, token_texts
+
+
+@dataclass
+class LogitDiffResult:
+    """Lens logits of two tokens, indexed ``[layer, position]``; layer 0 = embeddings, layer L = output."""
+
+    model: str
+    tokens: list[str]
+    token_ids: list[int]
+    target: str
+    distractor: str
+    target_id: int
+    distractor_id: int
+    target_logit: torch.Tensor  # [L+1, T]
+    distractor_logit: torch.Tensor  # [L+1, T]
+    model_diff: torch.Tensor  # [T], from the model's own logits
+
+    @property
+    def diff(self) -> torch.Tensor:
+        """``target_logit - distractor_logit``, ``[L+1, T]``."""
+        return self.target_logit - self.distractor_logit
+
+    @property
+    def n_layers(self) -> int:
+        return self.target_logit.shape[0] - 1
+
+    @property
+    def n_positions(self) -> int:
+        return self.target_logit.shape[1]
+
+    def at(self, position: int = -1) -> list[float]:
+        """The logit difference at one position, one value per layer."""
+        return self.diff[:, check_position(position, self.n_positions)].tolist()
+
+    def first_positive_layer(self, position: int = -1) -> int | None:
+        """The first layer from which the difference stays above zero through the last layer (None if never)."""
+        values = self.at(position)
+        first = None
+        for layer in range(len(values) - 1, -1, -1):
+            if values[layer] <= 0:
+                break
+            first = layer
+        return first
+
+    def to_dict(self) -> dict:
+        diff = self.diff
+        layers = [
+            {
+                "layer": layer,
+                "logit_diff": [float(v) for v in diff[layer]],
+                "target_logit": [float(v) for v in self.target_logit[layer]],
+                "distractor_logit": [float(v) for v in self.distractor_logit[layer]],
+            }
+            for layer in range(self.n_layers + 1)
+        ]
+        return {
+            "model": self.model,
+            "tokens": self.tokens,
+            "target": {"text": self.target, "id": self.target_id},
+            "distractor": {"text": self.distractor, "id": self.distractor_id},
+            "model_logit_diff": [float(v) for v in self.model_diff],
+            "first_positive_layer_last_position": self.first_positive_layer(-1),
+            "layers": layers,
+        }
+
+
+def check_position(position: int, n_positions: int) -> int:
+    """``position`` (negative counts from the end) as an index in ``[0, n_positions)``, or a one-line error."""
+    if not -n_positions <= position < n_positions:
+        raise LensError(f"position {position} is out of range for a prompt of {n_positions} tokens "
+                        f"(use {-n_positions}..{n_positions - 1})")
+    return position % n_positions
+
+
+def token_pair(lm: LoadedModel, target: str, distractor: str) -> tuple[int, int]:
+    """Ids of the target and distractor, each checked to be one token and different from the other."""
+    target_id = single_token_id(lm.tokenizer, target, role="target")
+    distractor_id = single_token_id(lm.tokenizer, distractor, role="distractor")
+    if target_id == distractor_id:
+        raise LensError(f"the target and distractor are the same token ({target!r}); pick two different tokens")
+    return target_id, distractor_id
+
+
+@torch.no_grad()
+def two_token_logits(lm: LoadedModel, states: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """Final norm + the unembedding rows ``ids``: logits ``[..., len(ids)]`` of residual ``states [..., d]``."""
+    unembed = lm.adapter.unembed
+    rows = unembed.weight[ids]  # [k, d]
+    logits = lm.adapter.final_norm(states) @ rows.T
+    bias = getattr(unembed, "bias", None)
+    if bias is not None:
+        logits = logits + bias[ids]
+    return logits.float()
+
+
+@torch.no_grad()
+def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str) -> LogitDiffResult:
+    """The lens logit of ``target`` minus that of ``distractor`` at every layer and position of ``prompt``."""
+    target_id, distractor_id = token_pair(lm, target, distractor)
+    ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
+    res = capture_residuals(lm, ids)
+    pair = two_token_logits(lm, res.states[:, 0], [target_id, distractor_id]).cpu()  # [L+1, T, 2]
+    final = res.logits[0].float().cpu()
+    return LogitDiffResult(
+        model=lm.name, tokens=token_texts(lm.tokenizer, ids), token_ids=ids.tolist(),
+        target=target, distractor=distractor, target_id=target_id, distractor_id=distractor_id,
+        target_logit=pair[..., 0], distractor_logit=pair[..., 1],
+        model_diff=final[:, target_id] - final[:, distractor_id],
+    )
