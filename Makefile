@@ -26,6 +26,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -ra
 
+book: setup
+	bash scripts/build_book.sh
+
+grade: setup
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=01-logit-lens [FORCE=1] [TIMEOUT=60]"; exit 2; }
+	$(VENV)/bin/lensref grade $(ASSIGNMENT) $(if $(FORCE),--force) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
 bench: setup
 	$(VENV)/bin/lensref bench --json bench.json
 
