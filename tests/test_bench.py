@@ -1,0 +1,65 @@
+"""The benchmark's records and its naive baseline, on a tiny model (no timing is asserted)."""
+import json
+
+import pytest
+import torch
+
+from lensref import LensError, tiny_model
+from lensref.bench import BenchRecord, bench_tokens, lens_grid, naive_grid, run_bench, target_for
+from lensref.cli import main
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return tiny_model("llama")
+
+
+def test_naive_baseline_matches_lensref(lm):
+    ids = bench_tokens(lm, 24)
+    target = target_for(ids)
+    lens, naive = lens_grid(lm, ids, target), naive_grid(lm, ids, target)
+    assert lens.top_ids.shape == naive.top_ids.shape == (lm.n_layers + 1, 24, 5)
+    assert torch.equal(lens.top_ids, naive.top_ids)
+    assert torch.equal(lens.target_rank, naive.target_rank)
+    for name in ("top_probs", "entropy", "kl", "target_prob"):
+        assert torch.allclose(getattr(lens, name), getattr(naive, name), atol=1e-5), name
+    assert naive.kl[-1].abs().max().item() < 1e-5  # the naive version must not norm the last state twice
+
+
+def test_records_have_the_documented_fields(tmp_path):
+    records = run_bench(sizes=[8, 16], repeats=1, model="tiny:llama", memory=True)
+    assert [r.T for r in records] == [8, 16]
+    for r in records:
+        assert isinstance(r, BenchRecord)
+        d = r.to_dict()
+        assert set(d) == {"T", "forward_s", "lens_s", "naive_s", "floor_s", "lens_peak_mb", "naive_peak_mb"}
+        assert isinstance(d["T"], int)
+        assert all(isinstance(d[k], float) and d[k] > 0 for k in ("forward_s", "lens_s", "naive_s", "floor_s"))
+        assert all(isinstance(d[k], float) and d[k] >= 0 for k in ("lens_peak_mb", "naive_peak_mb"))
+        assert r.floor_s > r.forward_s
+
+
+def test_cli_writes_json_list(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", "tiny:llama", "--sizes", "8", "--repeats", "1", "--no-memory",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert isinstance(data, list) and data[0]["T"] == 8 and data[0]["lens_peak_mb"] is None
+    assert "lens/floor" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "8,x"], "--sizes"),
+    (["--sizes", "0"], "--sizes"),
+    (["--repeats", "0"], "--repeats"),
+    (["--sizes", "100000"], "context"),
+])
+def test_cli_rejects_bad_input(argv, message, capsys):
+    assert main(["bench", "--model", "tiny:llama", "--no-memory", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_length_is_a_lens_error(lm):
+    with pytest.raises(LensError):
+        bench_tokens(lm, 0)
