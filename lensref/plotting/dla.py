@@ -1,14 +1,11 @@
 """Direct logit attribution: a bar chart of the largest contributors and a per-head heatmap."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..dla import DLAResult  # noqa: E402
-from ..tokens import show_token  # noqa: E402
+from ..dla import DLAResult
+from ..tokens import show_token
 
 KIND_COLOURS = {"embed": "tab:grey", "attn": "tab:orange", "mlp": "tab:green", "constant": "black"}
 

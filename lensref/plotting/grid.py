@@ -1,14 +1,11 @@
 """The classic logit-lens grid: layers down, positions across, each cell its top token."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..lens import LensResult  # noqa: E402
-from ..tokens import show_token  # noqa: E402
+from ..lens import LensResult
+from ..tokens import show_token
 
 COLOURINGS = {
     "prob": ("top-1 probability", "Blues", False),

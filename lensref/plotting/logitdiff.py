@@ -1,14 +1,11 @@
 """The logit difference across layers: a line for one position and a layers x positions heatmap."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..logitdiff import LogitDiffResult, check_position  # noqa: E402
-from ..tokens import show_token  # noqa: E402
+from ..logitdiff import LogitDiffResult, check_position
+from ..tokens import show_token
 
 
 def plot_logit_diff(result: LogitDiffResult, position: int = -1, title: str | None = None, path: str | None = None):

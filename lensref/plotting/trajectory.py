@@ -1,13 +1,10 @@
 """How one target token's probability and rank change across layers at one position."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..lens import LensResult  # noqa: E402
-from ..tokens import show_token  # noqa: E402
+from ..lens import LensResult
+from ..tokens import show_token
 
 
 def plot_trajectory(result: LensResult, position: int = -1, title: str | None = None, path: str | None = None,

@@ -1,12 +1,9 @@
 """Held-out KL(final || lens) and next-token cross-entropy per layer: logit lens vs tuned lens."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..tuned.evaluate import LensComparison  # noqa: E402
+from ..tuned.evaluate import LensComparison
 
 
 def plot_tuned_comparison(result: LensComparison, path: str | None = None, title: str | None = None):

@@ -6,8 +6,8 @@
 - ``browser``: one headless chromium for the session (``/usr/bin/chromium``; never ``playwright install``).
 - ``page``: a fresh page that records ``page.external_requests`` (every request to a host other than
   127.0.0.1; they are also blocked, so nothing leaves the machine) and ``page.console_errors`` (console
-  errors and uncaught exceptions), and ``page.unexpected_errors()``: the console errors less the known
-  noise of the Jupyter Book 1 theme stack listed in ``KNOWN_THEME_NOISE`` (not caused by our pages). A test
+  errors and uncaught exceptions), and ``page.unexpected_errors()``: all of them (the site's configuration keeps the theme silent,
+  see book/_ext/offline_site.py). A test
   that ends with an external request fails at teardown.
 """
 from __future__ import annotations
@@ -28,13 +28,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOCAL_HOST = "127.0.0.1"
-# Console errors the stock Jupyter Book 1 theme stack prints on every page of a fresh build: sphinx-thebe
-# declares its config twice, and pydata-sphinx-theme complains about an unset colour mode on a first visit.
-# Remove an entry once the site's configuration no longer produces it.
-KNOWN_THEME_NOISE = (
-    "Identifier 'THEBE_JS_URL' has already been declared",
-    "Got invalid theme mode: . Resetting to auto.",
-)
 
 
 def pytest_collection_modifyitems(items):
@@ -117,7 +110,7 @@ def page(browser):
     context.route("**/*", guard)
     pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
     pg.on("pageerror", lambda exc: pg.console_errors.append(f"uncaught: {exc}"))
-    pg.unexpected_errors = lambda: [e for e in pg.console_errors if not any(n in e for n in KNOWN_THEME_NOISE)]
+    pg.unexpected_errors = lambda: list(pg.console_errors)
     try:
         yield pg
     finally:

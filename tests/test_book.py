@@ -1,0 +1,263 @@
+"""The lesson site: it builds (or its cached build is reused), every chapter page exists with its figures,
+it references nothing off-site, and the claims its prose makes hold on the real default model.
+
+The claims use the prompts in ``lensref/examples.py``, the same module the pages import, so a claim and
+its check read the same text.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from lensref import LensError, capture_residuals, logit_lens
+from lensref.tokens import encode_prompt, single_token_id
+
+ROOT = Path(__file__).resolve().parents[1]
+from lensref import examples as lp  # noqa: E402
+
+L_LAYERS = 30
+
+
+# --- the built site ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def site() -> tuple[Path, str]:
+    """Build the book incrementally (pages whose code did not change come from the execution cache), or use
+    ``$LENSREF_SITE_DIR`` as given. Returns the site folder and the build log."""
+    env = os.environ.get("LENSREF_SITE_DIR")
+    if env:
+        return Path(env), ""
+    venv = Path(sys.executable).parent.parent
+    proc = subprocess.run(["bash", "scripts/build_book.sh"], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "VENV": str(venv)})
+    log = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        pytest.fail(f"the book build failed (exit {proc.returncode}):\n{log[-4000:]}")
+    return ROOT / "_build" / "html", log
+
+
+def toc_chapters() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.refs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs.get("src", ""))
+        for key in ("src", "href"):
+            if attrs.get(key) and tag in ("script", "link", "img", "iframe", "source", "video", "audio"):
+                self.refs.append((tag, attrs[key]))
+
+
+def parse(path: Path) -> _Refs:
+    refs = _Refs()
+    refs.feed(path.read_text(encoding="utf-8"))
+    return refs
+
+
+def test_build_log_prints_the_time(site):
+    _, log = site
+    if log:
+        assert re.search(r"book build: \d+(\.\d+)? s", log), log[-2000:]
+
+
+def test_toc_lists_the_required_chapters():
+    chapters = toc_chapters()
+    for name in ("intro", "residual_stream", "logit_lens", "what_you_see", "reading_honestly", "tuned_lens",
+                 "logit_difference", "dla", "patchscopes", "quiz", "instructors"):
+        assert f"book/{name}" in chapters
+
+
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_every_chapter_page_exists_with_its_figures(site, chapter):
+    html_dir, _ = site
+    page = html_dir / f"{chapter}.html"
+    assert page.is_file(), f"{page} was not built"
+    refs = parse(page)
+    figures = [src for src in refs.images if "_images/" in src]
+    source = (ROOT / f"{chapter}.md").read_text()
+    expected = source.count("plt.show()")
+    if expected:
+        assert len(figures) >= expected, f"{chapter}: {len(figures)} figures, the page draws at least {expected}"
+    for src in refs.images:
+        target = (page.parent / urlsplit(src).path).resolve()
+        assert target.is_file() and target.stat().st_size > 0, f"{chapter}: image {src} is missing"
+    text = page.read_text(encoding="utf-8")
+    assert "Traceback (most recent call last)" not in text, f"{chapter}: a cell raised"
+
+
+def test_site_references_nothing_off_site(site):
+    html_dir, _ = site
+    pages = list(html_dir.rglob("*.html"))
+    assert pages
+    offsite = []
+    for page in pages:
+        for tag, ref in parse(page).refs:
+            if tag == "link" and not ref.startswith(("http:", "https:", "//")):
+                continue
+            if ref.startswith(("http:", "https:", "//")):
+                offsite.append(f"{page.relative_to(html_dir)}: <{tag}> {ref}")
+    assert offsite == []
+
+
+def test_mathjax_served_from_the_site(site):
+    html_dir, _ = site
+    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    text = (html_dir / "book" / "logit_lens.html").read_text(encoding="utf-8")
+    assert "_static/mathjax/tex-chtml.js" in text and "cdn.jsdelivr" not in text
+
+
+# --- the lesson's claims on the real model ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def facts(real_lm):
+    return {p: logit_lens(real_lm, p, target=t) for p, t in lp.FACTS.items()}
+
+
+@pytest.mark.real_model
+def test_every_fact_is_answered_and_crystallizes_in_the_last_third(real_lm, facts):
+    assert real_lm.n_layers == L_LAYERS
+    for prompt, result in facts.items():
+        assert result.top1(L_LAYERS) == lp.FACTS[prompt], prompt
+        first = result.first_top1_layer()
+        assert first is not None and first >= 2 * L_LAYERS // 3, (prompt, first)
+    assert facts[lp.EIFFEL].first_top1_layer() >= 2 * L_LAYERS // 3
+
+
+@pytest.mark.real_model
+def test_layer0_echoes_the_input_token_at_most_positions(facts):
+    matches = [r.top_ids[0, p, 0].item() == r.token_ids[p] for r in facts.values() for p in range(r.n_positions)]
+    assert sum(matches) / len(matches) > 0.5
+
+
+@pytest.mark.real_model
+def test_middle_layers_show_punctuation_and_function_words(facts):
+    words = {"the", "a", "an", "and", "or", "of", "in", "on", "at", "to", "for", "with", "by", "from", "is", "was",
+             "be", "as", "that", "this", "it", "i", "my", "he", "she", "they", "s"}
+    mid, top = [], []
+    for r in facts.values():
+        for pos in range(1, r.n_positions):
+            for layer in range(5, 24):
+                token = r.top1(layer, pos)
+                core = token.strip().lower()
+                mid.append(token != r.tokens[pos] and (not re.search(r"[a-z0-9]", core) or core in words))
+            core = r.top1(L_LAYERS, pos).strip().lower()
+            top.append(bool(re.search(r"[a-z0-9]", core)) and core not in words)
+    assert np.mean(mid) > 0.7
+    assert np.mean(top) > 0.3  # content words take over at the top
+
+
+@pytest.mark.real_model
+def test_colour_category_rises_before_one_colour_wins(real_lm):
+    r = logit_lens(real_lm, lp.COLOUR_PROMPT, target=lp.COLOUR_ANSWER, keep_logits=True, top_k=6)
+    logits = r.logits[:, -1]
+
+    def mean_log_rank(words):
+        ids = [real_lm.tokenizer.encode(" " + w, add_special_tokens=False) for w in words.split()]
+        ids = [i[0] for i in ids if len(i) == 1]
+        ranks = (logits[:, None, :] > logits[:, ids][:, :, None]).sum(-1) + 1
+        return ranks.float().log10().mean(-1).numpy()
+
+    climb = {name: float(v[4] - v[22]) for name, v in ((n, mean_log_rank(w)) for n, w in lp.CATEGORIES.items())}
+    assert climb["colours"] > 0.5
+    assert all(climb["colours"] > 2 * v for k, v in climb.items() if k != "colours"), climb
+    assert r.top1(22).strip() == ""  # the top-1 is still a space while the colours climb
+    colours = set(lp.CATEGORIES["colours"].split())
+    assert all(t.token.strip() in colours for t in r.top(27)[:4])
+    assert r.top1(27) != lp.COLOUR_ANSWER and r.top1(L_LAYERS) == lp.COLOUR_ANSWER
+    assert r.first_top1_layer() >= 27
+
+
+@pytest.mark.real_model
+def test_answer_rank_climbs_in_the_top_third(facts):
+    ranks = np.array([r.target_rank[:, -1].numpy() for r in facts.values()])
+    median = np.median(ranks, axis=0)
+    assert median[20] > 100 and median[27] < median[20] / 10
+
+
+@pytest.mark.real_model
+def test_predicted_then_corrected(real_lm):
+    r = logit_lens(real_lm, lp.CORRECTED["prompt"])
+    held = [layer for layer in range(L_LAYERS + 1) if r.top1(layer) == lp.CORRECTED["early"]]
+    assert all(layer in held for layer in range(20, L_LAYERS)), held  # held for the last ten blocks
+    assert r.top1(L_LAYERS) == lp.CORRECTED["final"]
+    city = logit_lens(real_lm, lp.CORRECTED_CITY["prompt"])
+    assert city.top1(L_LAYERS - 1) == lp.CORRECTED_CITY["early"]
+    assert city.top1(L_LAYERS) == lp.CORRECTED_CITY["final"]
+
+
+@pytest.mark.real_model
+def test_wrong_answer_that_stays_wrong_and_a_near_miss(real_lm):
+    wrong = logit_lens(real_lm, lp.STAYS_WRONG["prompt"], target=lp.STAYS_WRONG["right"])
+    assert wrong.top1(L_LAYERS) == lp.STAYS_WRONG["final"]
+    assert int(wrong.target_rank[:, -1].min()) > 10  # never in the top 10 at any layer
+    near = logit_lens(real_lm, lp.NEAR_MISS["prompt"], target=lp.NEAR_MISS["right"])
+    assert near.top1(L_LAYERS) == lp.NEAR_MISS["final"]
+    assert int(near.target_rank[:, -1].min()) <= 3
+
+
+@pytest.mark.real_model
+def test_early_states_differ_from_the_final_one(real_lm):
+    states = capture_residuals(real_lm, encode_prompt(real_lm.tokenizer, lp.EIFFEL)).states[:, 0]
+    cos = torch.nn.functional.cosine_similarity(states[:, 1:], states[-1:, 1:], dim=-1).mean(-1)
+    assert cos[5] < 0.5 and cos[L_LAYERS - 1] > cos[5]
+
+
+@pytest.mark.real_model
+def test_double_norm_and_tokenization_pitfalls(real_lm):
+    ids = encode_prompt(real_lm.tokenizer, lp.EIFFEL)
+    with torch.no_grad():
+        out = real_lm.model(input_ids=ids[None], output_hidden_states=True)
+    twice = real_lm.adapter.decode(out.hidden_states[-1])
+    assert (twice - out.logits).abs().max().item() > 1.0
+    probs = out.logits[0, -1].softmax(-1)
+    tok = real_lm.tokenizer
+    assert probs[single_token_id(tok, " Paris")] > 100 * probs[single_token_id(tok, "Paris")]
+    with pytest.raises(LensError):
+        single_token_id(tok, " Brasília")
+
+
+@pytest.mark.real_model
+def test_residual_stream_is_a_sum_of_small_corrections(real_lm):
+    ids = encode_prompt(real_lm.tokenizer, lp.EIFFEL)
+    h = capture_residuals(real_lm, ids).states[:, 0, 1:]
+    cos = torch.nn.functional.cosine_similarity(h[1:], h[:-1], dim=-1).mean(-1)
+    assert float(cos[5:L_LAYERS - 2].median()) > 0.8
+
+
+@pytest.mark.real_model
+def test_logit_difference_claims(real_lm, facts):
+    from lensref.logitdiff import logit_diff
+
+    ld = logit_diff(real_lm, lp.EIFFEL, " Paris", " London")
+    first = ld.first_positive_layer()
+    assert first is not None and first < facts[lp.EIFFEL].first_top1_layer() and ld.at(-1)[-1] > 0
+    contest = logit_diff(real_lm, lp.NEAR_MISS["prompt"], lp.NEAR_MISS["right"], lp.NEAR_MISS["final"])
+    values = contest.at(-1)
+    assert all(v < 0 for v in values[20:]) and values[-1] > values[20] + 5  # trails, but closes the gap
+
+
+@pytest.mark.real_model
+def test_dla_adds_up_and_the_late_layers_write_most(real_lm):
+    from lensref.dla import direct_logit_attribution
+
+    r = direct_logit_attribution(real_lm, lp.EIFFEL, " Paris", " London")
+    assert abs(r.total - r.logit_diff) < 1e-2
+    late = sum(float(r.attn[l] + r.mlp[l]) for l in range(2 * L_LAYERS // 3, L_LAYERS))
+    assert late / r.logit_diff > 0.5
