@@ -137,15 +137,20 @@ def normalize(text: str) -> str:
     return " ".join(str(text).split()).casefold()
 
 
+def read_text_file(path: Path, what: str, encoding: str = "utf-8", missing: str | None = None) -> str:
+    """The text of ``path``, or a one-line error naming the file and what it should be (``what``)."""
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise LensError(f"{path}: {missing or f'no such {what} file'}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LensError(f"{path}: cannot read {what} ({exc})") from None
+
+
 def load_bank(path: str | Path | None = None) -> Bank:
     """Read and check a bank file (default: the course's ``quizzes/logit-lens.yaml``)."""
     path = Path(path) if path is not None else DEFAULT_BANK
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LensError(f"{path}: quiz bank not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LensError(f"{path}: cannot read quiz bank ({exc})") from None
+    text = read_text_file(path, "quiz bank", missing="quiz bank not found")
     try:
         data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:

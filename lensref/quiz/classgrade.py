@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LensError
-from .bank import Bank, Question
+from .bank import Bank, Question, read_text_file
 
 BLANKS = {"", "-"}
 _NUMBERED = re.compile(r"^(?:q|question|response)?\s*\.?\s*(\d+)$", re.IGNORECASE)
@@ -73,12 +73,7 @@ class ClassGrade:
 def read_responses(path: str | Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the non-empty rows (with their line numbers) of a CSV file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LensError(f"{path}: no such responses file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LensError(f"{path}: cannot read responses ({exc})") from None
+    text = read_text_file(path, "responses", encoding="utf-8-sig", missing="no such responses file")
     if not text.strip():
         raise LensError(f"{path}: responses file is empty")
     first = text.split("\n", 1)[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import LensError
-from .bank import SECTIONS, Bank, Option, Question, UniqueKeyLoader, one_line
+from .bank import SECTIONS, Bank, Option, Question, UniqueKeyLoader, one_line, read_text_file
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,7 @@ def grade(bank: Bank, answers, where: str = "answers") -> QuizGrade:
 def load_answers(path: str | Path):
     """Read a JSON or YAML answers file (by extension; content sniffed otherwise); duplicate keys are errors."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LensError(f"{path}: no such answers file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LensError(f"{path}: cannot read answers ({exc})") from None
+    text = read_text_file(path, "answers", missing="no such answers file")
     if not text.strip():
         raise LensError(f"{path}: answers file is empty")
     as_json = path.suffix.lower() == ".json" or (path.suffix.lower() not in (".yaml", ".yml")
