@@ -1,10 +1,11 @@
 """Loading models: the default SmolLM2 GGUF (cached as safetensors), local folders, hub ids, tiny test models."""
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -102,33 +103,42 @@ def _write_atomically(folder: Path, model: nn.Module, tokenizer) -> None:
 
 
 def default_model_folder() -> Path:
-    """The dequantized default model as a transformers folder, made once from the GGUF file."""
+    """The dequantized default model as a transformers folder, made once from the GGUF file.
+
+    The conversion runs in a child process: its progress bars would otherwise reach stderr (which fails a
+    graded notebook cell) or become Jupyter widgets (whose scripts load from a CDN in the built site).
+    """
     folder = cache_dir() / DEFAULT_MODEL
     if (folder / "COMPLETE").exists():
         return folder
     if folder.exists():  # left by an older, non-atomic writer: rebuild it
         shutil.rmtree(folder, ignore_errors=True)
     source = gguf_path()
+    code = "import sys; from lensref.models import _convert_gguf; _convert_gguf(sys.argv[1], sys.argv[2])"
+    proc = subprocess.run([sys.executable, "-c", code, str(source), str(folder)],
+                          capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    if proc.returncode != 0 or not (folder / "COMPLETE").exists():
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
+        raise LensError(f"could not convert {source.name} into {folder}: {lines[-1]}")
+    return folder
+
+
+def _convert_gguf(source: str, folder: str) -> None:
+    """Dequantize the GGUF file into a plain float32 transformers folder (run by :func:`default_model_folder`)."""
+    quiet_transformers()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    with _tqdm_disabled():
-        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+    source_path = Path(source)
+    tokenizer = AutoTokenizer.from_pretrained(source_path.parent, gguf_file=source_path.name)
+    quantized = AutoModelForCausalLM.from_pretrained(source_path.parent, gguf_file=source_path.name,
+                                                     dtype=torch.float32)
     # transformers refuses to save a model that came from GGUF; copy the dequantized weights into a plain one.
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
-    _write_atomically(folder, model, tokenizer)
-    return folder
-
-
-@contextlib.contextmanager
-def _tqdm_disabled():
-    """The GGUF conversion draws a progress bar on stderr; graded notebook cells must stay silent."""
-    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-        yield
+    _write_atomically(Path(folder), model, tokenizer)
 
 
 def _finish(name: str, model: nn.Module, tokenizer, device: str) -> LoadedModel:
