@@ -14,6 +14,12 @@ def add_model_options(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 
 
+def add_pair_options(parser) -> None:
+    """``--target`` and ``--distractor``: the two single tokens a logit difference compares."""
+    parser.add_argument("--target", required=True, help="one token, e.g. ' Paris' (leading space matters)")
+    parser.add_argument("--distractor", required=True, help="one token to compare with, e.g. ' London'")
+
+
 def write_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and rename: never a half-written file."""
     path = Path(path)

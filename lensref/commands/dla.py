@@ -5,15 +5,14 @@ from ..dla import DLAResult, direct_logit_attribution
 from ..errors import LensError
 from ..models import load_model
 from ..tokens import show_token
-from ._common import add_model_options, write_json
+from ._common import add_model_options, add_pair_options, write_json
 
 
 def register(sub) -> None:
     p = sub.add_parser("dla", help="direct logit attribution: split a logit difference into blocks and heads")
     p.add_argument("prompt")
     add_model_options(p)
-    p.add_argument("--target", required=True, help="one token, e.g. ' Paris' (leading space matters)")
-    p.add_argument("--distractor", required=True, help="one token to compare with, e.g. ' London'")
+    add_pair_options(p)
     p.add_argument("--position", type=int, default=-1, help="the position to attribute (default -1, the last)")
     p.add_argument("--top", type=int, default=10, help="how many components and heads to list (default 10)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every component and head as JSON")

@@ -4,15 +4,14 @@ from __future__ import annotations
 from ..logitdiff import LogitDiffResult, check_position, logit_diff
 from ..models import load_model
 from ..tokens import show_token
-from ._common import add_model_options, write_json
+from ._common import add_model_options, add_pair_options, write_json
 
 
 def register(sub) -> None:
     p = sub.add_parser("logitdiff", help="logit(target) - logit(distractor) through the lens, layer by layer")
     p.add_argument("prompt")
     add_model_options(p)
-    p.add_argument("--target", required=True, help="one token, e.g. ' Paris' (leading space matters)")
-    p.add_argument("--distractor", required=True, help="one token to compare with, e.g. ' London'")
+    add_pair_options(p)
     p.add_argument("--position", type=int, default=-1, help="position for the table and line plot (default -1)")
     p.add_argument("--json", default=None, metavar="FILE", help="write every layer and position as JSON")
     p.add_argument("--plot", default=None, metavar="FILE", help="write the plot across layers as PNG")
