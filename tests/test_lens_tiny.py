@@ -120,3 +120,11 @@ def test_bad_prompt_and_target():
         logit_lens(lm, "hello", target="ab")
     with pytest.raises(LensError, match="300 tokens long; this model reads at most 256"):
         logit_lens(lm, "x" * 300)
+
+
+def test_states_only_capture_stops_before_the_logits(tiny_lm):
+    ids = torch.tensor([[4, 5, 6], [7, 8, 9]])
+    full = capture_residuals(tiny_lm, ids)
+    only = capture_residuals(tiny_lm, ids, states_only=True)
+    assert only.logits is None and full.logits.shape == (2, 3, 512)
+    assert torch.equal(only.states, full.states)

@@ -6,7 +6,6 @@ import torch
 
 from lensref import LensError, logit_lens, tiny_model
 from lensref.cli import main
-from lensref.examples import EIFFEL
 from lensref.residual import capture_residuals
 from lensref.tuned import (
     TrainConfig, TunedLens, compare_lenses, load_corpus, load_tuned_lens, read_config, save_tuned_lens,

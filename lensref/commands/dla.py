@@ -27,7 +27,7 @@ def format_report(result: DLAResult, top: int = 10) -> str:
         f"model: {result.logit_diff:.4f}   sum of components: {result.total:.4f}   "
         f"(embed {result.embed:.3f}, attention {float(result.attn.sum()):.3f}, MLPs {float(result.mlp.sum()):.3f}, "
         f"constant {result.constant:.3f})",
-        f"largest components:",
+        "largest components:",
     ]
     lines += [f"  {c.name:>10}  {c.value:+8.3f}" for c in result.top(top)]
     lines.append("largest heads:")

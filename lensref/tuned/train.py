@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..errors import LensError
 from ..models import LoadedModel
+from ..residual import capture_residuals
 from .translator import TunedLens
 
 
@@ -77,10 +78,6 @@ class TrainReport:
         return d
 
 
-class _Stop(Exception):
-    """Raised by the final norm's pre-hook: the unembedding is not needed while caching."""
-
-
 @torch.no_grad()
 def cache_states(
     lm: LoadedModel,
@@ -92,39 +89,18 @@ def cache_states(
 ) -> torch.Tensor:
     """Residual states ``[L+1, N, d]`` (on the CPU, in ``dtype``) for every token of ``chunks [n, T]``,
     positions flattened; ``skip_first`` drops position 0 of each chunk (so ``N = n (T - 1)``)."""
-    adapter = lm.adapter
-    L, d = adapter.n_layers, adapter.d_model
+    L, d = lm.adapter.n_layers, lm.adapter.d_model
     start = 1 if skip_first else 0
     n, T = chunks.shape
     out = torch.empty(L + 1, n * (T - start), d, dtype=dtype)
-    current: list[torch.Tensor | None] = [None] * (L + 1)
-
-    def recorder(index: int, stop: bool):
-        def hook(module, args, kwargs):
-            current[index] = args[0] if args else kwargs["hidden_states"]
-            if stop:
-                raise _Stop
-
-        return hook
-
-    modules = list(adapter.blocks) + [adapter.final_norm]
-    handles = [m.register_forward_pre_hook(recorder(i, i == L), with_kwargs=True) for i, m in enumerate(modules)]
     row = 0
-    try:
-        for first in tqdm(range(0, n, batch), desc="caching states", unit="batch", disable=not progress, leave=False):
-            ids = chunks[first : first + batch].to(lm.device)
-            try:
-                lm.model(input_ids=ids)
-            except _Stop:
-                pass
-            stacked = torch.stack([s[:, start:] for s in current]).reshape(L + 1, -1, d)
-            if dtype == torch.float16 and stacked.abs().max() > 6e4:
-                raise LensError("a residual state is too large for float16 storage; cache in float32 instead")
-            out[:, row : row + stacked.shape[1]] = stacked.to("cpu", dtype)
-            row += stacked.shape[1]
-    finally:
-        for h in handles:
-            h.remove()
+    for first in tqdm(range(0, n, batch), desc="caching states", unit="batch", disable=not progress, leave=False):
+        states = capture_residuals(lm, chunks[first : first + batch], states_only=True).states
+        stacked = states[:, :, start:].reshape(L + 1, -1, d)
+        if dtype == torch.float16 and stacked.abs().max() > 6e4:
+            raise LensError("a residual state is too large for float16 storage; cache in float32 instead")
+        out[:, row : row + stacked.shape[1]] = stacked.to("cpu", dtype)
+        row += stacked.shape[1]
     return out
 
 
