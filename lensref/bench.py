@@ -28,7 +28,7 @@ from typing import Callable
 import torch
 
 from .errors import LensError
-from .lens import _Stats, read_states
+from .readout import GridStats, read_states
 from .models import LoadedModel, load_model, tiny_model
 from .residual import capture_residuals
 
@@ -94,15 +94,15 @@ def forward(lm: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
     return lm.model(input_ids=ids[None]).logits[0]
 
 
-def lens_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> _Stats:
+def lens_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> GridStats:
     """lensref's full grid: every layer x position, top-5, entropy, KL to the final layer, target p and rank."""
-    res = capture_residuals(lm, ids)
+    res = capture_residuals(lm, ids, states_only=True)
     stats, _ = read_states(lm, res.states[:, 0], top_k=TOP_K, target_id=target_id)
     return stats
 
 
 @torch.no_grad()
-def naive_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> _Stats:
+def naive_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> GridStats:
     """The same statistics the way a learner first writes them: all hidden states, all logits, then the maths.
 
     transformers' last hidden state has already been through the final norm, so it is unembedded as it is
@@ -119,7 +119,7 @@ def naive_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> _Stats:
     kl = (p[-1] * (logp[-1] - logp)).sum(-1)
     target_prob = p[..., target_id]
     target_rank = (logits > logits[..., target_id : target_id + 1]).sum(-1) + 1
-    return _Stats(top_ids, top_p, entropy, kl.clamp_min(0.0), target_prob, target_rank)
+    return GridStats(top_ids, top_p, entropy, kl.clamp_min(0.0), target_prob, target_rank)
 
 
 def floor_matmul(lm: LoadedModel, T: int) -> Callable[[], torch.Tensor]:

@@ -2,19 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 
 from .models import LoadedModel
+from .readout import DEFAULT_CHUNK_ROWS, Translator, read_states
 from .residual import capture_residuals
 from .tokens import encode_prompt, single_token_id, token_texts
 
-# A translator maps (layer, states [N, d]) to states [N, d] before decoding: identity for the
-# logit lens, a learned affine map for the tuned lens.
-Translator = Callable[[int, torch.Tensor], torch.Tensor]
-
-DEFAULT_CHUNK_ROWS = 512  # the unembedding matmul reaches full speed from ~512 rows
+__all__ = ["DEFAULT_CHUNK_ROWS", "LensResult", "Token", "Translator", "logit_lens", "read_states"]
 
 
 @dataclass
@@ -94,123 +90,6 @@ class LensResult:
         return {"model": self.model, "tokens": self.tokens, "target": target, "layers": layers}
 
 
-@dataclass
-class _Stats:
-    top_ids: torch.Tensor
-    top_probs: torch.Tensor
-    entropy: torch.Tensor
-    kl: torch.Tensor
-    target_prob: torch.Tensor | None
-    target_rank: torch.Tensor | None
-
-
-def _row_stats(
-    logits: torch.Tensor,
-    final_p: torch.Tensor,
-    final_neg_entropy: torch.Tensor,
-    top_k: int,
-    target_id: int | None,
-    work: torch.Tensor | None = None,
-) -> _Stats:
-    """Statistics of a block of rows: ``logits [n_layers, n_pos, V]`` against the final distribution.
-
-    ``final_p [n_pos, V]`` and ``final_neg_entropy [n_pos]`` (sum of p log p) describe the last layer at the same
-    positions. With ``m`` the row max, ``dz = z - m``, ``s = sum(exp(dz))`` and ``log p = dz - log s``:
-    entropy = log s - sum(exp(dz) dz) / s, and KL(final || row) = sum(p_f log p_f) - sum(p_f log p).
-    ``logits`` is overwritten (it becomes ``log p``); ``work`` is an optional scratch buffer of the same shape.
-    """
-    n_layers, n_pos, vocab = logits.shape
-    z = logits.view(-1, vocab)
-    top_z, top_ids = z.topk(top_k, dim=-1)  # top-k of the logits = top-k of the log-probs
-    work = torch.empty_like(logits) if work is None else work
-    target_z = target_rank = None
-    if target_id is not None:
-        target_z = z[:, target_id].clone()
-        # Counting into a float buffer is ~6x faster than summing a bool tensor; counts < 2^24 are exact.
-        larger = torch.gt(z, target_z[:, None], out=work.view(-1, vocab)).sum(-1)
-        target_rank = larger.long() + 1
-    m = top_z[:, :1]
-    dz = z.sub_(m)  # <= 0: exp never overflows and the sums below have no cancellation
-    # Reductions use torch's pairwise sums (a BLAS dot loses ~1e-4 relative over 49k terms).
-    e = torch.exp(dz, out=work.view(-1, vocab))
-    s = e.sum(-1)
-    e_dz = e.mul_(dz).sum(-1)
-    log_s = s.log()
-    entropy = log_s - e_dz / s
-    # KL from sum(p_f log p) with log p elementwise: sum(p_f) is 1 only to ~1e-6, so never scale log s by it.
-    logp = dz.sub_(log_s[:, None]).view(n_layers, n_pos, vocab)
-    pf_logp = torch.mul(logp, final_p, out=work).sum(-1).view(-1)
-    kl = final_neg_entropy.repeat(n_layers) - pf_logp
-    top_probs = torch.exp(top_z - m - log_s[:, None])
-    target_prob = None if target_z is None else torch.exp(target_z - m[:, 0] - log_s)
-    return _Stats(top_ids, top_probs, entropy, kl.clamp_min(0.0), target_prob, target_rank)
-
-
-@torch.no_grad()
-def read_states(
-    lm: LoadedModel,
-    states: torch.Tensor,
-    top_k: int = 5,
-    target_id: int | None = None,
-    translator: Translator | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    keep_logits: bool = False,
-) -> tuple[_Stats, torch.Tensor | None]:
-    """Decode residual ``states [L+1, T, d]`` in blocks of at most ``chunk_rows`` rows.
-
-    Extra memory is O(chunk_rows x vocab) plus the final layer's distribution ``[T, vocab]``; the full
-    ``[L+1, T, vocab]`` logits are only built when ``keep_logits`` asks for them. A block is whole layers
-    (when ``T <= chunk_rows``) or a run of positions inside one layer, so the final distribution it is
-    compared with is a plain slice.
-    """
-    n_layers_plus, T, d = states.shape
-    L = n_layers_plus - 1
-    decode = lm.adapter.decode
-    final_z = decode(states[L]).float()  # [T, V]
-    final_z -= final_z.amax(-1, keepdim=True)
-    # log-softmax computed as _row_stats does (pairwise sum): torch.log_softmax's sum is ~3e-5 off here
-    final_logp = final_z.sub_(final_z.exp().sum(-1, keepdim=True).log())
-    final_p = final_logp.exp()
-    final_neg_entropy = (final_p * final_logp).sum(-1)  # sum p log p, [T]
-    del final_logp
-    vocab = final_p.shape[-1]
-    if T <= chunk_rows:
-        step = max(1, chunk_rows // T)
-        blocks = [(l0, min(l0 + step, n_layers_plus), 0, T) for l0 in range(0, n_layers_plus, step)]
-    else:
-        blocks = [(layer, layer + 1, p0, min(p0 + chunk_rows, T))
-                  for layer in range(n_layers_plus) for p0 in range(0, T, chunk_rows)]
-    dev = final_p.device
-    grid = (n_layers_plus, T)
-    out = {
-        "top_ids": torch.empty(*grid, top_k, dtype=torch.long, device=dev),
-        "top_probs": torch.empty(*grid, top_k, device=dev),
-        "entropy": torch.empty(grid, device=dev),
-        "kl": torch.empty(grid, device=dev),
-    }
-    if target_id is not None:
-        out["target_prob"] = torch.empty(grid, device=dev)
-        out["target_rank"] = torch.empty(grid, dtype=torch.long, device=dev)
-    kept = torch.empty(*grid, vocab, device=dev) if keep_logits else None
-    max_rows = max((l1 - l0) * (p1 - p0) for l0, l1, p0, p1 in blocks)
-    work = torch.empty(max_rows * vocab, device=dev)  # scratch for exp(), reused by every block
-    for l0, l1, p0, p1 in blocks:
-        h = states[l0:l1, p0:p1]
-        if translator is not None:
-            h = torch.stack([translator(layer, h[layer - l0]) for layer in range(l0, l1)])
-        logits = decode(h.reshape(-1, d)).float().view(l1 - l0, p1 - p0, vocab)
-        if kept is not None:
-            kept[l0:l1, p0:p1] = logits
-        stats = _row_stats(logits, final_p[p0:p1], final_neg_entropy[p0:p1], top_k, target_id,
-                           work[: logits.numel()].view(logits.shape))
-        for name, tensor in out.items():
-            value = getattr(stats, name)
-            tensor[l0:l1, p0:p1] = value.view(l1 - l0, p1 - p0, *value.shape[1:])
-    stats = _Stats(*(None if name not in out else out[name].cpu()
-                     for name in ("top_ids", "top_probs", "entropy", "kl", "target_prob", "target_rank")))
-    return stats, (kept.cpu() if kept is not None else None)
-
-
 def logit_lens(
     lm: LoadedModel,
     prompt: str,
@@ -227,7 +106,7 @@ def logit_lens(
     """
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
     target_id = None if target is None else single_token_id(lm.tokenizer, target)
-    res = capture_residuals(lm, ids)
+    res = capture_residuals(lm, ids, states_only=True)  # the last layer is decoded from its state too
     stats, logits = read_states(lm, res.states[:, 0], top_k, target_id, translator, chunk_rows, keep_logits)
     vocab_text = {}
 

@@ -76,18 +76,21 @@ def test_full_logits_only_when_asked():
     assert logit_lens(lm, "abc", keep_logits=True).logits.shape == (4, 3, 512)
 
 
-def test_translator_is_applied_per_layer():
+def test_translator_is_applied_per_layer_but_never_to_the_output():
     lm = tiny_model("llama")
     seen = []
 
     def translator(layer, h):
         seen.append((layer, h.shape[0]))
-        return h * 0 if layer == 0 else h
+        return h * 0 if layer == 0 else h + 1
 
     res = capture_residuals(lm, torch.tensor([1, 2, 3]))
     stats, _ = read_states(lm, res.states[:, 0], translator=translator, chunk_rows=5)
-    assert sorted({layer for layer, _ in seen}) == [0, 1, 2, 3]
-    assert sum(n for _, n in seen) == 4 * 3
+    plain, _ = read_states(lm, res.states[:, 0], chunk_rows=5)
+    assert sorted({layer for layer, _ in seen}) == [0, 1, 2]  # layer 3 is the model's own output
+    assert sum(n for _, n in seen) == 3 * 3
+    assert torch.equal(stats.top_ids[-1], plain.top_ids[-1])
+    assert not torch.allclose(stats.entropy[1], plain.entropy[1])
     # a zero state decodes to the unembedding of norm(0): the same distribution at every position of layer 0
     assert torch.allclose(stats.entropy[0], stats.entropy[0, :1].expand(3), atol=1e-5)
     assert math.isfinite(float(stats.kl[0].sum()))
