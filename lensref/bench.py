@@ -28,8 +28,8 @@ from typing import Callable
 import torch
 
 from .errors import LensError
-from .readout import GridStats, read_states
 from .models import LoadedModel, load_model, tiny_model
+from .readout import GridStats, read_states
 from .residual import capture_residuals
 
 DEFAULT_SIZES = (32, 128, 512)

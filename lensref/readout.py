@@ -216,7 +216,7 @@ def read_states(
         block = unembed.logits(normed[first:last], logits[: last - first])
         if kept is not None:
             kept[first:last] = block
-        for r0, r1 in _slices(first, last, T, SLICE_ROWS):
+        for r0, r1 in _slices(first, last, T, slice_rows):
             final_positions = slice(r0 - L * T, r1 - L * T) if r0 >= L * T else None
             _slice_stats(block[r0 - first : r1 - first], slice(r0, r1), final_positions, target_id,
                          work[: r1 - r0], acc)
