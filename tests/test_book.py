@@ -23,7 +23,7 @@ from lensref import LensError, capture_residuals, logit_lens
 from lensref.tokens import encode_prompt, single_token_id
 
 ROOT = Path(__file__).resolve().parents[1]
-from lensref import examples as lp  # noqa: E402
+from lensref.course import examples as lp  # noqa: E402
 
 L_LAYERS = 30
 

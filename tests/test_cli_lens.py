@@ -7,7 +7,7 @@ import pytest
 
 from lensref.cli import main
 
-from lensref.examples import EIFFEL
+from lensref.course.examples import EIFFEL
 
 
 def run_cli(*args):

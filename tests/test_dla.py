@@ -7,7 +7,7 @@ import torch
 from lensref import LensError, tiny_model
 from lensref.cli import main
 from lensref.dla import _capture_components, direct_logit_attribution, frozen_norm_direction
-from lensref.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
+from lensref.course.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
 from lensref.tokens import encode_prompt
 
 PROMPT = "hello world"

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from lensref import LensError, capture_residuals, tiny_model
-from lensref import checks
-from lensref.checks import CheckFailed
-from lensref.checks import grid as gridref
-from lensref.checks.variants import block_components, ref_attribute, ref_fit_translator, ref_patch_readout
+from lensref.course import checks
+from lensref.course.checks import CheckFailed
+from lensref.course.checks import reading_the_grid as gridref
+from lensref.course.checks.variants import block_components, ref_attribute, ref_fit_translator, ref_patch_readout
 from lensref.tokens import encode_prompt
 
 
@@ -214,7 +214,7 @@ def test_fit_translator_mistakes():
 # --- the grading plumbing (fast parts) ------------------------------------------------------------------
 
 def test_notebook_problem_names_what_is_wrong(tmp_path):
-    from lensref.grading import notebook_problem
+    from lensref.course.autograde import notebook_problem
 
     (tmp_path / "cut.ipynb").write_text('{"cells": [')
     (tmp_path / "list.ipynb").write_text("[1, 2]")
@@ -228,7 +228,7 @@ def test_notebook_problem_names_what_is_wrong(tmp_path):
 
 def test_grade_rejects_bad_input(tmp_path):
     from lensref.cli import main
-    from lensref.grading import grade
+    from lensref.course.autograde import grade
 
     with pytest.raises(LensError, match="unknown assignment 'nope'; choose from 01-logit-lens"):
         grade("nope", submitted=tmp_path)

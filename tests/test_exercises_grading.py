@@ -18,7 +18,7 @@ from nbgrader.api import Gradebook
 sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "submissions"))
 import build  # noqa: E402  (the sample-submission builder)
 
-from lensref.grading import GRADED, MALFORMED, UNCHANGED, grade  # noqa: E402
+from lensref.course.autograde import GRADED, MALFORMED, UNCHANGED, grade  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 ASSIGNMENT = "01-logit-lens"

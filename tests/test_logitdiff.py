@@ -6,7 +6,7 @@ import torch
 
 from lensref import LensError, capture_residuals
 from lensref.cli import main
-from lensref.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
+from lensref.course.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
 from lensref.logitdiff import LogitDiffResult, logit_diff
 from lensref.tokens import encode_prompt
 

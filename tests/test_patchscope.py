@@ -6,7 +6,7 @@ import torch
 
 from lensref import LensError, capture_residuals, tiny_model
 from lensref.cli import main
-from lensref.examples import EIFFEL
+from lensref.course.examples import EIFFEL
 from lensref.patchscope import (IDENTITY_PROMPT, fit_affine, fit_residual_map, parse_layers, patchscope,
                                 shared_texts)
 from lensref.tokens import encode_prompt

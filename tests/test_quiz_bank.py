@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from lensref import LensError
-from lensref.quiz import SECTIONS, bank_from_dict, load_bank
-from lensref.quiz.bank import DEFAULT_BANK
+from lensref.course.quiz import SECTIONS, bank_from_dict, load_bank
+from lensref.course.quiz.bank import DEFAULT_BANK
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "quiz"

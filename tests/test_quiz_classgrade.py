@@ -9,7 +9,7 @@ import pytest
 
 from lensref import LensError
 from lensref.cli import main
-from lensref.quiz import grade_class, load_bank
+from lensref.course.quiz import grade_class, load_bank
 
 SAMPLE = Path(__file__).resolve().parent / "fixtures" / "quiz" / "responses.csv"
 # The sample: ada answers all right, ben all wrong (each question's first wrong option), cy right on odd

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lensref.cli import main
-from lensref.quiz import bank_from_dict, load_bank
-from lensref.quiz.export import to_gift, to_json, to_moodle_xml
+from lensref.course.quiz import bank_from_dict, load_bank
+from lensref.course.quiz.export import to_gift, to_json, to_moodle_xml
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from lensref import LensError
 from lensref.cli import main
-from lensref.quiz import grade, load_answers, load_bank
+from lensref.course.quiz import grade, load_answers, load_bank
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "quiz"
 

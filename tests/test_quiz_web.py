@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lensref.quiz import jupyterquiz_questions, load_bank, quiz_html
+from lensref.course.quiz import jupyterquiz_questions, load_bank, quiz_html
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,7 +67,7 @@ def test_html_is_self_contained(bank):
 
 
 def test_html_escapes_text():
-    from lensref.quiz import bank_from_dict
+    from lensref.course.quiz import bank_from_dict
 
     tricky = bank_from_dict({"id": "t", "title": "T", "questions": [{
         "id": "q", "question": "Is <b>bold</b> & safe?", "section": "intro", "answer": "<script>x</script>",

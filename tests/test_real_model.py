@@ -5,7 +5,7 @@ import torch
 from lensref import capture_residuals, logit_lens
 from lensref.tokens import encode_prompt
 
-from lensref.examples import EIFFEL
+from lensref.course.examples import EIFFEL
 
 pytestmark = pytest.mark.real_model
 

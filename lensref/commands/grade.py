@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..grading import DEFAULT_TIMEOUT, GRADED, UNCHANGED, grade
+    from ..course.autograde import DEFAULT_TIMEOUT, GRADED, UNCHANGED, grade
 
     report = grade(args.assignment, submitted=args.submitted and Path(args.submitted), out=args.out and Path(args.out),
                    timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT, force=args.force)

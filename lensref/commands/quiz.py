@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from ..errors import LensError
-from ..quiz import bank as bankmod
-from ..quiz import classgrade, export, grading
+from ..course.quiz import bank as bankmod
+from ..course.quiz import classgrade, export, scoring
 from ._common import write_atomically, write_json
 
 _EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json"}
@@ -77,10 +77,10 @@ def run_check(args) -> int:
 
 def run_grade(args) -> int:
     bank = _bank(args)
-    answers = grading.load_answers(args.answers)
-    result = grading.grade(bank, answers, where=str(args.answers))
+    answers = scoring.load_answers(args.answers)
+    result = scoring.grade(bank, answers, where=str(args.answers))
     for r in result.results:
-        print(grading.format_result(r))
+        print(scoring.format_result(r))
     print(f"score: {result.score}/{result.total}")
     if args.json:
         write_json(args.json, result.to_dict())
@@ -135,7 +135,7 @@ def run_take(args, stdin=None, stdout=None) -> int:
             print(f"  Not quite. {chosen.explanation}", file=out)
             print(f"  The answer is {letters[shown.index(right)]}) {right.text}: {right.explanation}", file=out)
         print(f"  (lesson: {chosen.section_url()})   score so far: {score}/{q.number}\n", file=out)
-    result = grading.grade(bank, answers, where="your answers")
+    result = scoring.grade(bank, answers, where="your answers")
     print(f"score: {result.score}/{result.total}", file=out)
     if args.json:
         write_json(args.json, result.to_dict())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lensref.quiz import load_bank
+from lensref.course.quiz import load_bank
 
 PAGE = "book/quiz.html"
 ROOT_SEL = "#lensquiz-logit-lens"

@@ -6,10 +6,10 @@ says what is wrong (wrong shape, forgot the final norm, normalized twice, off-by
 gives a hint. Graded test cells call the same checks, so a failure there scores that cell 0.
 """
 from ._core import CheckFailed, default_lm
-from .grid import (
+from .reading_the_grid import (
     check_answer_ranks, check_classify, check_first_top_k_layer, check_settled_layer,
 )
-from .lens import (
+from .logit_lens import (
     check_capture_states, check_entropy, check_kl_to_final, check_lens_logits, check_target_rank, check_to_probs,
     check_top_k,
 )

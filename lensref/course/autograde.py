@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import LensError
+from ..errors import LensError
 
 DEFAULT_TIMEOUT = 60  # seconds per cell
 GRADED, MALFORMED, FAILED, TIMED_OUT, UNCHANGED = "graded", "malformed", "failed", "timed out", "unchanged"
@@ -41,7 +41,7 @@ def course_root() -> Path:
     here = Path.cwd()
     if (here / "nbgrader_config.py").exists():
         return here
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 def assignments(root: Path | None = None) -> list[str]:
@@ -309,6 +309,6 @@ def write_csv(path: Path, assignment: str, results: list[StudentResult]) -> None
         writer.writerow([r.student, assignment, "" if r.score is None else f"{r.score:g}",
                          "" if r.max_score is None else f"{r.max_score:g}", r.status,
                          *(f"{r.cells[c]:g}" if c in r.cells else "" for c in cell_names), r.message])
-    from .commands._common import write_atomically
+    from ..commands._common import write_atomically
 
     write_atomically(path, buffer.getvalue())

@@ -6,7 +6,7 @@ from typing import Callable
 
 import torch
 
-from ..models import LoadedModel, load_model
+from ...models import LoadedModel, load_model
 
 # Fresh inputs for the checks: never the prompts the notebooks show.
 FRESH_PROMPTS = (

@@ -2,7 +2,7 @@
 quiz, class grading and LMS exports.
 
 - :mod:`.bank`: schema, loading and lookups (:func:`load_bank`)
-- :mod:`.grading`: one learner's answers -> :class:`QuizGrade`
+- :mod:`.scoring`: one learner's answers -> :class:`QuizGrade`
 - :mod:`.classgrade`: an LMS responses CSV -> per-learner scores and per-question statistics
 - :mod:`.export`: GIFT, Moodle XML, JSON
 - :mod:`.web`: the self-contained HTML quiz the book page shows
@@ -10,7 +10,7 @@ quiz, class grading and LMS exports.
 from .bank import DEFAULT_BANK, SECTIONS, Bank, Option, Question, bank_from_dict, load_bank
 from .classgrade import ClassGrade, LearnerScore, QuestionStats, grade_class
 from .export import FORMATS, render as render_export
-from .grading import QuestionResult, QuizGrade, grade, load_answers, resolve_answers
+from .scoring import QuestionResult, QuizGrade, grade, load_answers, resolve_answers
 from .web import display_quiz, jupyterquiz_questions, quiz_html
 
 __all__ = [

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import LensError
+from ...errors import LensError
 from .bank import Bank, Question, read_text_file
 
 BLANKS = {"", "-"}

@@ -5,9 +5,9 @@ import random
 
 import torch
 
-from ..models import LoadedModel
-from ..residual import capture_residuals
-from ..tokens import encode_prompt
+from ...models import LoadedModel
+from ...residual import capture_residuals
+from ...tokens import encode_prompt
 from ._core import CheckFailed, as_tensor, call, close, default_lm, expect_shape, fresh_prompts, max_err, passed
 
 IDENTITY_PROMPT = "cat -> cat; 135 -> 135; hello -> hello; ? ->"

@@ -6,9 +6,9 @@ import random
 
 import torch
 
-from ..models import LoadedModel
-from ..residual import capture_residuals
-from ..tokens import encode_prompt
+from ...models import LoadedModel
+from ...residual import capture_residuals
+from ...tokens import encode_prompt
 from ._core import CheckFailed, as_tensor, call, close, default_lm, expect_shape, fresh_prompts, max_err, passed
 
 LN2 = math.log(2.0)

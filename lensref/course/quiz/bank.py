@@ -26,9 +26,9 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import LensError
+from ...errors import LensError
 
-DEFAULT_BANK = Path(__file__).resolve().parents[2] / "quizzes" / "logit-lens.yaml"
+DEFAULT_BANK = Path(__file__).resolve().parents[3] / "quizzes" / "logit-lens.yaml"
 
 # The book's pages (book/<name>.md) an explanation may link to, with their titles.
 SECTIONS: dict[str, str] = {

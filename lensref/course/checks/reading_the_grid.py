@@ -5,9 +5,9 @@ import random
 
 import torch
 
-from ..models import LoadedModel
-from ..residual import capture_residuals
-from ..tokens import encode_prompt, single_token_id
+from ...models import LoadedModel
+from ...residual import capture_residuals
+from ...tokens import encode_prompt, single_token_id
 from ._core import CheckFailed, call, default_lm, passed
 
 CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT = "corrected", "stays wrong", "lost", "right throughout"

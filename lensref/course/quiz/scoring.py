@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import LensError
+from ...errors import LensError
 from .bank import SECTIONS, Bank, Option, Question, UniqueKeyLoader, one_line, read_text_file
 
 
