@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,6 +31,10 @@ class LoadedModel:
     model: nn.Module
     tokenizer: object
     adapter: Adapter
+    # How to make this model again, as data: {"family": None (the default model) or a tiny family, "seed": int};
+    # None when it cannot be named (a local folder, a hub id, a tiny model with custom sizes). The course's
+    # grading uses it to name a check's model without sending the model itself.
+    recipe: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -141,11 +145,11 @@ def _convert_gguf(source: str, folder: str) -> None:
     _write_atomically(Path(folder), model, tokenizer)
 
 
-def _finish(name: str, model: nn.Module, tokenizer, device: str) -> LoadedModel:
+def _finish(name: str, model: nn.Module, tokenizer, device: str, recipe: dict | None = None) -> LoadedModel:
     model.eval()
     model.requires_grad_(False)
     model.to(device)
-    return LoadedModel(name=name, model=model, tokenizer=tokenizer, adapter=adapter_for(model))
+    return LoadedModel(name=name, model=model, tokenizer=tokenizer, adapter=adapter_for(model), recipe=recipe)
 
 
 def check_device(device: str) -> str:
@@ -177,7 +181,8 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LensError(f"cannot load model {spec!r}: not a local folder, and not loadable as a hub id ({first})")
-    return _finish(name, model, tokenizer, device)
+    recipe = {"family": None, "seed": 0} if name == DEFAULT_MODEL else None
+    return _finish(name, model, tokenizer, device, recipe)
 
 
 # --- tiny random models for fast tests -------------------------------------------------------
@@ -243,4 +248,5 @@ def tiny_model(family: str = "llama", seed: int = 0, **config_kwargs) -> LoadedM
         for name, param in model.named_parameters():
             if param.dim() == 1 and name.endswith("weight") and ("norm" in name or ".ln" in name):
                 param.uniform_(0.5, 2.0)
-    return _finish(f"tiny-{family}", model, ByteTokenizer(model.config.vocab_size), "cpu")
+    recipe = None if config_kwargs else {"family": family, "seed": seed}
+    return _finish(f"tiny-{family}", model, ByteTokenizer(model.config.vocab_size), "cpu", recipe)
