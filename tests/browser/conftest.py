@@ -75,7 +75,7 @@ def site_url(site_dir):
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (scripts/install-chromium.sh)")
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (scripts/install-system-packages.sh)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

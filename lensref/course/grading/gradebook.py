@@ -1,0 +1,49 @@
+"""nbgrader's SQLite gradebook, written only by the grader: one score per graded cell, updated in place.
+
+The gradebook stays the instructor's record (``nbgrader formgrader`` and ``nbgrader export`` read it as usual). The
+assignment's cells are registered by ``nbgrader generate_assignment``; here each student's submission is created once
+and its grades are set on every run, so a re-run replaces scores and never adds rows. The CSV is written from what
+this module reads back, so the two cannot disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class StoredScores:
+    score: float
+    max_score: float
+    cells: dict[str, float] = field(default_factory=dict)  # "notebook:grade_id" -> points
+
+
+def record(db_url: str, assignment: str, student: str, points: dict[tuple[str, str], float]) -> None:
+    """Set the auto score of every ``(notebook, grade_id)`` of ``student``'s submission, in one transaction."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(assignment, student)
+        try:
+            for (notebook, grade_id), score in points.items():
+                grade = gb.find_grade(grade_id, notebook, assignment, student)
+                grade.auto_score = float(score)
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+            gb.db.commit()
+        except Exception:
+            gb.db.rollback()
+            raise
+
+
+def read(db_url: str, assignment: str, student: str) -> StoredScores | None:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        cells = {f"{nb.name}:{grade.name}": float(grade.score) for nb in sub.notebooks for grade in nb.grades
+                 if grade.max_score}
+        return StoredScores(float(sub.score), float(sub.max_score), cells)

@@ -1,0 +1,193 @@
+"""Resource limits for one sandboxed run: memory and processes, enforced by the kernel.
+
+The grader prefers a control group of its own (cgroup v2, or the v1 ``memory`` + ``pids`` hierarchies): a memory
+ceiling on the resident memory of the whole process tree, a ceiling on the number of processes, an OOM count to
+report, and a way to kill every process of the run at once. Where no control group can be made (no permission),
+it falls back to per-process rlimits (address space and, for a non-root user, the process count) and says so.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 4096
+    max_procs: int = 256
+    file_mb: int = 2048  # the largest file a run may write (RLIMIT_FSIZE)
+
+
+def _own_cgroup_path(controller: str | None) -> str | None:
+    """This process's cgroup path in the v1 hierarchy of ``controller`` (or in v2 when ``controller`` is None)."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller is None and controllers == "":
+            return path
+        if controller is not None and controller in controllers.split(","):
+            return path
+    return None
+
+
+class Confinement:
+    """Limits for one run: ``preexec()`` in the child before it execs, ``kill()``, ``oom_kills()``, ``close()``."""
+
+    kind = "rlimits"
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+
+    def preexec(self) -> None:
+        mem = self.limits.memory_mb * 2**20
+        if self.kind == "rlimits":
+            resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+            resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.max_procs, self.limits.max_procs))
+        fsize = self.limits.file_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    def kill(self, pid: int | None) -> None:
+        """Kill the run's process group led by ``pid`` (None: only what the control group holds)."""
+        if pid is None or pid <= 1:
+            return
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def oom_kills(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    def describe(self) -> str:
+        note = "" if os.geteuid() != 0 else " (not enforced for root: give the grader a writable cgroup)"
+        return (f"rlimits: address space {self.limits.memory_mb} MB per process, "
+                f"{self.limits.max_procs} processes{note}")
+
+
+class CgroupConfinement(Confinement):
+    """A fresh control group (v2, or v1 memory + pids) under the grader's own, removed on ``close()``."""
+
+    def __init__(self, limits: Limits, dirs: dict[str, Path], version: int):
+        super().__init__(limits)
+        self.dirs, self.version = dirs, version
+        self.kind = f"cgroup v{version}"
+        mem = str(limits.memory_mb * 2**20)
+        if version == 2:
+            (dirs["unified"] / "memory.max").write_text(mem)
+            if (dirs["unified"] / "memory.swap.max").exists():
+                (dirs["unified"] / "memory.swap.max").write_text("0")
+            (dirs["unified"] / "pids.max").write_text(str(limits.max_procs))
+        else:
+            (dirs["memory"] / "memory.limit_in_bytes").write_text(mem)
+            swap = dirs["memory"] / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                try:
+                    swap.write_text(mem)
+                except OSError:
+                    pass
+            (dirs["pids"] / "pids.max").write_text(str(limits.max_procs))
+
+    @classmethod
+    def create(cls, limits: Limits) -> CgroupConfinement | None:
+        name = f"lensref-grade-{uuid.uuid4().hex[:12]}"
+        made: dict[str, Path] = {}
+        try:
+            if (CGROUP_ROOT / "cgroup.controllers").exists():  # a pure v2 host
+                own = _own_cgroup_path(None)
+                parent = CGROUP_ROOT / (own or "/").lstrip("/")
+                wanted = {"memory", "pids"}
+                if not wanted <= set((parent / "cgroup.subtree_control").read_text().split()):
+                    return None
+                made["unified"] = parent / name
+                made["unified"].mkdir()
+                return cls(limits, made, 2)
+            for controller in ("memory", "pids"):
+                own = _own_cgroup_path(controller)
+                if own is None or not (CGROUP_ROOT / controller).is_dir():
+                    raise OSError(f"no v1 {controller} hierarchy")
+                made[controller] = CGROUP_ROOT / controller / own.lstrip("/") / name
+                made[controller].mkdir()
+            return cls(limits, made, 1)
+        except OSError:
+            for path in made.values():
+                try:
+                    path.rmdir()
+                except OSError:
+                    pass
+            return None
+
+    def preexec(self) -> None:
+        pid = str(os.getpid())
+        for path in self.dirs.values():
+            (path / "cgroup.procs").write_text(pid)
+        super().preexec()
+
+    def _pids(self) -> set[int]:
+        pids: set[int] = set()
+        for path in self.dirs.values():
+            try:
+                pids |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+            except OSError:
+                pass
+        return pids
+
+    def kill(self, pid: int | None) -> None:
+        super().kill(pid)
+        kill_file = self.dirs.get("unified", Path("/nonexistent")) / "cgroup.kill"
+        if kill_file.exists():
+            kill_file.write_text("1")
+        for _ in range(50):  # v1 has no cgroup.kill: kill what is left until nothing is
+            pids = self._pids()
+            if not pids:
+                return
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+
+    def oom_kills(self) -> int:
+        try:
+            if self.version == 2:
+                events = (self.dirs["unified"] / "memory.events").read_text().split()
+                return int(events[events.index("oom_kill") + 1]) if "oom_kill" in events else 0
+            text = (self.dirs["memory"] / "memory.oom_control").read_text().split()
+            if "oom_kill" in text:
+                return int(text[text.index("oom_kill") + 1])
+            return int((self.dirs["memory"] / "memory.failcnt").read_text().strip() != "0")
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self._pids():
+            self.kill(None)
+        for path in self.dirs.values():
+            for _ in range(20):
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.limits.memory_mb} MB resident memory and {self.limits.max_procs} processes per run"
+
+
+def confinement(limits: Limits) -> Confinement:
+    """The strongest confinement this machine allows for one run."""
+    return CgroupConfinement.create(limits) or Confinement(limits)

@@ -1,0 +1,162 @@
+"""One learner's run inside a bubblewrap sandbox (Debian's ``bwrap``): what it sees, what it may use, when it dies.
+
+Inside: a scratch folder (the learner's notebook, the cases, room for the outputs) as the home and working
+folder; the system (``/usr``, ``/etc``), the Python installation, the course's virtual environment, the ``lensref``
+package and the model cache, all read-only; a private ``/tmp``, ``/proc`` and ``/dev``; no network but its own
+loopback; new user, PID, IPC and UTS namespaces, no capabilities. Nothing else of the machine is mounted: not the
+course folder (``solutions/``, the gradebook, other learners' work), not the grader's home. Memory and processes
+are capped by :mod:`.limits`; at the wall limit, or when the grader stops, the whole process tree is killed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...errors import LensError
+from .limits import Confinement, Limits, confinement
+
+HOME = "/home/learner"  # where the scratch folder appears inside the sandbox
+CACHE = "/opt/lensref-cache"  # where the model cache appears inside the sandbox
+
+
+@dataclass
+class SandboxRun:
+    returncode: int | None
+    timed_out: bool
+    oom_kills: int
+    seconds: float
+    log: str
+
+
+def _package_root() -> Path:
+    """The folder that holds the ``lensref`` package (an editable checkout or site-packages)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def _model_cache() -> Path:
+    from ...models import cache_dir
+
+    return Path(cache_dir())
+
+
+def read_only_paths() -> list[Path]:
+    """What a run may read besides its scratch folder: the system, Python, the venv, lensref, the model cache."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sysconfig.get_paths()["purelib"]),
+             _package_root() / "lensref"}
+    resolved = Path(sys.executable).resolve()
+    paths.add(resolved.parent.parent)
+    return sorted(p for p in paths if p.exists() and not str(p).startswith(("/usr/", "/etc/")) and p != Path("/usr"))
+
+
+def bwrap_command(scratch: Path, argv: list[str], env: dict[str, str], network: bool = False) -> list[str]:
+    cmd = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+           "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    if not network:
+        cmd.append("--unshare-net")
+    cmd += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for top in ("bin", "lib", "lib32", "lib64", "sbin"):
+        host = Path("/") / top
+        if host.is_symlink():
+            cmd += ["--symlink", os.readlink(host), str(host)]
+        elif host.is_dir():
+            cmd += ["--ro-bind", str(host), str(host)]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in read_only_paths():
+        cmd += ["--ro-bind", str(path), str(path)]
+    cache = _model_cache()
+    if cache.is_dir():
+        cmd += ["--ro-bind", str(cache), CACHE]
+    cmd += ["--bind", str(scratch), HOME, "--chdir", HOME, "--clearenv"]
+    for key, value in env.items():
+        cmd += ["--setenv", key, value]
+    return cmd + ["--", *argv]
+
+
+def sandbox_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        "HOME": HOME, "USER": "learner", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "LENSREF_CACHE": CACHE, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+    }
+    env.update(extra or {})
+    return env
+
+
+def check_bwrap() -> None:
+    """Raise one line saying why the sandbox cannot start on this machine, or return."""
+    if shutil.which("bwrap") is None:
+        raise LensError("cannot sandbox submissions: bubblewrap (bwrap) is not installed "
+                        "(apt-get install bubblewrap), or grade with --no-sandbox at your own risk")
+    with _scratch_probe() as scratch:
+        cmd = bwrap_command(scratch, [sys.executable, "-c", "print('ok')"], sandbox_env())
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if run.returncode != 0 or run.stdout.strip() != "ok":
+            why = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LensError(f"cannot sandbox submissions: bwrap failed ({why}); user namespaces may be disabled "
+                            "here (sysctl kernel.unprivileged_userns_clone), or grade with --no-sandbox at your own risk")
+
+
+class _scratch_probe:
+    def __enter__(self) -> Path:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="lensref-bwrap-check-")
+        return Path(self._tmp.name)
+
+    def __exit__(self, *exc) -> None:
+        self._tmp.cleanup()
+
+
+def run(scratch: Path, argv: list[str], limits: Limits, wall_s: float, sandboxed: bool = True,
+        env: dict[str, str] | None = None) -> SandboxRun:
+    """Run ``argv`` in the sandbox over ``scratch`` (or, unsandboxed, in ``scratch`` itself) within ``wall_s``."""
+    full_env = sandbox_env(env)
+    if sandboxed:
+        cmd = bwrap_command(scratch, argv, full_env)
+        cwd, proc_env = None, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    else:
+        full_env = {**full_env, "HOME": str(scratch), "LENSREF_CACHE": str(_model_cache()),
+                    "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "PATH": os.environ.get("PATH", "")}
+        cmd, cwd, proc_env = argv, str(scratch), full_env
+    box: Confinement = confinement(limits)
+    start = time.monotonic()
+    log_path = scratch / ".sandbox.log"
+    try:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=proc_env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=box.preexec)
+            timed_out = False
+            try:
+                proc.wait(timeout=wall_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                box.kill(proc.pid)
+                proc.wait()
+        ooms = box.oom_kills()
+    finally:
+        box.close()
+    seconds = time.monotonic() - start
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(max(0, log_path.stat().st_size - 20000))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        tail = ""
+    return SandboxRun(None if timed_out else proc.returncode, timed_out, ooms, seconds, tail)
+
+
+def describe(limits: Limits) -> str:
+    """How runs are confined on this machine, in words (for the grading summary)."""
+    box = confinement(limits)
+    try:
+        return box.describe()
+    finally:
+        box.close()
