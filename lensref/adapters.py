@@ -8,11 +8,13 @@ Adding a family is one row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar, cast
 
 import torch
 from torch import nn
 
 from .errors import LensError
+from .unembed import Unembed
 
 
 @dataclass(frozen=True)
@@ -31,39 +33,13 @@ class FamilySpec:
 
 
 FAMILIES: tuple[FamilySpec, ...] = (
-    FamilySpec(
-        family="llama",
-        model_types=("llama", "mistral", "qwen2", "qwen3"),
-        embed="model.embed_tokens",
-        blocks="model.layers",
-        final_norm="model.norm",
-        unembed="lm_head",
-        attn="self_attn",
-        mlp="mlp",
-        attn_out_proj="o_proj",
-    ),
-    FamilySpec(
-        family="gpt2",
-        model_types=("gpt2",),
-        embed="transformer.wte",
-        blocks="transformer.h",
-        final_norm="transformer.ln_f",
-        unembed="lm_head",
-        attn="attn",
-        mlp="mlp",
-        attn_out_proj="c_proj",
-    ),
-    FamilySpec(
-        family="gpt_neox",
-        model_types=("gpt_neox",),
-        embed="gpt_neox.embed_in",
-        blocks="gpt_neox.layers",
-        final_norm="gpt_neox.final_layer_norm",
-        unembed="lm_head",
-        attn="attention",
-        mlp="mlp",
-        attn_out_proj="dense",
-    ),
+    FamilySpec("llama", ("llama", "mistral", "qwen2", "qwen3"), embed="model.embed_tokens", blocks="model.layers",
+               final_norm="model.norm", unembed="lm_head", attn="self_attn", mlp="mlp", attn_out_proj="o_proj"),
+    FamilySpec("gpt2", ("gpt2",), embed="transformer.wte", blocks="transformer.h",
+               final_norm="transformer.ln_f", unembed="lm_head", attn="attn", mlp="mlp", attn_out_proj="c_proj"),
+    FamilySpec("gpt_neox", ("gpt_neox",), embed="gpt_neox.embed_in", blocks="gpt_neox.layers",
+               final_norm="gpt_neox.final_layer_norm", unembed="lm_head", attn="attention", mlp="mlp",
+               attn_out_proj="dense"),
 )
 
 
@@ -77,6 +53,22 @@ def _get(module: nn.Module, path: str) -> nn.Module:
     return module
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+class _Part(Generic[M]):
+    """A model part at the path its family's spec gives under the same name (``adapter.embed`` is the module at
+    ``adapter.spec.embed``), looked up on every access so it always is the model's own module."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, adapter: Adapter | None, owner: type | None = None) -> M:
+        if adapter is None:
+            return self  # type: ignore[return-value]  # the descriptor itself, on the class
+        return cast(M, _get(adapter.model, getattr(adapter.spec, self.name)))
+
+
 @dataclass(frozen=True)
 class Adapter:
     """The parts of one loaded model that the lens and its variants use."""
@@ -88,21 +80,10 @@ class Adapter:
     def family(self) -> str:
         return self.spec.family
 
-    @property
-    def embed(self) -> nn.Embedding:
-        return _get(self.model, self.spec.embed)
-
-    @property
-    def blocks(self) -> nn.ModuleList:
-        return _get(self.model, self.spec.blocks)
-
-    @property
-    def final_norm(self) -> nn.Module:
-        return _get(self.model, self.spec.final_norm)
-
-    @property
-    def unembed(self) -> nn.Linear:
-        return _get(self.model, self.spec.unembed)
+    embed = _Part[nn.Embedding]()
+    blocks = _Part[nn.ModuleList]()
+    final_norm = _Part[nn.Module]()
+    unembed = _Part[nn.Linear]()  # weight [V, d] (GPT-2's and tied models' included), bias [V] or None
 
     @property
     def n_layers(self) -> int:
@@ -122,8 +103,8 @@ class Adapter:
         return _get(self.attn(layer), self.spec.attn_out_proj)
 
     def decode(self, resid: torch.Tensor) -> torch.Tensor:
-        """Final norm + unembedding: the logit lens applied to residual states ``[..., d]``."""
-        return self.unembed(self.final_norm(resid))
+        """Final norm + unembedding: the logit lens applied to residual states ``[..., d]`` (see :mod:`.unembed`)."""
+        return Unembed.of(self)(resid)
 
 
 def adapter_for(model: nn.Module) -> Adapter:

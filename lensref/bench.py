@@ -27,16 +27,22 @@ from typing import Callable
 
 import torch
 
+from .corpus import pydoc_text
 from .errors import LensError
 from .models import LoadedModel, load_model, tiny_model
 from .readout import GridStats, read_states
 from .residual import capture_residuals
+from .unembed import Unembed
 
 DEFAULT_SIZES = (32, 128, 512)
 DEFAULT_REPEATS = 5
 THREADS = 2
 TOP_K = 5
 TINY_PREFIX = "tiny:"  # "tiny:llama" benchmarks lensref.tiny_model("llama") (for tests)
+
+
+HEADER = (f"{'T':>5} {'forward s':>10} {'floor s':>9} {'lens s':>9} {'naive s':>9} {'lens/floor':>10} "
+          f"{'naive/lens':>10} {'lens MB':>9} {'naive MB':>9}")
 
 
 @dataclass
@@ -62,6 +68,13 @@ class BenchRecord:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def format_row(self) -> str:
+        """One line under :data:`HEADER`."""
+        mb = lambda v: f"{v:9.0f}" if v is not None else f"{'-':>9}"  # noqa: E731
+        return (f"{self.T:>5} {self.forward_s:10.3f} {self.floor_s:9.3f} {self.lens_s:9.3f} {self.naive_s:9.3f} "
+                f"{self.lens_over_floor:10.2f} {self.naive_over_lens:10.2f} {mb(self.lens_peak_mb)} "
+                f"{mb(self.naive_peak_mb)}")
+
 
 # --- the methods ---------------------------------------------------------------------------------
 
@@ -79,9 +92,7 @@ def bench_tokens(lm: LoadedModel, T: int) -> torch.Tensor:
         raise LensError(f"prompt length must be at least 1 token, got {T}")
     if T > lm.max_context:
         raise LensError(f"prompt length {T} is longer than {lm.name}'s context of {lm.max_context} tokens")
-    import pydoc_data.topics
-
-    text = "\n\n".join(pydoc_data.topics.topics[k] for k in sorted(pydoc_data.topics.topics))
+    text = pydoc_text()
     ids = lm.tokenizer(text[: 8 * T + 1000], return_tensors="pt")["input_ids"][0][:T]
     if len(ids) < T:  # pragma: no cover - the text is far longer than any context
         raise LensError(f"could not make {T} tokens of benchmark text")
@@ -110,8 +121,8 @@ def naive_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> GridStats:
     """
     out = lm.model(input_ids=ids[None], output_hidden_states=True)
     hidden = [h[0] for h in out.hidden_states]  # L+1 states [T, d]
-    norm, unembed = lm.adapter.final_norm, lm.adapter.unembed
-    logits = torch.stack([unembed(norm(h)) for h in hidden[:-1]] + [unembed(hidden[-1])]).float()  # [L+1, T, V]
+    unembed = Unembed.of(lm)
+    logits = torch.stack([unembed(h) for h in hidden[:-1]] + [unembed.unembed_normed(hidden[-1])]).float()  # [L+1, T, V]
     logp = torch.log_softmax(logits, dim=-1)
     p = logp.exp()
     top_p, top_ids = p.topk(TOP_K, dim=-1)
@@ -124,7 +135,7 @@ def naive_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> GridStats:
 
 def floor_matmul(lm: LoadedModel, T: int) -> Callable[[], torch.Tensor]:
     """A float32 ``[(L+1)·T, d] @ [d, V]`` matmul into a preallocated output: 2·(L+1)·T·d·V FLOPs."""
-    weight = lm.adapter.unembed.weight.detach().float()  # [V, d]
+    weight = Unembed.of(lm).weight.detach().float()  # [V, d]
     rows = torch.randn((lm.n_layers + 1) * T, weight.shape[1])
     out = torch.empty(rows.shape[0], weight.shape[0])
 
@@ -272,22 +283,13 @@ def run_bench(
         )
         records.append(record)
         if log is not None:
-            log(format_row(record))
+            log(record.format_row())
     return records
 
 
-HEADER = (f"{'T':>5} {'forward s':>10} {'floor s':>9} {'lens s':>9} {'naive s':>9} {'lens/floor':>10} "
-          f"{'naive/lens':>10} {'lens MB':>9} {'naive MB':>9}")
-
-
-def format_row(r: BenchRecord) -> str:
-    mb = lambda v: f"{v:9.0f}" if v is not None else f"{'-':>9}"  # noqa: E731
-    return (f"{r.T:>5} {r.forward_s:10.3f} {r.floor_s:9.3f} {r.lens_s:9.3f} {r.naive_s:9.3f} "
-            f"{r.lens_over_floor:10.2f} {r.naive_over_lens:10.2f} {mb(r.lens_peak_mb)} {mb(r.naive_peak_mb)}")
-
 
 def format_table(records: list[BenchRecord]) -> str:
-    return "\n".join([HEADER] + [format_row(r) for r in records])
+    return "\n".join([HEADER] + [r.format_row() for r in records])
 
 
 def machine() -> str:

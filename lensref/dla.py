@@ -22,9 +22,12 @@ import torch
 from torch import nn
 
 from .errors import LensError
-from .logitdiff import check_position, token_pair
+from .hooks import capture_block_writes
+from .indices import check_position
+from .logitdiff import token_pair
 from .models import LoadedModel
-from .tokens import encode_prompt, token_texts
+from .tokens import encode_prompt, show_token, token_texts
+from .unembed import Unembed
 
 
 @dataclass
@@ -96,6 +99,21 @@ class DLAResult:
         parts = self.head_contributions() if heads else self.components()
         return sorted(parts, key=lambda c: abs(c.value), reverse=True)[:k]
 
+    def format_table(self, top: int = 10) -> str:
+        """The model's difference, the sum of the parts, and the ``top`` largest components and heads."""
+        lines = [
+            f"{self.model}: logit {show_token(self.target)} - logit {show_token(self.distractor)} "
+            f"after {show_token(self.tokens[self.position])!r}",
+            f"model: {self.logit_diff:.4f}   sum of components: {self.total:.4f}   "
+            f"(embed {self.embed:.3f}, attention {float(self.attn.sum()):.3f}, MLPs {float(self.mlp.sum()):.3f}, "
+            f"constant {self.constant:.3f})",
+            "largest components:",
+        ]
+        lines += [f"  {c.name:>10}  {c.value:+8.3f}" for c in self.top(top)]
+        lines.append("largest heads:")
+        lines += [f"  {c.name:>10}  {c.value:+8.3f}" for c in self.top(top, heads=True)]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         return {
             "model": self.model,
@@ -115,11 +133,6 @@ class DLAResult:
             "top": [c.__dict__ for c in self.top(10)],
             "top_heads": [c.__dict__ for c in self.top(10, heads=True)],
         }
-
-
-def _first(output):
-    """Attention modules return ``(out, weights)``; MLPs and transformers-5 decoder layers return a tensor."""
-    return output[0] if isinstance(output, tuple) else output
 
 
 def _n_heads(config) -> int:
@@ -144,73 +157,6 @@ def _head_weights(proj: nn.Module, n_heads: int) -> torch.Tensor:
     return weight.reshape(n_heads, d_in // n_heads, d_out)
 
 
-def frozen_norm_direction(norm: nn.Module, final_resid: torch.Tensor, direction: torch.Tensor):
-    """The final norm, linearised at ``final_resid [d]`` and composed with the unembedding ``direction [d]``.
-
-    Returns ``(v, constant, scale)``: for any component ``c``, its contribution is ``c @ v``, and
-    ``final_resid @ v + constant`` is the exact logit difference (before any unembedding bias).
-    """
-    x = final_resid.double()
-    u = direction.double()
-    weight = getattr(norm, "weight", None)
-    w = torch.ones_like(x) if weight is None else weight.double()
-    if isinstance(norm, nn.LayerNorm):
-        scale = 1.0 / torch.sqrt(x.var(unbiased=False) + norm.eps)
-        v = scale * w * u
-        v = v - v.mean()  # (x - mean x) . a == x . (a - mean a)
-        bias = getattr(norm, "bias", None)
-        constant = 0.0 if bias is None else float(bias.double() @ u)
-    else:  # RMSNorm: Llama, Mistral, Qwen2
-        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", None))
-        if eps is None or hasattr(norm, "bias") and norm.bias is not None:
-            raise LensError(f"unsupported final norm {type(norm).__name__} for direct logit attribution")
-        scale = 1.0 / torch.sqrt(x.pow(2).mean() + eps)
-        v = scale * w * u
-        constant = 0.0
-    return v, constant, float(scale)
-
-
-@torch.no_grad()
-def _capture_components(lm: LoadedModel, input_ids: torch.Tensor, position: int) -> dict[str, list]:
-    """One forward pass recording, at ``position``: the embedding, each attention block's and MLP's output,
-    each attention output projection's input (the concatenated heads), and the final residual."""
-    adapter = lm.adapter
-    found: dict[str, list] = {"embed": [None], "final": [None], "final_logits": [None],
-                              "attn": [None] * adapter.n_layers, "mlp": [None] * adapter.n_layers,
-                              "z": [None] * adapter.n_layers}
-
-    def pre(key: str, index: int):
-        def hook(module, args, kwargs):
-            tensor = args[0] if args else kwargs["hidden_states"]
-            found[key][index] = tensor[0, position].detach()
-
-        return hook
-
-    def post(key: str, index: int):
-        def hook(module, args, output):
-            found[key][index] = _first(output)[0, position].detach()
-
-        return hook
-
-    handles = [
-        adapter.blocks[0].register_forward_pre_hook(pre("embed", 0), with_kwargs=True),
-        adapter.final_norm.register_forward_pre_hook(pre("final", 0), with_kwargs=True),
-    ]
-    for layer in range(adapter.n_layers):
-        handles.append(adapter.attn(layer).register_forward_hook(post("attn", layer)))
-        handles.append(adapter.mlp(layer).register_forward_hook(post("mlp", layer)))
-        handles.append(adapter.attn_out_proj(layer).register_forward_pre_hook(pre("z", layer), with_kwargs=True))
-    try:
-        found["final_logits"][0] = lm.model(input_ids=input_ids[None].to(lm.device)).logits[0, position]
-    finally:
-        for handle in handles:
-            handle.remove()
-    missing = [key for key, values in found.items() if any(v is None for v in values)]
-    if missing:
-        raise LensError(f"could not capture {', '.join(missing)} for {lm.name}; is its architecture supported?")
-    return found
-
-
 @torch.no_grad()
 def direct_logit_attribution(
     lm: LoadedModel, prompt: str, target: str, distractor: str, position: int = -1
@@ -221,35 +167,30 @@ def direct_logit_attribution(
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
     position = check_position(position, len(ids))
     adapter = lm.adapter
-    found = _capture_components(lm, ids, position)
+    writes = capture_block_writes(lm, ids, position)
+    frozen = Unembed.of(lm).frozen_direction(writes.final, target_id, distractor_id)
+    v = frozen.v
 
-    unembed = adapter.unembed
-    direction = unembed.weight[target_id] - unembed.weight[distractor_id]
-    v, constant, scale = frozen_norm_direction(adapter.final_norm, found["final"][0], direction)
-    bias = getattr(unembed, "bias", None)
-    if bias is not None:
-        constant += float(bias[target_id].double() - bias[distractor_id].double())
-
-    attn = torch.stack(found["attn"]).double()  # [L, d]
-    mlp = torch.stack(found["mlp"]).double()
-    embed = found["embed"][0].double()
+    attn = writes.attn.double()  # [L, d]
+    mlp = writes.mlp.double()
+    embed = writes.embed.double()
     n_heads = _n_heads(lm.model.config)
     heads, attn_bias = [], []
     for layer in range(adapter.n_layers):
         proj = adapter.attn_out_proj(layer)
         w_heads = _head_weights(proj, n_heads).double()  # [H, hd, d]
-        z = found["z"][layer].double().reshape(n_heads, -1)  # [H, hd]
+        z = writes.heads[layer].double().reshape(n_heads, -1)  # [H, hd]
         heads.append(torch.einsum("hk,hkd,d->h", z, w_heads, v))
         proj_bias = getattr(proj, "bias", None)
         attn_bias.append(0.0 if proj_bias is None else float(proj_bias.double() @ v))
 
     rebuilt = embed + attn.sum(0) + mlp.sum(0)
-    logits = found["final_logits"][0].double()
+    logits = writes.logits.double()
     return DLAResult(
         model=lm.name, tokens=token_texts(lm.tokenizer, ids), position=position,
         target=target, distractor=distractor, target_id=target_id, distractor_id=distractor_id,
         embed=float(embed @ v), attn=(attn @ v).float(), mlp=(mlp @ v).float(),
         heads=torch.stack(heads).float(), attn_bias=torch.tensor(attn_bias, dtype=torch.float32),
-        constant=constant, logit_diff=float(logits[target_id] - logits[distractor_id]), norm_scale=scale,
-        reconstruction_error=float((rebuilt - found["final"][0].double()).abs().max()),
+        constant=frozen.constant, logit_diff=float(logits[target_id] - logits[distractor_id]),
+        norm_scale=frozen.scale, reconstruction_error=float((rebuilt - writes.final.double()).abs().max()),
     )

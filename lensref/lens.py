@@ -5,10 +5,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .indices import first_layer_holding
 from .models import LoadedModel
 from .readout import DEFAULT_CHUNK_ROWS, Translator, read_states
 from .residual import capture_residuals
-from .tokens import encode_prompt, single_token_id, token_texts
+from .tokens import encode_prompt, show_token, single_token_id, token_texts
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "LensResult", "Token", "Translator", "logit_lens", "read_states"]
 
@@ -64,13 +65,21 @@ class LensResult:
         """The first layer from which the target stays top-1 through the last layer (None if it never does)."""
         if self.target_rank is None:
             raise ValueError("this result has no target")
-        ranks = self.target_rank[:, position].tolist()
-        first = None
-        for layer in range(len(ranks) - 1, -1, -1):
-            if ranks[layer] != 1:
-                break
-            first = layer
-        return first
+        return first_layer_holding([rank == 1 for rank in self.target_rank[:, position].tolist()])
+
+    def format_table(self, position: int = -1) -> str:
+        """One line per layer at ``position``: entropy, KL, the target's probability and rank, the top tokens."""
+        header = f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if self.target else "") + "top tokens"
+        lines = [f"{self.model}: next-token predictions after {show_token(self.tokens[position])!r}", header]
+        for layer in range(self.n_layers + 1):
+            tops = "  ".join(f"{show_token(t.token)} {t.prob:.3f}" for t in self.top(layer, position))
+            target = ""
+            if self.target_prob is not None and self.target_rank is not None:
+                prob, rank = float(self.target_prob[layer, position]), int(self.target_rank[layer, position])
+                target = f"{prob:.4f} / {rank:<6} "
+            lines.append(f"{layer:>5}  {float(self.entropy[layer, position]):7.3f}  "
+                         f"{float(self.kl_to_final[layer, position]):7.3f}  {target}{tops}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         """The JSON form documented in the README (``lensref lens --json``)."""

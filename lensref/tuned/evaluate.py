@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..lens import Translator
 from ..models import LoadedModel
+from ..unembed import Unembed
 from .train import cache_states, kl_final_to_lens
 
 
@@ -67,7 +68,7 @@ def compare_lenses(
 ) -> LensComparison:
     """Per-layer held-out KL(final || lens) and next-token cross-entropy, logit lens vs ``translator``."""
     L = lm.n_layers
-    decode = lm.adapter.decode
+    decode = Unembed.of(lm)
     kl = torch.zeros(2, L + 1, dtype=torch.float64)
     ce = torch.zeros(2, L + 1, dtype=torch.float64)
     count = 0

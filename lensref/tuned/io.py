@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import LensError
+from ..files import new_folder
 from ..models import LoadedModel, cache_dir
+from ..unembed import Unembed
 from .translator import TunedLens
 
 FORMAT = "lensref-tuned-lens"
@@ -39,28 +39,15 @@ def save_tuned_lens(lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike,
         raise LensError(f"cannot save the tuned lens: {folder} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG).exists():
         raise LensError(f"cannot save the tuned lens: {folder} is a non-empty folder that holds no tuned lens")
-    folder.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "format": FORMAT, "version": VERSION, "model": lm.name, "family": lm.adapter.family,
-        "n_layers": lens.n_layers, "d_model": lens.d_model,
-        "vocab_size": int(lm.adapter.unembed.weight.shape[0]), **(extra or {}),
+        "n_layers": lens.n_layers, "d_model": lens.d_model, "vocab_size": Unembed.of(lm).vocab_size, **(extra or {}),
     }
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
+    with new_folder(folder, replace=True) as tmp:
         tensors = {"weight": lens.weight.detach().float().cpu().contiguous(),
                    "bias": lens.bias.detach().float().cpu().contiguous()}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "model": lm.name})
         (tmp / CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
-        old = None
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=folder.name + ".old-", dir=folder.parent))
-            os.rename(folder, old / "lens")
-        os.rename(tmp, folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..errors import LensError
 from ..models import LoadedModel
 from ..residual import capture_residuals
+from ..unembed import Unembed
 from .translator import TunedLens
 
 
@@ -155,7 +156,7 @@ def finetune(lens: TunedLens, lm: LoadedModel, states: torch.Tensor, config: Tra
     opt = torch.optim.Adam(lens.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / config.steps)
     per_step = config.layers_per_step if 0 < config.layers_per_step < L else L
-    decode = lm.adapter.decode
+    decode = Unembed.of(lm)
     losses: list[float] = []
     bar = tqdm(range(config.steps), desc="fine-tuning (KL)", unit="step", disable=not progress, leave=False)
     running = None
