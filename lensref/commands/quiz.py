@@ -2,7 +2,9 @@
 
     lensref quiz take                        # interactive, instant feedback (answers may be piped on stdin)
     lensref quiz grade answers.yaml          # {"1": "d", "early-layers": "Predictions close to ...", ...}
+    lensref quiz grade logit-lens-answers.json   # the online quiz's "Download my answers" file, as it is
     lensref quiz grade-class responses.csv   # per-learner scores, per-question statistics, difficulty plot
+    lensref quiz grade-class answers/        # ... or a folder of the page's answers files
     lensref quiz export --format gift        # or moodle-xml, json
     lensref quiz check                       # schema check of the bank
 """
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from ..errors import LensError
 from ..course.quiz import bank as bankmod
 from ..course.quiz import classgrade, export, scoring
+from ..course.quiz.take import take_quiz
 from ._common import write_atomically, write_json
 
 _EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json"}
@@ -39,16 +41,19 @@ def register(sub) -> None:
     t.set_defaults(func=run_take)
 
     g = qsub.add_parser("grade", parents=[common], help="grade a JSON/YAML file of answers",
-                        description="Grade {question number 1-N or id: letter a-d or option text}.")
-    g.add_argument("answers", help="JSON or YAML answers file")
+                        description="Grade {question number 1-N or id: letter a-d or option text}, or the "
+                                    "file the online quiz's \"Download my answers\" saves (as it is).")
+    g.add_argument("answers", help="JSON or YAML answers file, or the quiz page's downloaded JSON")
     g.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     g.set_defaults(func=run_grade)
 
-    c = qsub.add_parser("grade-class", parents=[common], help="grade an LMS responses CSV",
-                        description="One row a learner, one column a question (header: number, Q<n>, "
-                                    "'Response <n>' or question id). Writes learners.csv, questions.csv "
-                                    "and difficulty.png.")
-    c.add_argument("responses", help="responses CSV")
+    c = qsub.add_parser("grade-class", parents=[common],
+                        help="grade an LMS responses CSV or a folder of the quiz page's answers files",
+                        description="A CSV: one row a learner, one column a question (header: number, Q<n>, "
+                                    "'Response <n>' or question id). A folder: one *.json file a learner, as "
+                                    "the quiz page's \"Download my answers\" saves it. Writes learners.csv, "
+                                    "questions.csv and difficulty.png.")
+    c.add_argument("responses", help="responses CSV, or a folder of answers files")
     c.add_argument("--out", default="quiz-results", help="output folder (created if missing; default quiz-results)")
     c.add_argument("--id-column", default=None, help="column naming the learner (default: the first)")
     c.add_argument("--blank-as-wrong", action="store_true", help="score a blank answer as wrong instead of failing")
@@ -77,80 +82,26 @@ def run_check(args) -> int:
 
 def run_grade(args) -> int:
     bank = _bank(args)
-    answers = scoring.load_answers(args.answers)
-    result = scoring.grade(bank, answers, where=str(args.answers))
+    sheet = scoring.load_answer_sheet(args.answers)
+    result = scoring.grade_sheet(bank, sheet)
     for r in result.results:
         print(scoring.format_result(r))
-    print(f"score: {result.score}/{result.total}")
+    print(result.score_line())
+    if sheet.page_score is not None and sheet.page_score != result.score:
+        print(f"note: the page showed {sheet.page_score}/{result.total} when the file was saved "
+              f"(the quiz changed since?); the score above is against the current quiz")
     if args.json:
         write_json(args.json, result.to_dict())
     return 0
 
 
 def run_take(args, stdin=None, stdout=None) -> int:
-    stdin = stdin or sys.stdin
-    out = stdout or sys.stdout
-    interactive = stdin.isatty()
-    bank = _bank(args)
-    rng = random.Random(args.seed)
-    answers: dict[str, str] = {}
-    score = 0
-    print(f"{bank.title}: {len(bank)} questions. Answer with a letter (or the option's text); "
-          f"{'q to quit' if interactive else 'one answer a line'}.\n", file=out)
-    for q in bank.questions:
-        shown = list(q.options)
-        if args.shuffle:
-            rng.shuffle(shown)
-        letters = bankmod.LETTERS[:len(shown)]
-        print(f"Question {q.number}/{len(bank)}: {q.text}", file=out)
-        for letter, o in zip(letters, shown):
-            print(f"  {letter}) {o.text}", file=out)
-        while True:
-            out.write(f"your answer ({letters[0]}-{letters[-1]}): ")
-            out.flush()
-            line = stdin.readline()
-            if not line:
-                print(file=out)
-                raise LensError(f"input ended at question {q.number} of {len(bank)}: no score "
-                                 f"(every question needs an answer)")
-            reply = line.strip()
-            if not interactive:
-                print(reply, file=out)  # echo piped answers so the transcript reads like a session
-            if interactive and reply.lower() in ("q", "quit", "exit"):
-                print(f"quit at question {q.number}: no score", file=out)
-                return 1
-            chosen = _pick(q, shown, letters, reply)
-            if chosen is not None:
-                break
-            message = f"question {q.number}: {reply!r} is not one of the options {letters[0]}-{letters[-1]}"
-            if not interactive:
-                raise LensError(message + "; no score")
-            print(f"  {message}; try again", file=out)
-        answers[str(q.number)] = chosen.letter
-        score += chosen.correct
-        if chosen.correct:
-            print(f"  Correct. {chosen.explanation}", file=out)
-        else:
-            right = q.answer
-            print(f"  Not quite. {chosen.explanation}", file=out)
-            print(f"  The answer is {letters[shown.index(right)]}) {right.text}: {right.explanation}", file=out)
-        print(f"  (lesson: {chosen.section_url()})   score so far: {score}/{q.number}\n", file=out)
-    result = scoring.grade(bank, answers, where="your answers")
-    print(f"score: {result.score}/{result.total}", file=out)
+    result = take_quiz(_bank(args), stdin or sys.stdin, stdout or sys.stdout, shuffle=args.shuffle, seed=args.seed)
+    if result is None:
+        return 1
     if args.json:
         write_json(args.json, result.to_dict())
     return 0
-
-
-def _pick(q: bankmod.Question, shown, letters: str, reply: str):
-    key = bankmod.normalize(reply)
-    if len(key) == 1 and key in letters:
-        return shown[letters.index(key)]
-    if len(key) > 1:
-        for o in q.options:
-            if bankmod.normalize(o.text) == key:
-                return o
-    return None
 
 
 def run_grade_class(args) -> int:
@@ -172,6 +123,9 @@ def run_grade_class(args) -> int:
     n = len(bank)
     hardest = min(result.questions, key=lambda s: (s.share_correct, s.number))
     print(f"graded {len(result.learners)} learners on {n} questions: mean score {result.mean_score:.1f}/{n}")
+    partial = [l.learner for l in result.learners if None in l.chosen]
+    if partial and Path(args.responses).is_dir():
+        print(f"{len(partial)} learner(s) left questions unanswered (scored wrong): {', '.join(partial)}")
     print(f"hardest: question {hardest.number} ({hardest.id}), {hardest.share_correct:.0%} correct"
           + (f", most chose {hardest.most_wrong}) {hardest.most_wrong_text}" if hardest.most_wrong else ""))
     if result.ignored_columns:

@@ -1,4 +1,5 @@
-"""Grading a class: a responses CSV as LMSes export it (one row a learner, one column a question).
+"""Grading a class: a responses CSV as LMSes export it (one row a learner, one column a question), or a
+folder of the files the online quiz page downloads ("Download my answers"), one per learner.
 
 The learner column is the first one unless named. Question columns are recognised by their header: the
 question's number (``3``, ``Q3``, ``Question 3``, ``Response 3`` as in Moodle's responses report) or its id.
@@ -6,6 +7,11 @@ Other columns (e-mail, state, time taken...) are ignored and reported. Every que
 column; every cell an option letter or an option's text. A blank cell (or Moodle's ``-``) is an error unless
 ``blank_as_wrong``, when it counts as unanswered and wrong. Any bad row stops the whole grading: a class
 grade is complete or not produced.
+
+In a folder, every ``*.json`` file is one learner, named by the name typed on the page or else by the
+file's name. A page file may leave questions unanswered: they count as unanswered and wrong, as the page
+scored them. A plain answers file (``{question: answer}``) in the folder must answer everything, unless
+``blank_as_wrong``.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from pathlib import Path
 
 from ...errors import LensError
 from .bank import Bank, Question, read_text_file
+from .scoring import load_answer_sheet, resolve_answers
 
 BLANKS = {"", "-"}
 _NUMBERED = re.compile(r"^(?:q|question|response)?\s*\.?\s*(\d+)$", re.IGNORECASE)
@@ -27,9 +34,10 @@ _SKIP_LEARNERS = ("overall average",)  # Moodle appends a summary row
 @dataclass(frozen=True)
 class LearnerScore:
     learner: str
-    line: int  # line of the CSV file
+    line: int  # line of the CSV file (0 for a learner read from an answers file)
     chosen: tuple[str | None, ...]  # letter per question, None when unanswered
     correct: tuple[bool, ...]
+    source: str = ""  # the answers file, when grading a folder
 
     @property
     def score(self) -> int:
@@ -132,6 +140,9 @@ def _question_for_header(bank: Bank, name: str, ids: dict[str, Question], where:
 
 def grade_class(bank: Bank, path: str | Path, *, id_column: str | None = None,
                 blank_as_wrong: bool = False) -> ClassGrade:
+    """Grade a responses CSV, or a folder of answers files (see the module docstring)."""
+    if Path(path).is_dir():
+        return grade_folder(bank, path, blank_as_wrong=blank_as_wrong)
     where = str(path)
     header, rows = read_responses(path)
     if not rows:
@@ -170,6 +181,29 @@ def grade_class(bank: Bank, path: str | Path, *, id_column: str | None = None,
     if not learners:
         raise LensError(f"{where}: no learners")
     return ClassGrade(bank.id, tuple(learners), tuple(_stats(bank, learners)), ignored)
+
+
+def grade_folder(bank: Bank, folder: str | Path, *, blank_as_wrong: bool = False) -> ClassGrade:
+    """One learner per ``*.json`` file of ``folder`` (the quiz page's downloads, as they are)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".json")
+    if not files:
+        raise LensError(f"{folder}: no answers files (*.json, as the quiz page's \"Download my answers\" saves them)")
+    learners: list[LearnerScore] = []
+    seen: dict[str, Path] = {}
+    for path in files:
+        sheet = load_answer_sheet(path)
+        if sheet.bank is not None and sheet.bank != bank.id:
+            raise LensError(f"{path}: these are answers to the quiz {sheet.bank!r}, not {bank.id!r}")
+        learner = sheet.learner or path.stem
+        if learner in seen:
+            raise LensError(f"{path}: learner {learner!r} also in {seen[learner].name} (one file per learner)")
+        seen[learner] = path
+        chosen = resolve_answers(bank, sheet.answers, str(path), allow_unanswered=sheet.from_page or blank_as_wrong)
+        picked = [chosen.get(q.number) for q in bank.questions]
+        learners.append(LearnerScore(learner, 0, tuple(o.letter if o else None for o in picked),
+                                     tuple(bool(o and o.correct) for o in picked), source=str(path)))
+    return ClassGrade(bank.id, tuple(learners), tuple(_stats(bank, learners)), ())
 
 
 def _stats(bank: Bank, learners: list[LearnerScore]) -> list[QuestionStats]:

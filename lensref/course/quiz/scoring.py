@@ -1,4 +1,13 @@
-"""Grading one learner's answers against a bank: all questions answered, or no grade at all."""
+"""Grading one learner's answers against a bank.
+
+An answers file (``{question number or id: letter or option text}``) must answer every question, or there is
+no grade at all. The file the online quiz page downloads ("Download my answers") is accepted as it is: it
+records the first answer to each question the learner answered (as the page scores them), so it may be
+partial, and an unanswered question scores as wrong, exactly as on the page::
+
+    {"format": "lensref-quiz-answers", "version": 1, "bank": "logit-lens", "learner": "Ada",
+     "answers": {"lens-definition": "<option text>", ...}, "score": 3, "answered": 5, "total": 15}
+"""
 from __future__ import annotations
 
 import json
@@ -11,21 +20,26 @@ from ...errors import LensError
 from .bank import SECTIONS, Bank, Option, Question, UniqueKeyLoader, one_line, read_text_file
 
 
+PAGE_FORMAT = "lensref-quiz-answers"  # the "format" field of the online quiz's downloaded file
+
+
 @dataclass(frozen=True)
 class QuestionResult:
     number: int
     id: str
-    chosen: str  # letter
+    chosen: str | None  # letter; None when the question was left unanswered (page files only)
     chosen_text: str
     answer: str  # letter
     answer_text: str
     correct: bool
-    explanation: str  # of the chosen option
+    explanation: str  # of the chosen option ("" when unanswered)
     section: str
 
     @classmethod
-    def of(cls, question: Question, chosen: Option) -> "QuestionResult":
+    def of(cls, question: Question, chosen: Option | None) -> "QuestionResult":
         ans = question.answer
+        if chosen is None:
+            return cls(question.number, question.id, None, "", ans.letter, ans.text, False, "", ans.section)
         return cls(question.number, question.id, chosen.letter, chosen.text, ans.letter, ans.text,
                    chosen.correct, chosen.explanation, chosen.section)
 
@@ -43,20 +57,42 @@ class QuizGrade:
     def total(self) -> int:
         return len(self.results)
 
+    @property
+    def answered(self) -> int:
+        return sum(r.chosen is not None for r in self.results)
+
+    def score_line(self) -> str:
+        """``score: 11/15``, with ``(5 of 15 answered)`` when some questions were left unanswered."""
+        partial = f" ({self.answered} of {self.total} answered)" if self.answered < self.total else ""
+        return f"score: {self.score}/{self.total}{partial}"
+
     def to_dict(self) -> dict:
-        return {"bank": self.bank, "score": self.score, "total": self.total,
+        return {"bank": self.bank, "score": self.score, "total": self.total, "answered": self.answered,
                 "results": [asdict(r) for r in self.results]}
 
 
-def resolve_answers(bank: Bank, answers, where: str = "answers") -> dict[int, Option]:
+@dataclass(frozen=True)
+class AnswerSheet:
+    """One learner's answers as read from a file: a plain answers mapping, or the quiz page's download."""
+    answers: dict
+    where: str
+    from_page: bool = False  # the page's file: questions may be unanswered (scored wrong, as on the page)
+    learner: str = ""  # the name typed on the page, if any
+    bank: str | None = None  # the quiz the page file belongs to
+    page_score: int | None = None  # the score the page showed when the file was saved
+
+
+def resolve_answers(bank: Bank, answers, where: str = "answers", *,
+                    allow_unanswered: bool = False) -> dict[int, Option]:
     """Map question number -> chosen option from ``{question number or id: letter or option text}``.
 
     Raises :class:`LensError` for an unknown question, an option that does not exist, a question answered
-    twice (e.g. by number and by id) or a question left unanswered: never a partial result.
+    twice (e.g. by number and by id) or, unless ``allow_unanswered``, a question left unanswered: never a
+    partial result.
     """
     if not isinstance(answers, dict):
         raise LensError(f"{where}: expected a mapping from question (number 1-{len(bank)} or id) to answer")
-    if not answers:
+    if not answers and not allow_unanswered:
         raise LensError(f"{where}: no answers")
     chosen: dict[int, Option] = {}
     keys: dict[int, str] = {}
@@ -75,15 +111,43 @@ def resolve_answers(bank: Bank, answers, where: str = "answers") -> dict[int, Op
             raise LensError(f"{where}: {exc}") from None
         keys[q.number] = str(key)
     missing = [q for q in bank.questions if q.number not in chosen]
-    if missing:
+    if missing and not allow_unanswered:
         names = ", ".join(str(q.number) for q in missing)
         raise LensError(f"{where}: {len(missing)} question(s) unanswered: {names}; every question needs an answer")
     return chosen
 
 
-def grade(bank: Bank, answers, where: str = "answers") -> QuizGrade:
-    chosen = resolve_answers(bank, answers, where)
-    return QuizGrade(bank.id, tuple(QuestionResult.of(q, chosen[q.number]) for q in bank.questions))
+def grade(bank: Bank, answers, where: str = "answers", *, allow_unanswered: bool = False) -> QuizGrade:
+    chosen = resolve_answers(bank, answers, where, allow_unanswered=allow_unanswered)
+    return QuizGrade(bank.id, tuple(QuestionResult.of(q, chosen.get(q.number)) for q in bank.questions))
+
+
+def grade_sheet(bank: Bank, sheet: AnswerSheet) -> QuizGrade:
+    """Grade a file's answers; the page's file may leave questions unanswered (they score as wrong)."""
+    if sheet.bank is not None and sheet.bank != bank.id:
+        raise LensError(f"{sheet.where}: these are answers to the quiz {sheet.bank!r}, not {bank.id!r}")
+    return grade(bank, sheet.answers, sheet.where, allow_unanswered=sheet.from_page)
+
+
+def load_answer_sheet(path: str | Path) -> AnswerSheet:
+    """Read an answers file: a plain mapping, or the online quiz's "Download my answers" file as it is."""
+    data = load_answers(path)
+    return sheet_from_data(data, str(path))
+
+
+def sheet_from_data(data: dict, where: str) -> AnswerSheet:
+    if data.get("format") != PAGE_FORMAT:
+        return AnswerSheet(answers=data, where=where)
+    answers, learner, bank_id = data.get("answers"), data.get("learner", ""), data.get("bank")
+    page_score = data.get("score")
+    if not isinstance(answers, dict):
+        raise LensError(f"{where}: field 'answers' must be a mapping from question id to the chosen option")
+    if not isinstance(bank_id, str) or not bank_id:
+        raise LensError(f"{where}: field 'bank' must name the quiz")
+    if not isinstance(learner, str):
+        raise LensError(f"{where}: field 'learner' must be text")
+    return AnswerSheet(answers=answers, where=where, from_page=True, learner=" ".join(learner.split()),
+                       bank=bank_id, page_score=page_score if type(page_score) is int else None)
 
 
 def load_answers(path: str | Path):
@@ -124,6 +188,9 @@ def _unique_pairs(pairs):
 
 def format_result(r: QuestionResult, *, show_explanation_when_right: bool = False) -> str:
     """One learner-facing paragraph for a graded question."""
+    if r.chosen is None:
+        return (f"{r.number:>2}. {r.id}: unanswered; the answer is {r.answer}) {r.answer_text} "
+                f"(lesson: {SECTIONS[r.section]}, {r.section}.html)")
     if r.correct:
         line = f"{r.number:>2}. {r.id}: correct ({r.chosen})"
         if show_explanation_when_right:

@@ -2,35 +2,50 @@
 
 It needs no server and loads nothing: the book page (``book/quiz.md``) displays it at build time, and it
 works from the static ``_build/html`` offline. A learner clicks an option and at once sees whether it is
-right, the explanation of that option and a link to the section that teaches it. The running score counts
-each question's first answer; later clicks still show their explanations (so a learner can explore every
-option) without changing the score. Options are shuffled on each visit unless ``shuffle=False``.
+right, the explanation of that option and a link to the section that teaches it. The running score (sticky:
+it stays in view while scrolling) counts each question's first answer; later clicks still show their
+explanations (so a learner can explore every option) without changing the score.
+
+Answers, the options' order and the learner's name are kept in the browser's ``localStorage`` under a key
+naming the bank and a fingerprint of its content (:func:`bank_fingerprint`), so they survive a reload and a
+changed quiz starts afresh; **Start over** clears them (and reshuffles). **Download my answers** saves a
+JSON file (the format :mod:`.scoring` documents) that ``lensref quiz grade`` and ``grade-class`` accept as
+they are. Colours come from the book theme's variables, so the quiz follows its light and dark modes.
+Options are shuffled on a first visit unless ``shuffle=False``.
 
 :func:`jupyterquiz_questions` gives the same bank in jupyterquiz's format, for use inside a notebook.
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 
 from .bank import Bank
 
 _CSS = """
-.lensquiz{--lq-border:#c9ced6;--lq-bg:#f7f8fa;--lq-right:#1e7b45;--lq-wrong:#b3261e;--lq-fg:inherit;
-  margin:1rem 0;font-size:1rem}
-html[data-theme=dark] .lensquiz{--lq-border:#4a505a;--lq-bg:#22262c;--lq-right:#5cc98a;--lq-wrong:#f2867f}
-.lensquiz .lq-score{position:sticky;top:0;z-index:2;background:var(--lq-bg);border:1px solid var(--lq-border);
-  border-radius:6px;padding:.5rem .8rem;margin-bottom:1rem;font-weight:600;display:flex;gap:1rem;
-  align-items:center;flex-wrap:wrap}
-.lensquiz .lq-score .lq-restart{margin-left:auto;font-weight:400}
-.lensquiz ol.lq-questions{padding-left:1.6rem}
+.lensquiz{--lq-fg:var(--pst-color-text-base,#222832);--lq-bg:var(--pst-color-background,#fff);
+  --lq-surface:var(--pst-color-surface,#f3f4f5);--lq-border:var(--pst-color-border,#c2c8d0);
+  --lq-muted:var(--pst-color-text-muted,#48566b);--lq-right:#1e7b45;--lq-wrong:#b3261e;--lq-top:0px;
+  color:var(--lq-fg);background:var(--lq-bg);margin:1rem 0;font-size:1rem;line-height:1.5}
+html[data-theme=dark] .lensquiz{--lq-right:#5cc98a;--lq-wrong:#f2867f}
+.output:has(> .lensquiz),.cell_output:has(.lensquiz){overflow:visible!important;background:transparent!important;
+  padding:0!important;border:0!important}
+.lensquiz .lq-score{position:sticky;top:var(--lq-top);z-index:2;background:var(--lq-surface);
+  border:1px solid var(--lq-border);border-radius:6px;padding:.45rem .8rem;margin-bottom:1rem;font-weight:600;
+  display:flex;gap:.4rem 1rem;align-items:center;box-shadow:0 2px 4px rgba(0,0,0,.12)}
+.lensquiz .lq-score .lq-score-text{flex:1 1 auto;min-width:0}
+.lensquiz .lq-score .lq-restart{flex:none;font-weight:400}
+.lensquiz ol.lq-questions{list-style:none;padding-left:0;margin:0}
 .lensquiz .lq-question{margin-bottom:1.4rem}
-.lensquiz .lq-text{font-weight:600;margin-bottom:.5rem}
+.lensquiz .lq-head{display:flex;gap:.45rem;align-items:baseline;margin-bottom:.5rem}
+.lensquiz .lq-num{flex:none;font-weight:700;min-width:1.7em}
+.lensquiz .lq-text{font-weight:600;margin:0}
 .lensquiz .lq-options{display:grid;gap:.4rem}
-.lensquiz button{font:inherit;color:inherit;cursor:pointer}
-.lensquiz .lq-option{text-align:left;padding:.45rem .7rem;border:1px solid var(--lq-border);border-radius:6px;
-  background:var(--lq-bg)}
-.lensquiz .lq-option:hover,.lensquiz .lq-option:focus-visible{border-color:currentColor}
+.lensquiz button{font:inherit;color:var(--lq-fg);background:var(--lq-surface);border:1px solid var(--lq-border);
+  border-radius:6px;padding:.3rem .7rem;cursor:pointer}
+.lensquiz .lq-option{text-align:left;padding:.45rem .7rem;overflow-wrap:anywhere}
+.lensquiz button:hover,.lensquiz button:focus-visible{border-color:currentColor}
 .lensquiz .lq-option.lq-right{border:2px solid var(--lq-right)}
 .lensquiz .lq-option.lq-wrong{border:2px solid var(--lq-wrong)}
 .lensquiz .lq-option.lq-right::after{content:" \\2714";color:var(--lq-right)}
@@ -41,39 +56,82 @@ html[data-theme=dark] .lensquiz{--lq-border:#4a505a;--lq-bg:#22262c;--lq-right:#
 .lensquiz .lq-verdict{font-weight:700}
 .lensquiz .lq-right .lq-verdict{color:var(--lq-right)}
 .lensquiz .lq-wrong .lq-verdict{color:var(--lq-wrong)}
-.lensquiz .lq-note{font-size:.9em;opacity:.8}
+.lensquiz .lq-note{font-size:.9em;color:var(--lq-muted)}
+.lensquiz .lq-handin{border:1px solid var(--lq-border);border-radius:6px;padding:.8rem;display:grid;gap:.6rem}
+.lensquiz .lq-handin label{display:grid;gap:.25rem;font-weight:600}
+.lensquiz .lq-handin input{font:inherit;font-weight:400;color:var(--lq-fg);background:var(--lq-bg);
+  border:1px solid var(--lq-border);border-radius:6px;padding:.3rem .5rem;max-width:24rem}
+.lensquiz .lq-handin .lq-download{justify-self:start;font-weight:600}
+.lensquiz .lq-handin p{margin:0}
+@media (max-width:480px){
+  .lensquiz .lq-score{padding:.35rem .55rem;font-size:.92rem}
+  .lensquiz .lq-score .lq-restart{padding:.15rem .5rem}
+  .lensquiz .lq-option{padding:.4rem .55rem}
+  .lensquiz .lq-feedback{padding:.45rem .6rem}
+}
 """
 
-# Plain ES5-level JavaScript, no dependencies. Builds feedback with textContent (never innerHTML).
+# Plain ES5-level JavaScript, no dependencies. Builds feedback with textContent (never as markup).
 _JS = r"""
 (function () {
-  var root = document.getElementById(%(root_id)s);
+  var root = document.getElementById(__ROOT_ID__);
   if (!root || root.dataset.ready) { return; }
-  root.dataset.ready = "1";
+  var KEY = "lensquiz:" + root.dataset.bank + ":" + root.dataset.version;
   var questions = Array.prototype.slice.call(root.querySelectorAll(".lq-question"));
   var total = questions.length;
   var scoreBox = root.querySelector(".lq-score-text");
+  var nameBox = root.querySelector(".lq-learner");
+  var storageNote = root.querySelector(".lq-storage-note");
+  var state = load() || fresh();
+
+  function fresh() { return {first: {}, tried: {}, last: {}, order: {}, learner: ""}; }
+
+  function load() {
+    try {
+      var s = JSON.parse(window.localStorage.getItem(KEY));
+      if (s && typeof s.first === "object" && typeof s.tried === "object" && typeof s.order === "object") {
+        s.last = s.last || {};
+        s.learner = typeof s.learner === "string" ? s.learner : "";
+        return s;
+      }
+    } catch (e) { /* no storage, or not ours: start afresh */ }
+    return null;
+  }
+
+  function save() {
+    questions.forEach(function (q) { state.order[q.dataset.qid] = letters(q); });
+    try {
+      window.localStorage.setItem(KEY, JSON.stringify(state));
+    } catch (e) {
+      storageNote.hidden = false;
+    }
+  }
+
+  function options(q) { return Array.prototype.slice.call(q.querySelectorAll(".lq-option")); }
+  function letters(q) { return options(q).map(function (b) { return b.dataset.letter; }); }
+  function byLetter(q, letter) {
+    var found = null;
+    options(q).forEach(function (b) { if (b.dataset.letter === letter) { found = b; } });
+    return found;
+  }
+  function isRight(b) { return b.dataset.correct === "true"; }
+
+  function order(q, wanted) {
+    var box = q.querySelector(".lq-options");
+    var have = letters(q).slice().sort().join();
+    if (!wanted || wanted.slice().sort().join() !== have) { return false; }
+    wanted.forEach(function (l) { box.appendChild(byLetter(q, l)); });
+    return true;
+  }
 
   function shuffle(q) {
     var box = q.querySelector(".lq-options");
-    var items = Array.prototype.slice.call(box.children);
+    var items = options(q);
     for (var i = items.length - 1; i > 0; i--) {
       var j = Math.floor(Math.random() * (i + 1));
       var t = items[i]; items[i] = items[j]; items[j] = t;
     }
-    items.forEach(function (el) { box.appendChild(el); });
-  }
-
-  function update() {
-    var answered = 0, correct = 0;
-    questions.forEach(function (q) {
-      if (q.dataset.first) { answered++; if (q.dataset.first === "right") { correct++; } }
-    });
-    root.dataset.score = correct;
-    root.dataset.answered = answered;
-    scoreBox.textContent = answered === total
-      ? "Final score: " + correct + " / " + total
-      : "Score: " + correct + " / " + total + " (" + answered + " of " + total + " answered)";
+    items.forEach(function (b) { box.appendChild(b); });
   }
 
   function el(tag, cls, text) {
@@ -83,50 +141,128 @@ _JS = r"""
     return e;
   }
 
-  function choose(q, button) {
-    var right = button.dataset.correct === "true";
-    var first = !q.dataset.first;
-    if (first) { q.dataset.first = right ? "right" : "wrong"; }
-    button.classList.add(right ? "lq-right" : "lq-wrong");
+  function render(q) {
+    var qid = q.dataset.qid, first = state.first[qid] && byLetter(q, state.first[qid]);
     var fb = q.querySelector(".lq-feedback");
-    fb.textContent = "";
+    options(q).forEach(function (b) { b.classList.remove("lq-right", "lq-wrong"); });
+    fb.textContent = ""; fb.className = "lq-feedback";
+    if (!first) { delete q.dataset.first; delete state.first[qid]; fb.hidden = true; return; }
+    q.dataset.first = isRight(first) ? "right" : "wrong";
+    var tried = state.tried[qid] || [];
+    tried.forEach(function (l) {
+      var b = byLetter(q, l);
+      if (b) { b.classList.add(isRight(b) ? "lq-right" : "lq-wrong"); }
+    });
+    var shown = byLetter(q, state.last[qid]) || first, right = isRight(shown);
     fb.className = "lq-feedback " + (right ? "lq-right" : "lq-wrong");
     fb.appendChild(el("span", "lq-verdict", right ? "Correct. " : "Not quite. "));
-    fb.appendChild(el("span", "lq-explanation", button.dataset.explanation));
+    fb.appendChild(el("span", "lq-explanation", shown.dataset.explanation));
     fb.appendChild(document.createTextNode(" "));
-    var link = el("a", "lq-section", "Lesson: " + button.dataset.sectionTitle);
-    link.href = button.dataset.sectionUrl;
+    var link = el("a", "lq-section", "Lesson: " + shown.dataset.sectionTitle);
+    link.href = shown.dataset.sectionUrl;
     fb.appendChild(link);
-    if (!first) {
+    if (tried.length > 1) {
       fb.appendChild(el("div", "lq-note",
         "Your first answer (" + (q.dataset.first === "right" ? "correct" : "wrong") + ") is the one scored."));
     } else if (!right) {
       fb.appendChild(el("div", "lq-note", "Try the other options to read why they are right or wrong."));
     }
     fb.hidden = false;
+  }
+
+  function counts() {
+    var answered = 0, correct = 0;
+    questions.forEach(function (q) {
+      if (q.dataset.first) { answered++; if (q.dataset.first === "right") { correct++; } }
+    });
+    return {answered: answered, correct: correct};
+  }
+
+  function update() {
+    var c = counts();
+    root.dataset.score = c.correct;
+    root.dataset.answered = c.answered;
+    scoreBox.textContent = c.answered === total
+      ? "Final score: " + c.correct + " / " + total
+      : "Score: " + c.correct + " / " + total + " (" + c.answered + " of " + total + " answered)";
+  }
+
+  function choose(q, b) {
+    var qid = q.dataset.qid, l = b.dataset.letter;
+    if (!state.first[qid]) { state.first[qid] = l; }
+    var tried = state.tried[qid] || (state.tried[qid] = []);
+    if (tried.indexOf(l) < 0) { tried.push(l); }
+    state.last[qid] = l;
+    save();
+    render(q);
     update();
   }
 
   function reset() {
-    questions.forEach(function (q) {
-      delete q.dataset.first;
-      var fb = q.querySelector(".lq-feedback");
-      fb.hidden = true; fb.textContent = ""; fb.className = "lq-feedback";
-      q.querySelectorAll(".lq-option").forEach(function (b) { b.classList.remove("lq-right", "lq-wrong"); });
-      if (root.dataset.shuffle === "true") { shuffle(q); }
-    });
+    if (counts().answered > 0 && !window.confirm("Start over? Your answers on this page will be cleared.")) {
+      return;
+    }
+    var learner = state.learner;
+    state = fresh();
+    state.learner = learner;
+    questions.forEach(function (q) { if (root.dataset.shuffle === "true") { shuffle(q); } render(q); });
+    save();
     update();
   }
 
-  questions.forEach(function (q) {
-    q.querySelectorAll(".lq-option").forEach(function (b) {
-      b.addEventListener("click", function () { choose(q, b); });
+  function answersFile() {
+    var c = counts(), answers = {};
+    questions.forEach(function (q) {
+      var first = state.first[q.dataset.qid] && byLetter(q, state.first[q.dataset.qid]);
+      if (first) { answers[q.dataset.qid] = first.textContent; }
     });
+    return {format: "lensref-quiz-answers", version: 1, bank: root.dataset.bank,
+            bank_version: root.dataset.version, learner: state.learner, saved: new Date().toISOString(),
+            answers: answers, score: c.correct, answered: c.answered, total: total};
+  }
+
+  function download() {
+    var data = answersFile();
+    var slug = data.learner.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
+    var a = el("a");
+    a.href = URL.createObjectURL(new Blob([JSON.stringify(data, null, 1) + "\n"], {type: "application/json"}));
+    a.download = root.dataset.bank + "-answers" + (slug ? "-" + slug : "") + ".json";
+    a.hidden = true;
+    root.appendChild(a);
+    a.click();
+    window.setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 2000);
+  }
+
+  function placeScore() {
+    var header = document.querySelector(".bd-header-article"), top = 0;
+    if (header) {
+      var pos = window.getComputedStyle(header).position;
+      if (pos === "sticky" || pos === "fixed") { top = header.getBoundingClientRect().height; }
+    }
+    root.style.setProperty("--lq-top", top + "px");
+  }
+
+  questions.forEach(function (q) {
+    if (!order(q, state.order[q.dataset.qid]) && root.dataset.shuffle === "true") { shuffle(q); }
+    options(q).forEach(function (b) { b.addEventListener("click", function () { choose(q, b); }); });
+    render(q);
   });
+  nameBox.value = state.learner;
+  nameBox.addEventListener("input", function () { state.learner = nameBox.value; save(); });
   root.querySelector(".lq-restart").addEventListener("click", reset);
-  reset();
+  root.querySelector(".lq-download").addEventListener("click", download);
+  window.addEventListener("resize", placeScore);
+  placeScore();
+  update();
+  root.dataset.ready = "1";
 })();
 """
+
+
+def bank_fingerprint(bank: Bank) -> str:
+    """A short hash of what the page's saved answers depend on: a changed quiz starts afresh."""
+    content = [[q.id, [[o.letter, o.text, o.correct] for o in q.options]] for q in bank.questions]
+    return hashlib.sha256(json.dumps([bank.id, content]).encode("utf-8")).hexdigest()[:12]
 
 
 def quiz_html(bank: Bank, *, shuffle: bool = True, base_url: str = "") -> str:
@@ -134,18 +270,20 @@ def quiz_html(bank: Bank, *, shuffle: bool = True, base_url: str = "") -> str:
     root_id = f"lensquiz-{bank.id}"
     esc = html.escape
     parts = [f'<div class="lensquiz" id="{esc(root_id)}" data-bank="{esc(bank.id)}" '
-             f'data-total="{len(bank)}" data-shuffle="{"true" if shuffle else "false"}">',
+             f'data-version="{bank_fingerprint(bank)}" data-total="{len(bank)}" '
+             f'data-shuffle="{"true" if shuffle else "false"}">',
              f"<style>{_CSS}</style>",
              '<div class="lq-score" role="status" aria-live="polite">'
              f'<span class="lq-score-text">Score: 0 / {len(bank)} (0 of {len(bank)} answered)</span>'
              '<button type="button" class="lq-restart">Start over</button></div>',
              "<noscript><p>This quiz needs JavaScript for its feedback; you can also take it in a terminal "
              "with <code>lensref quiz take</code>.</p></noscript>",
-             '<ol class="lq-questions">']
+             '<ol class="lq-questions" role="list">']
     for q in bank.questions:
         parts.append(f'<li class="lq-question" id="{esc(root_id)}-q{q.number}" data-qid="{esc(q.id)}" '
                      f'data-number="{q.number}">')
-        parts.append(f'<p class="lq-text">{esc(q.text)}</p>')
+        parts.append(f'<div class="lq-head"><span class="lq-num">{q.number}.</span>'
+                     f'<p class="lq-text">{esc(q.text)}</p></div>')
         parts.append(f'<div class="lq-options" role="group" aria-label="Question {q.number} options">')
         for o in q.options:
             parts.append(
@@ -158,7 +296,19 @@ def quiz_html(bank: Bank, *, shuffle: bool = True, base_url: str = "") -> str:
         parts.append('<div class="lq-feedback" role="status" aria-live="polite" hidden></div>')
         parts.append("</li>")
     parts.append("</ol>")
-    parts.append(f"<script>{_JS % {'root_id': json.dumps(root_id)}}</script>")
+    parts.append(
+        '<div class="lq-handin">'
+        '<label>Your name (optional: it goes into the file for your instructor)'
+        '<input type="text" class="lq-learner" maxlength="80" autocomplete="name"></label>'
+        '<button type="button" class="lq-download">Download my answers</button>'
+        f'<p class="lq-note">Saves <code>{esc(bank.id)}-answers.json</code> (with your name in the file name if '
+        'you typed one): your first answer to each question you answered, and your score. Hand it in as your '
+        'instructor asks; in a terminal, <code>lensref quiz grade FILE</code> scores it. Your answers stay in this '
+        'browser when you reload the page; <b>Start over</b> clears them.</p>'
+        '<p class="lq-note lq-storage-note" hidden>This browser does not let the page keep your answers: '
+        'they are lost when you leave the page, so download them before you do.</p>'
+        '</div>')
+    parts.append(f"<script>{_JS.replace('__ROOT_ID__', json.dumps(root_id))}</script>")
     parts.append("</div>")
     return "\n".join(parts)
 
