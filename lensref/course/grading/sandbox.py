@@ -72,7 +72,7 @@ def bwrap_command(scratch: Path, argv: list[str], env: dict[str, str], network: 
     cache = _model_cache()
     if cache.is_dir():
         cmd += ["--ro-bind", str(cache), CACHE]
-    cmd += ["--bind", str(scratch), HOME, "--chdir", HOME, "--clearenv"]
+    cmd += ["--bind", str(scratch), HOME, "--remount-ro", "/", "--chdir", HOME, "--clearenv"]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
     return cmd + ["--", *argv]
