@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..errors import LensError
 from ._common import write_json
+from ._validate import check_output
 
 
 def register(sub) -> None:
@@ -31,6 +32,7 @@ def run(args) -> int:
     sizes = parse_sizes(args.sizes)
     if args.repeats < 1:
         raise LensError(f"--repeats must be at least 1, got {args.repeats}")
+    check_output(args.json, "--json")
     print(HEADER, flush=True)
     records = run_bench(sizes, args.repeats, args.model, memory=not args.no_memory,
                         log=lambda line: print(line, flush=True))

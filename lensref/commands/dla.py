@@ -6,6 +6,7 @@ from ..errors import LensError
 from ..models import load_model
 from ..tokens import show_token
 from ._common import add_model_options, add_pair_options, write_json
+from ._validate import check_figure_output, check_output
 
 
 def register(sub) -> None:
@@ -38,6 +39,8 @@ def format_report(result: DLAResult, top: int = 10) -> str:
 def run(args) -> int:
     if args.top < 1:
         raise LensError(f"--top must be at least 1, got {args.top}")
+    check_output(args.json, "--json")
+    check_figure_output(args.plot)
     lm = load_model(args.model, device=args.device)
     result = direct_logit_attribution(lm, args.prompt, args.target, args.distractor, position=args.position)
     print(format_report(result, args.top))

@@ -1,10 +1,14 @@
 """``lensref lens PROMPT``: the per-layer table at the last position, optional JSON and grid PNG."""
 from __future__ import annotations
 
+from ..errors import LensError
 from ..lens import LensResult, logit_lens
 from ..models import load_model
 from ..tokens import show_token
 from ._common import add_model_options, write_json
+from ._validate import check_figure_output, check_output
+
+COLOURINGS = ("prob", "entropy", "kl", "rank")  # as lensref.plotting.grid draws them
 
 
 def register(sub) -> None:
@@ -15,7 +19,8 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", default=None, metavar="FILE", help="write every layer and position as JSON")
     p.add_argument("--plot", default=None, metavar="FILE", help="write the layers x positions grid as PNG")
-    p.add_argument("--colour-by", default="prob", choices=["prob", "entropy", "kl", "rank"])
+    p.add_argument("--colour-by", default=None, choices=COLOURINGS,
+                   help="what colours the --plot grid's cells: prob (default), entropy, kl, or rank (needs --target)")
     p.add_argument("--tuned", default=None, metavar="DIR", help="use a trained tuned lens instead of the logit lens")
     p.set_defaults(func=run)
 
@@ -34,12 +39,24 @@ def format_table(result: LensResult, position: int = -1) -> str:
     return "\n".join(lines)
 
 
-def run(args) -> int:
-    from ..errors import LensError
-
+def check_args(args) -> None:
+    """Every option on its own and in combination, before the model loads: one line for what is wrong."""
     if args.top_k < 1:
         raise LensError(f"--top-k must be at least 1, got {args.top_k}")
+    if args.colour_by is not None and args.plot is None:
+        raise LensError(f"--colour-by {args.colour_by} colours the grid figure; add --plot FILE")
+    if args.colour_by == "rank" and args.target is None:
+        raise LensError("--colour-by rank colours each cell by the target's rank; add --target TOKEN")
+    check_output(args.json, "--json")
+    check_figure_output(args.plot, "--plot")
+
+
+def run(args) -> int:
+    check_args(args)
     lm = load_model(args.model, device=args.device)
+    vocab = lm.adapter.unembed.weight.shape[0]
+    if args.top_k > vocab:
+        raise LensError(f"--top-k {args.top_k} is more than the {vocab} tokens of {lm.name}'s vocabulary")
     translator = None
     if args.tuned:
         from ..tuned import load_tuned_lens
@@ -52,5 +69,5 @@ def run(args) -> int:
     if args.plot:
         from ..plotting import plot_grid
 
-        plot_grid(result, colour_by=args.colour_by, path=args.plot)
+        plot_grid(result, colour_by=args.colour_by or "prob", path=args.plot)
     return 0

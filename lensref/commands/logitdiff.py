@@ -5,6 +5,7 @@ from ..logitdiff import LogitDiffResult, check_position, logit_diff
 from ..models import load_model
 from ..tokens import show_token
 from ._common import add_model_options, add_pair_options, write_json
+from ._validate import check_figure_output, check_output
 
 
 def register(sub) -> None:
@@ -33,6 +34,8 @@ def format_table(result: LogitDiffResult, position: int = -1) -> str:
 
 
 def run(args) -> int:
+    check_output(args.json, "--json")
+    check_figure_output(args.plot)
     lm = load_model(args.model, device=args.device)
     result = logit_diff(lm, args.prompt, args.target, args.distractor)
     print(format_table(result, args.position))

@@ -7,6 +7,7 @@ from ..patchscope import (DEFAULT_NEW_TOKENS, IDENTITY_PROMPT, PLACEHOLDER, Patc
                           parse_layers, patchscope, shared_texts)
 from ..tokens import show_token
 from ._common import add_model_options, write_json
+from ._validate import check_output
 
 
 def register(sub) -> None:
@@ -38,6 +39,7 @@ def format_table(result: PatchscopeResult) -> str:
 def run(args) -> int:
     if args.tokens < 1:
         raise LensError(f"--tokens must be at least 1, got {args.tokens}")
+    check_output(args.json, "--json")
     source = load_model(args.model, device=args.device)
     layers = parse_layers(args.layers, source.n_layers)
     target = maps = None

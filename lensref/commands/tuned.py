@@ -6,6 +6,7 @@ import sys
 
 from ..errors import LensError
 from ._common import add_model_options, write_json
+from ._validate import check_figure_output, check_output
 
 
 def register(sub) -> None:
@@ -69,6 +70,8 @@ def run_eval(args) -> int:
 
     if args.max_tokens < 128:
         raise LensError(f"--max-tokens must be at least one chunk (128 tokens), got {args.max_tokens}")
+    check_output(args.json, "--json")
+    check_figure_output(args.plot)
     lm = load_model(args.model, device=args.device)
     folder = args.lens or default_lens_dir(lm.name)
     lens = load_tuned_lens(folder, lm)
