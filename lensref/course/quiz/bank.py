@@ -9,6 +9,7 @@ A bank is a YAML file (``quizzes/logit-lens.yaml``)::
         question: What does ...?
         section: logit_lens              # default book page for this question's explanations
         answer: <text of the correct option>
+        key_terms: [residual stream]     # optional: words the right answer's book page must contain
         options:
           - text: ...
             explanation: ...             # why this option is right or wrong
@@ -72,6 +73,7 @@ class Question:
     id: str
     text: str
     options: tuple[Option, ...]
+    key_terms: tuple[str, ...] = ()  # terms the right answer's page teaches (tests/test_quiz_coverage.py)
 
     @property
     def answer(self) -> Option:
@@ -184,7 +186,7 @@ def _question_from_dict(raw, n: int, where: str) -> Question:
         raise LensError(f"{where}: question {n}: must be a mapping with id, question, options, answer")
     qid = raw.get("id")
     at = f"{where}: question {n}" + (f" ({qid})" if isinstance(qid, str) else "")
-    _unknown_keys(raw, {"id", "question", "section", "answer", "options"}, at)
+    _unknown_keys(raw, {"id", "question", "section", "answer", "options", "key_terms"}, at)
     qid = _required_str(raw, "id", at)
     if not _ID_RE.match(qid):
         raise LensError(f"{at}: field 'id': {qid!r} must be lower-case letters, digits, '-' or '_'")
@@ -226,7 +228,11 @@ def _question_from_dict(raw, n: int, where: str) -> Question:
     if not any(o.correct for o in options):
         short = answer if len(answer) <= 60 else answer[:57] + "..."
         raise LensError(f"{at}: field 'answer': {short!r} is not among the options")
-    return Question(number=n, id=qid, text=text, options=tuple(options))
+    key_terms = raw.get("key_terms", [])
+    if not isinstance(key_terms, list) or not all(isinstance(t, str) and t.strip() for t in key_terms):
+        raise LensError(f"{at}: field 'key_terms' must be a list of non-empty texts")
+    return Question(number=n, id=qid, text=text, options=tuple(options),
+                    key_terms=tuple(" ".join(t.split()) for t in key_terms))
 
 
 def _required_str(d: dict, key: str, at: str) -> str:
