@@ -11,6 +11,8 @@ import pytest
 from lensref import LensError
 from lensref.cli import main
 from lensref.course.quiz import grade, load_answers, load_bank
+from lensref.course.quiz.bank import SECTIONS
+from lensref.course.quiz.scoring import format_result
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "quiz"
 
@@ -201,3 +203,57 @@ def test_cli_check(tmp_path, capsys):
     bad.write_text("id: x\ntitle: t\nquestions:\n  - id: q\n    question: Why?\n    options: []\n", encoding="utf-8")
     assert main(["quiz", "check", "--bank", str(bad)]) == 2
     assert capsys.readouterr().err == f"error: {bad}: question 1 (q): field 'answer' missing\n"
+
+
+# --- the lesson section a result points to is the CHOSEN option's ---------------------------------------------
+
+def options_whose_section_differs_from_the_answers(bank):
+    return [(q, o) for q in bank.questions for o in q.options if o.section != q.answer.section]
+
+
+def test_the_bank_has_wrong_options_that_point_elsewhere(bank):
+    """Without such options the tests below could not tell the chosen option's section from the answer's."""
+    pairs = options_whose_section_differs_from_the_answers(bank)
+    assert len(pairs) >= 5 and len({q.number for q, _ in pairs}) >= 4
+
+
+def test_a_result_names_the_chosen_options_section(bank):
+    for q, option in options_whose_section_differs_from_the_answers(bank):
+        answers = right_letters(bank) | {str(q.number): option.letter}
+        r = grade(bank, answers).results[q.number - 1]
+        assert (r.chosen, r.correct, r.section) == (option.letter, False, option.section)
+        assert r.explanation == option.explanation and r.answer_text == q.answer.text
+        text = format_result(r)
+        assert text.endswith(f"(lesson: {SECTIONS[option.section]}, {option.section}.html)"), text
+        assert f"{q.answer.section}.html" not in text
+
+
+def test_every_option_chosen_gives_its_own_section_and_explanation(bank):
+    for q in bank.questions:
+        for option in q.options:
+            r = grade(bank, right_letters(bank) | {str(q.number): option.letter}).results[q.number - 1]
+            assert (r.section, r.explanation, r.chosen_text) == (option.section, option.explanation, option.text)
+            assert r.correct is option.correct and r.answer == q.answer.letter
+
+
+def test_cli_and_json_link_the_chosen_options_page(bank, tmp_path, capsys):
+    q, option = options_whose_section_differs_from_the_answers(bank)[0]
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps(right_letters(bank) | {str(q.number): option.letter}), encoding="utf-8")
+    out = tmp_path / "result.json"
+    assert main(["quiz", "grade", str(answers), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"(lesson: {SECTIONS[option.section]}, {option.section}.html)" in text
+    data = json.loads(out.read_text())
+    assert data["results"][q.number - 1]["section"] == option.section
+    assert (data["score"], data["total"]) == (14, 15)
+
+
+def test_take_links_the_chosen_options_page(monkeypatch, capsys, bank):
+    q, option = options_whose_section_differs_from_the_answers(bank)[0]
+    answers = list(right_letters(bank).values())
+    answers[q.number - 1] = option.letter
+    code, text, _ = _take(monkeypatch, capsys, answers)
+    assert code == 0
+    block = text.split(f"Question {q.number}/15")[1].split(f"Question {q.number + 1}/15")[0]
+    assert f"(lesson: {option.section}.html)" in block and f"(lesson: {q.answer.section}.html)" not in block
