@@ -1,22 +1,27 @@
-"""Visible checks for the exercise notebooks: instant, one-line feedback for learners.
+"""The exercise checks: instant one-line feedback for learners, and the same cases judged for grading.
 
-Each ``check_<name>(fn, ...)`` runs the learner's function on fresh inputs, compares it with the
-reference implementation and either prints ``✓ name: ...`` or raises :class:`CheckFailed` whose one line
-says what is wrong (wrong shape, forgot the final norm, normalized twice, off-by-one layer, ...) and
-gives a hint. Graded test cells call the same checks, so a failure there scores that cell 0.
+Each learner function has an :class:`Exercise` (``EXERCISES[name]``): its cases as plain data, the inputs
+rebuilt from a case, and a judge that sees only the returned value and computes its own reference. The
+visible ``check_<name>(fn, ...)`` runs all three in the learner's kernel and either prints ``✓ name: ...`` or
+raises :class:`CheckFailed` whose one line says what is wrong (wrong shape, forgot the final norm, normalized
+twice, off-by-one layer, ...) and gives a hint. Grading calls the learner's function in a sandbox on the
+hidden cases and judges the returned values outside it (``lensref.course.grading``).
 """
-from ._core import CheckFailed, default_lm
-from .reading_the_grid import (
-    check_answer_ranks, check_classify, check_first_top_k_layer, check_settled_layer,
-)
+from . import logit_lens, reading_the_grid, variants
+from ._core import CheckFailed, Exercise, ModelRef, Outcome, default_lm, run_check, run_learner, unwrap
 from .logit_lens import (
     check_capture_states, check_entropy, check_kl_to_final, check_lens_logits, check_target_rank, check_to_probs,
     check_top_k,
 )
+from .reading_the_grid import check_answer_ranks, check_classify, check_first_top_k_layer, check_settled_layer
 from .variants import check_attribute, check_fit_translator, check_logit_diff_by_layer, check_patch_readout
 
+EXERCISES: dict[str, Exercise] = {
+    ex.name: ex for module in (logit_lens, reading_the_grid, variants) for ex in module.EXERCISES
+}
+
 __all__ = [
-    "CheckFailed", "default_lm",
+    "CheckFailed", "Exercise", "ModelRef", "Outcome", "EXERCISES", "default_lm", "run_check", "run_learner", "unwrap",
     "check_capture_states", "check_lens_logits", "check_to_probs", "check_top_k", "check_entropy",
     "check_kl_to_final", "check_target_rank",
     "check_first_top_k_layer", "check_settled_layer", "check_classify", "check_answer_ranks",

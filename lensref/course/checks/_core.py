@@ -1,12 +1,27 @@
-"""What every visible check shares: the failure type, calling the learner's function, comparing tensors."""
+"""What every check shares: the failure type, naming a model as data, calling the learner's function,
+the :class:`Exercise` contract (cases as data, inputs rebuilt from them, a judge of returned values) and the
+visible check that runs them all in one process.
+
+The split lets grading run the learner's code in a sandbox and judge elsewhere: ``cases()`` is plain data
+(``json.dumps`` works), ``inputs(case)`` rebuilds the arguments deterministically on either side, and
+``judge(case, got)`` sees only the returned value (after a JSON/safetensors round trip) and computes its own
+reference. The visible check, :func:`run_check`, does the same steps in the learner's kernel.
+"""
 from __future__ import annotations
 
+import functools
+import json
 import random
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
+import numpy as np
 import torch
 
-from ...models import LoadedModel, load_model
+from ...errors import LensError
+from ...models import TINY_FAMILIES, LoadedModel, load_model, tiny_model
+from ...residual import capture_residuals
+from ...tokens import encode_prompt
 
 # Fresh inputs for the checks: never the prompts the notebooks show.
 FRESH_PROMPTS = (
@@ -22,7 +37,7 @@ FRESH_PROMPTS = (
 
 
 class CheckFailed(AssertionError):
-    """A visible check failed: one line saying what is wrong, and a hint.
+    """A check failed: one line saying what is wrong, and a hint.
 
     In a notebook it shows as that one line (no traceback through the checking code); in a graded
     test cell it is an ordinary error, so the cell scores 0.
@@ -31,7 +46,7 @@ class CheckFailed(AssertionError):
     def __init__(self, name: str, what: str, hint: str = ""):
         self.name, self.what, self.hint = name, what, hint
         message = f"{name}: {what}" + (f" Hint: {hint}" if hint else "")
-        super().__init__(message)
+        super().__init__(" ".join(message.split("\n")))
 
     def _render_traceback_(self) -> list[str]:  # IPython shows this instead of the traceback
         return [f"\x1b[0;31m✗ {self}\x1b[0m"]
@@ -41,44 +56,220 @@ def passed(name: str, detail: str) -> None:
     print(f"✓ {name}: {detail}")
 
 
-_DEFAULT_LM: dict[str, LoadedModel] = {}
+# --- naming a model as data -----------------------------------------------------------------------------
+
+_MODELS: dict["ModelRef", LoadedModel] = {}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Which model a case uses, as data: ``family`` None is the default model (:func:`lensref.load_model`),
+    otherwise ``lensref.tiny_model(family, seed=seed)``. Both are deterministic, so the sandbox and the judge
+    rebuild the same weights from the same two fields."""
+
+    family: str | None = None
+    seed: int = 0
+
+    def load(self) -> LoadedModel:
+        """The model, loaded once per process (the object :meth:`of` last saw for this name, if any)."""
+        lm = _MODELS.get(self)
+        if lm is None:
+            lm = load_model() if self.family is None else tiny_model(self.family, seed=self.seed)
+            _MODELS[self] = lm
+        return lm
+
+    def to_data(self) -> dict:
+        return {"family": self.family, "seed": 0 if self.family is None else self.seed}
+
+    @staticmethod
+    def from_data(d: dict) -> ModelRef:
+        if not isinstance(d, dict) or set(d) != {"family", "seed"}:
+            raise LensError(f"a model must be named as {{'family': ..., 'seed': ...}}, got {d!r}")
+        family, seed = d["family"], d["seed"]
+        if family is not None and family not in TINY_FAMILIES:
+            raise LensError(f"unknown tiny model family {family!r}; choose from {', '.join(TINY_FAMILIES)}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise LensError(f"a model seed must be an int, got {seed!r}")
+        return ModelRef(family, seed if family is not None else 0)
+
+    @staticmethod
+    def of(lm: LoadedModel | ModelRef | dict | None) -> ModelRef:
+        """The name of ``lm``: None is the default model; a model made by ``load_model()`` or ``tiny_model()``
+        knows its own name (and serves the cases that use that name in this process)."""
+        if lm is None:
+            return ModelRef()
+        if isinstance(lm, ModelRef):
+            return lm
+        if isinstance(lm, dict):
+            return ModelRef.from_data(lm)
+        recipe = getattr(lm, "recipe", None)
+        if not isinstance(lm, LoadedModel) or recipe is None:
+            name = getattr(lm, "name", type(lm).__name__)
+            raise LensError(f"the checks cannot name the model {name!r}: use lensref.load_model() "
+                            "or lensref.tiny_model(family, seed=...)")
+        ref = ModelRef.from_data(recipe)
+        _MODELS[ref] = lm
+        return ref
 
 
 def default_lm() -> LoadedModel:
     """The default model, loaded once per process."""
-    if "lm" not in _DEFAULT_LM:
-        _DEFAULT_LM["lm"] = load_model()
-    return _DEFAULT_LM["lm"]
+    return ModelRef().load()
 
 
-def fresh_prompts(n: int, rng: random.Random | None = None) -> list[str]:
-    rng = rng or random.Random()
-    return rng.sample(FRESH_PROMPTS, n)
+def model_of(case: dict) -> LoadedModel:
+    return ModelRef.from_data(case["lm"]).load()
 
 
-def fn_name(fn: Callable) -> str:
-    return getattr(fn, "__name__", "your function")
+@functools.lru_cache(maxsize=32)
+def _captured(ref: ModelRef, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    lm = ref.load()
+    res = capture_residuals(lm, encode_prompt(lm.tokenizer, prompt))
+    return res.states[:, 0].detach().cpu(), res.logits[0].detach().cpu()
 
 
-def call(fn: Callable, *args, name: str | None = None, **kwargs):
-    """Call the learner's function; turn 'not written yet' and crashes into one-line failures."""
-    name = name or fn_name(fn)
+def captured(case: dict, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(states [L+1, T, d], logits [T, V])`` of ``prompt`` on the case's model: one forward pass per model and
+    prompt per process (fresh copies each call, so a learner that edits its input in place changes nothing)."""
+    states, logits = _captured(ModelRef.from_data(case["lm"]), prompt)
+    return states.clone(), logits.clone()
+
+
+# --- calling the learner's function ----------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What happened when the learner's function was called: ``value`` is what it returned, ``error`` None or a
+    one-line record (``"not callable: <type>"``, ``"NotImplementedError"`` or ``"<ExcType>: <first line>"``)."""
+
+    value: Any = None
+    error: str | None = None
+
+
+NOT_CALLABLE = "not callable"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else ""
+    if len(first) > 200:
+        first = first[:197] + "..."
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def run_learner(fn: Callable, *args) -> Outcome:
+    """Call ``fn(*args)`` under ``torch.no_grad()``; the learner's errors become ``Outcome.error``, never raised."""
     if not callable(fn):
-        raise CheckFailed(name, f"expected a function, got {type(fn).__name__}.",
-                          "pass the function itself, without calling it (no parentheses).")
+        return Outcome(error=f"{NOT_CALLABLE}: {type(fn).__name__}")
     try:
         with torch.no_grad():
-            return fn(*args, **kwargs)
+            return Outcome(value=fn(*args))
     except NotImplementedError:
-        raise CheckFailed(name, "not written yet (it still raises NotImplementedError).",
-                          "replace `raise NotImplementedError()` with your code.") from None
-    except CheckFailed:
-        raise
-    except Exception as exc:  # the learner's own bug: say where, in one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CheckFailed(name, f"raised {type(exc).__name__}: {first}".rstrip(": ") + ".",
-                          "run it on the example in the cell above and read the full traceback.") from None
+        return Outcome(error="NotImplementedError")
+    except (Exception, SystemExit) as exc:  # the learner's own bug (or exit): record it in one line
+        return Outcome(error=_one_line(exc))
 
+
+def unwrap(name: str, outcome: Outcome):
+    """``outcome.value``, or the one-line :class:`CheckFailed` that says why there is none."""
+    error = outcome.error
+    if error is None:
+        return outcome.value
+    if error.startswith(NOT_CALLABLE):
+        kind = error.partition(": ")[2] or "something else"
+        raise CheckFailed(name, f"expected a function, got {kind}.",
+                          "pass the function itself, without calling it (no parentheses).")
+    if error == "NotImplementedError":
+        raise CheckFailed(name, "not written yet (it still raises NotImplementedError).",
+                          "replace `raise NotImplementedError()` with your code.")
+    raise CheckFailed(name, f"raised {error}".rstrip(": ") + ".",
+                      "run it on the example in the cell above and read the full traceback.")
+
+
+def call(fn: Callable, *args, name: str | None = None):
+    """Call the learner's function; 'not written yet' and crashes become one-line failures."""
+    return unwrap(name or getattr(fn, "__name__", "your function"), run_learner(fn, *args))
+
+
+def as_returned(value):
+    """``value`` as the judge sees it after the sandbox's data round trip: tensors detached on the CPU, numpy
+    arrays as tensors, numpy scalars as Python numbers, tuples and lists kept (recursively)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return tuple(as_returned(v) for v in value)
+    if isinstance(value, list):
+        return [as_returned(v) for v in value]
+    return value
+
+
+# --- the exercise contract ---------------------------------------------------------------------------------
+
+class Exercise:
+    """One learner function: its cases as data, the inputs rebuilt from a case, and a judge of its return value.
+
+    ``name`` is the learner's function name (and ``check_<name>``); ``forbidden`` lists library names whose use
+    inside the learner's function means it only calls the reference it was asked to write.
+    """
+
+    name: str = ""
+    forbidden: tuple[str, ...] = ()
+
+    def cases(self, seed: int, **options) -> list[dict]:
+        """Plain data (``json.dumps`` works), deterministic given ``seed``; ``options`` are the keyword
+        arguments of ``check_<name>`` with ``lm`` given as a :class:`ModelRef` or None."""
+        raise NotImplementedError
+
+    def inputs(self, case: dict) -> tuple:
+        """The positional arguments of the learner's function, rebuilt deterministically from ``case``."""
+        raise NotImplementedError
+
+    def judge(self, case: dict, got) -> str:
+        """The ✓ detail line if ``got`` is right for ``case``, else raise :class:`CheckFailed` (one line)."""
+        raise NotImplementedError
+
+    def summary(self, cases: list[dict], detail: str) -> str:
+        """The visible check's ✓ line after every case passed (default: the last case's detail)."""
+        return detail
+
+
+def _hook_count(lm: LoadedModel) -> int:
+    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in lm.model.modules())
+
+
+def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) -> None:
+    """The visible check: every case's inputs, the learner's function, the judge; then one ✓ line.
+
+    In the learner's own kernel it also catches a hook left on the model (the hidden verdict sees that only
+    through the wrong values it causes later).
+    """
+    seed = random.randrange(2**31) if seed is None else seed
+    if "lm" in options:
+        options["lm"] = None if options["lm"] is None else ModelRef.of(options["lm"])
+    cases = ex.cases(seed, **options)
+    detail = ""
+    for case in cases:
+        args = ex.inputs(case)
+        models = [a for a in args if isinstance(a, LoadedModel)]
+        before = [_hook_count(lm) for lm in models]
+        got = as_returned(unwrap(ex.name, run_learner(fn, *args)))
+        if [_hook_count(lm) for lm in models] != before:
+            raise CheckFailed(ex.name, "your hook is still attached after the call: every later run of the model "
+                                       "is changed.", "remove it (handle.remove()) in a finally: block.")
+        detail = ex.judge(case, got)
+    passed(ex.name, ex.summary(cases, detail))
+
+
+def case_key(case: dict) -> str:
+    """A stable text key of a case (for memoizing a judge's reference)."""
+    return json.dumps(case, sort_keys=True)
+
+
+# --- comparing values ------------------------------------------------------------------------------------
 
 def as_tensor(value, name: str, what: str = "a torch.Tensor") -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
@@ -96,7 +287,9 @@ def expect_shape(got: torch.Tensor, want: tuple[int, ...], name: str, hints: dic
 
 def close(a, b, rtol: float = 1e-3, atol: float | None = None) -> bool:
     """Same shape and equal up to float noise (``atol`` defaults to 1e-4 of ``b``'s largest entry)."""
-    if not isinstance(a, torch.Tensor) or a.shape != b.shape:
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        return False
+    if a.is_complex() or b.is_complex():
         return False
     a, b = a.detach().double().cpu(), b.detach().double().cpu()
     if atol is None:
@@ -106,3 +299,14 @@ def close(a, b, rtol: float = 1e-3, atol: float | None = None) -> bool:
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
+
+
+def fresh_prompts(n: int, rng: random.Random) -> list[str]:
+    if not 1 <= n <= len(FRESH_PROMPTS):
+        raise LensError(f"n_prompts must be between 1 and {len(FRESH_PROMPTS)}, got {n}")
+    return rng.sample(FRESH_PROMPTS, n)
+
+
+def random_logits(shape, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=gen) * 3.0

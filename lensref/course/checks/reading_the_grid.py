@@ -1,26 +1,30 @@
-"""Visible checks for assignment 2: reading the grid (where the answer appears, corrected vs stays wrong)."""
+"""Checks for assignment 2: reading the grid (where the answer appears, where it settles, corrected or lost).
+
+The three trajectory exercises are plain logic on a list of ranks (1 = top), so their references are written
+here as the notebook defines them; ``answer_ranks`` takes its reference from the library's decode.
+"""
 from __future__ import annotations
 
 import random
 
 import torch
 
-from ...models import LoadedModel
-from ...residual import capture_residuals
-from ...tokens import encode_prompt, single_token_id
-from ._core import CheckFailed, call, default_lm, passed
+from ...tokens import single_token_id
+from ._core import CheckFailed, Exercise, ModelRef, captured, model_of, run_check
 
 CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT = "corrected", "stays wrong", "lost", "right throughout"
 LABELS = (CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT)
 
 
-# --- reference answers -----------------------------------------------------------------------------
+# --- the definitions, as the notebook states them ---------------------------------------------------------
 
-def ref_first_top_k_layer(ranks: list[int], k: int = 1) -> int | None:
+def first_top_k(ranks: list[int], k: int) -> int | None:
+    """The first layer whose rank is at most ``k``, or None."""
     return next((layer for layer, r in enumerate(ranks) if r <= k), None)
 
 
-def ref_settled_layer(ranks: list[int]) -> int | None:
+def settled(ranks: list[int]) -> int | None:
+    """The first layer from which the rank is 1 at every later layer through the last, or None."""
     if not ranks or ranks[-1] != 1:
         return None
     layer = len(ranks) - 1
@@ -29,7 +33,9 @@ def ref_settled_layer(ranks: list[int]) -> int | None:
     return layer
 
 
-def ref_classify(ranks: list[int]) -> str:
+def story(ranks: list[int]) -> str:
+    """'right throughout' (top-1 everywhere), 'corrected' (top-1 at the last layer, not at some earlier one),
+    'lost' (top-1 somewhere, not at the last layer) or 'stays wrong' (never top-1)."""
     if all(r == 1 for r in ranks):
         return RIGHT_THROUGHOUT
     if ranks[-1] == 1:
@@ -37,86 +43,117 @@ def ref_classify(ranks: list[int]) -> str:
     return LOST if 1 in ranks else STAYS_WRONG
 
 
-@torch.no_grad()
-def ref_answer_ranks(lm: LoadedModel, prompt: str, answer: str) -> list[int]:
-    ids = encode_prompt(lm.tokenizer, prompt)
-    target = single_token_id(lm.tokenizer, answer)
-    logits = lm.adapter.decode(capture_residuals(lm, ids).states[:, 0, -1])  # [L+1, V]
-    return ((logits > logits[:, target : target + 1]).sum(-1) + 1).tolist()
+# --- rank trajectories ----------------------------------------------------------------------------------
 
-
-# --- synthetic rank trajectories -------------------------------------------------------------------
-
+# Each one separates a definition from a plausible misreading of it (noted on the right).
 EDGE_CASES = (
-    [7, 3, 1, 1],        # corrected, settles at 2
-    [9, 1, 4, 1, 1],     # top-1 early, lost, back: settles at 3
-    [6, 2, 1, 2, 3],     # lost
-    [8, 5, 3, 2, 2],     # stays wrong, reaches the top 2
-    [1, 1, 1],           # right throughout
+    [7, 3, 1, 1],        # corrected; settles at 2 (not at the last layer)
+    [9, 1, 4, 1, 1],     # top-1 early, lost, back: settles at 3, first top-1 at 1
+    [6, 2, 1, 2, 3],     # lost; never settles although top-1 once
+    [8, 5, 3, 2, 2],     # stays wrong, reaches rank 2 (k = 2) and rank 5 at layer 1 (k = 5, <= not <)
+    [1, 1, 1],           # right throughout; settles at 0
     [1],                 # a single layer
-    [4, 4, 4, 4],        # never moves
+    [3],                 # a single layer, never top-1
+    [4, 4, 4, 4],        # never moves (constant but not top-1: does not settle)
+    [1, 5, 1],           # starts and ends top-1, lost in between: corrected, settles at 2
+    [1, 1, 2],           # starts top-1 and loses it: lost
+    [1, 3],              # lost right after the embeddings
+    [2, 1],              # corrected by the last block
+    [2, 1, 2],           # lost, top-1 only in the middle
+    [1, 2, 2, 1, 1],     # corrected, settles at 3
+    [5, 1, 1, 3],        # lost after two top-1 layers
+    [6, 5, 4, 3, 2, 1],  # climbs one rank per layer
 )
+K_VALUES = (1, 2, 5)
 
 
-def random_ranks(rng: random.Random, n_layers: int | None = None) -> list[int]:
-    n = n_layers or rng.randint(4, 12)
-    kind = rng.choice(LABELS)
-    ranks = [rng.randint(2, 60) for _ in range(n)]
-    if kind == RIGHT_THROUGHOUT:
-        return [1] * n
-    if kind in (CORRECTED, LOST):
-        start = rng.randint(1, n - 2)
-        for layer in range(start, n):
-            ranks[layer] = 1
-        if kind == LOST:
-            ranks[-1] = rng.randint(2, 5)
-    return ranks
+def random_ranks(rng: random.Random) -> list[int]:
+    """A trajectory of 1..12 layers; how often it is top-1 is itself random, so every story shows up."""
+    n = rng.randint(1, 12)
+    p_top = rng.choice((0.0, 0.25, 0.5, 0.8, 1.0))
+    worst = rng.choice((3, 6, 60))
+    return [1 if rng.random() < p_top else rng.randint(2, worst) for _ in range(n)]
 
 
-def _cases(n_random: int) -> list[list[int]]:
-    rng = random.Random()
+def _ranks_list(value, what: str) -> list[int]:
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(r, int) and r >= 1 for r in value):
+        raise ValueError(f"{what} must be a non-empty list of ranks (ints >= 1), got {value!r}")
+    return [int(r) for r in value]
+
+
+def _trajectories(seed: int, n_random: int, cases) -> list[list[int]]:
+    if cases is not None:
+        return [_ranks_list(c, "each case") for c in cases]
+    rng = random.Random(seed)
     return [list(c) for c in EDGE_CASES] + [random_ranks(rng) for _ in range(n_random)]
 
 
-def _compare(name: str, fn, cases, ref, extra=(), explain=None) -> None:
-    for ranks in cases:
-        want = ref(list(ranks), *extra)
-        got = call(fn, list(ranks), *extra, name=name)
-        if got is not None and not isinstance(got, str):
-            try:
-                got = int(got)
-            except (TypeError, ValueError):
-                raise CheckFailed(name, f"expected {'a label' if isinstance(want, str) else 'an int or None'}, "
-                                        f"got {type(got).__name__}.") from None
-        if got != want:
-            args = f"ranks={ranks}" + "".join(f", k={e}" for e in extra)
-            hint = explain(ranks, got, want, *extra) if explain else ""
-            raise CheckFailed(name, f"for {args} you returned {got!r}, expected {want!r}.", hint)
+def _as_answer(got, want, name: str):
+    """The learner's answer as an int, a label or None (numpy/torch integers and 0-d tensors become ints)."""
+    if got is None or isinstance(got, str):
+        return got
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float)) or float(got) != int(got):
+        raise CheckFailed(name, f"expected {'a label' if isinstance(want, str) else 'an int or None'}, "
+                                f"got {type(got).__name__}" + (f" {got!r}." if isinstance(got, (bool, float)) else "."))
+    return int(got)
 
 
-# --- the checks ------------------------------------------------------------------------------------
+def _judge_one(name: str, case: dict, got, want, explain) -> str:
+    got = _as_answer(got, want, name)
+    if got != want:
+        ranks = case["ranks"]
+        args = f"ranks={ranks}" + (f", k={case['k']}" if "k" in case else "")
+        raise CheckFailed(name, f"for {args} you returned {got!r}, expected {want!r}.", explain(case, got, want))
+    return f"right for ranks={case['ranks']}."
 
-def _explain_first(ranks, got, want, k):
+
+# --- first_top_k_layer ------------------------------------------------------------------------------------
+
+def _explain_first(case, got, want):
+    ranks, k = case["ranks"], case["k"]
     if want is None:
         return f"the target never reaches the top {k} here: return None."
     if got == want + 1:
         return "layers are numbered from 0 (the embeddings): return the index, not the position."
-    if got is not None and ranks[got] <= k and got > want:
+    if got is not None and 0 <= got < len(ranks) and ranks[got] <= k and got > want:
         return "return the first layer where it happens, not a later one."
     if ranks[want] == k:
         return f"rank {k} is inside the top {k}: compare with <=, not <."
     return f"the first layer whose rank is at most {k}."
 
 
-def check_first_top_k_layer(fn, n_random: int = 20) -> None:
-    """``fn(ranks, k) -> int | None``: the first layer where the target's rank is at most ``k``."""
+class FirstTopKLayer(Exercise):
+    """``first_top_k_layer(ranks, k) -> int | None``: the first layer where the rank is at most ``k``."""
+
     name = "first_top_k_layer"
-    for k in (1, 2, 5):
-        _compare(name, fn, _cases(n_random), ref_first_top_k_layer, (k,), _explain_first)
-    passed(name, f"right on {len(EDGE_CASES)} edge cases and {3 * n_random} random trajectories.")
+    forbidden = ("first_top_k",)
+
+    def cases(self, seed, n_random=20, cases=None):
+        if cases is not None:
+            pairs = []
+            for c in cases:
+                if not isinstance(c, (list, tuple)) or len(c) != 2 or not isinstance(c[1], int):
+                    raise ValueError(f"each first_top_k_layer case is (ranks, k), got {c!r}")
+                pairs.append({"ranks": _ranks_list(c[0], "ranks"), "k": int(c[1])})
+            return pairs
+        return [{"ranks": ranks, "k": k} for k in K_VALUES for ranks in _trajectories(seed + k, n_random, None)]
+
+    def inputs(self, case):
+        return list(case["ranks"]), case["k"]
+
+    def judge(self, case, got):
+        return _judge_one(self.name, case, got, first_top_k(case["ranks"], case["k"]), _explain_first)
+
+    def summary(self, cases, detail):
+        return f"right on {len(cases)} trajectories (edge cases and random ones, k = 1, 2 and 5)."
 
 
-def _explain_settled(ranks, got, want):
+# --- settled_layer ------------------------------------------------------------------------------------
+
+def _explain_settled(case, got, want):
+    ranks = case["ranks"]
     if want is None:
         return "the target is not top-1 at the last layer, so it never settles: return None."
     if got is not None and got < want:
@@ -127,52 +164,149 @@ def _explain_settled(ranks, got, want):
     return "the first layer from which the rank is 1 at every later layer."
 
 
-def check_settled_layer(fn, n_random: int = 30) -> None:
-    """``fn(ranks) -> int | None``: the first layer from which the target stays top-1 to the end."""
+class SettledLayer(Exercise):
+    """``settled_layer(ranks) -> int | None``: the first layer from which the target stays top-1 to the end."""
+
     name = "settled_layer"
-    _compare(name, fn, _cases(n_random), ref_settled_layer, (), _explain_settled)
-    passed(name, f"right on {len(EDGE_CASES)} edge cases and {n_random} random trajectories.")
+    forbidden = ("settled",)
+
+    def cases(self, seed, n_random=30, cases=None):
+        return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
+
+    def inputs(self, case):
+        return (list(case["ranks"]),)
+
+    def judge(self, case, got):
+        return _judge_one(self.name, case, got, settled(case["ranks"]), _explain_settled)
+
+    def summary(self, cases, detail):
+        return f"right on {len(cases)} trajectories (edge cases and random ones)."
 
 
-def _explain_classify(ranks, got, want):
+# --- classify ------------------------------------------------------------------------------------
+
+def _explain_classify(case, got, want):
     if got not in LABELS:
         return f"return one of {', '.join(repr(x) for x in LABELS)}."
-    why = {
+    return {
         CORRECTED: "the final layer is right and an earlier one was not: later layers corrected it.",
         STAYS_WRONG: "it is never top-1 at any layer: the answer never surfaces.",
         LOST: "it is top-1 at some layer but not at the last: the right answer was there and got overwritten.",
         RIGHT_THROUGHOUT: "it is top-1 at every layer.",
-    }
-    return why[want]
+    }[want]
 
 
-def check_classify(fn, n_random: int = 40) -> None:
-    """``fn(ranks) -> str``: 'corrected', 'stays wrong', 'lost' or 'right throughout'."""
+class Classify(Exercise):
+    """``classify(ranks) -> str``: 'corrected', 'stays wrong', 'lost' or 'right throughout'."""
+
     name = "classify"
-    _compare(name, fn, _cases(n_random), ref_classify, (), _explain_classify)
-    passed(name, f"right on {len(EDGE_CASES)} edge cases and {n_random} random trajectories.")
+    forbidden = ("story",)
+
+    def cases(self, seed, n_random=40, cases=None):
+        return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
+
+    def inputs(self, case):
+        return (list(case["ranks"]),)
+
+    def judge(self, case, got):
+        if got is not None and not isinstance(got, str):
+            raise CheckFailed(self.name, f"expected a label, got {type(got).__name__}.",
+                              f"return one of {', '.join(repr(x) for x in LABELS)}.")
+        return _judge_one(self.name, case, got, story(case["ranks"]), _explain_classify)
+
+    def summary(self, cases, detail):
+        return f"right on {len(cases)} trajectories (edge cases and random ones)."
 
 
-def check_answer_ranks(fn, lm: LoadedModel | None = None, cases=None) -> None:
-    """``fn(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
-    lm = lm or default_lm()
+# --- answer_ranks ------------------------------------------------------------------------------------
+
+DEFAULT_ANSWER_CASES = (("The opposite of up is", " down"),
+                        ("A baker makes bread, and a carpenter makes", " furniture"))
+
+
+@torch.no_grad()
+def _rank_window(case: dict) -> tuple[list[int], list[int]]:
+    """The answer's rank at the last position per layer, as the lowest and highest rank float noise allows
+    (tokens whose lens logit is within 1e-5 of the answer's may order either way)."""
+    lm = model_of(case)
+    target = single_token_id(lm.tokenizer, case["answer"])
+    logits = lm.adapter.decode(captured(case, case["prompt"])[0][:, -1]).double()  # [L+1, V]
+    mine = logits[:, target : target + 1]
+    tol = 1e-5 * logits.abs().amax(-1, keepdim=True).clamp(min=1.0)
+    return ((logits > mine + tol).sum(-1) + 1).tolist(), ((logits > mine - tol).sum(-1)).tolist()
+
+
+class AnswerRanks(Exercise):
+    """``answer_ranks(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
+
     name = "answer_ranks"
-    cases = cases or [("The opposite of up is", " down"), ("A baker makes bread, and a carpenter makes", " furniture")]
-    for prompt, answer in cases:
-        want = ref_answer_ranks(lm, prompt, answer)
-        got = call(fn, lm, prompt, answer, name=name)
+    forbidden = ("first_top_k", "settled", "story")
+
+    def cases(self, seed, lm=None, cases=None):
+        ref = ModelRef.of(lm)
+        pairs = cases
+        if pairs is None:  # the byte tokenizer of tiny models has one token per character
+            pairs = [(p, a if ref.family is None else a.strip()[0]) for p, a in DEFAULT_ANSWER_CASES]
+        out = []
+        for pair in pairs:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
+                raise ValueError(f"each answer_ranks case is (prompt, answer), got {pair!r}")
+            out.append({"lm": ref.to_data(), "prompt": pair[0], "answer": pair[1]})
+        return out
+
+    def inputs(self, case):
+        return model_of(case), case["prompt"], case["answer"]
+
+    def judge(self, case, got):
+        name = self.name
+        lm, prompt, answer = self.inputs(case)
+        low, high = _rank_window(case)
         if isinstance(got, torch.Tensor):
             got = got.tolist()
         if not isinstance(got, (list, tuple)):
             raise CheckFailed(name, f"expected a list of ints, got {type(got).__name__}.", "return one rank per layer.")
+        got = [x.item() if isinstance(x, torch.Tensor) and x.numel() == 1 else x for x in got]
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in got):
+            raise CheckFailed(name, "expected a list of ints, one rank per layer.",
+                              "read the last position only: result.target_rank[:, -1].")
         got = [int(x) for x in got]
-        if len(got) != len(want):
-            raise CheckFailed(name, f"expected {len(want)} ranks (layers 0..{len(want) - 1}), got {len(got)}.",
+        if len(got) != len(low):
+            raise CheckFailed(name, f"expected {len(low)} ranks (layers 0..{len(low) - 1}), got {len(got)}.",
                               "one rank per layer, embeddings included, at the last position only.")
-        if got == [r - 1 for r in want]:
+        bad = next((i for i, (g, lo, hi) in enumerate(zip(got, low, high)) if not lo <= g <= hi), None)
+        if bad is None:
+            return f"right for {prompt!r} / {answer!r}."
+        if all(lo - 1 <= g <= hi - 1 for g, lo, hi in zip(got, low, high)):
             raise CheckFailed(name, "off by one: your ranks start at 0.", "the most likely token has rank 1.")
-        if got != want:
-            bad = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
-            raise CheckFailed(name, f"for {prompt!r} / {answer!r}, layer {bad}: rank {got[bad]}, expected {want[bad]}.",
-                              "read the last position (-1) with the target's rank (1 = top).")
-    passed(name, f"matches the reference on {len(cases)} prompts.")
+        raise CheckFailed(name, f"for {prompt!r} / {answer!r}, layer {bad}: rank {got[bad]}, expected {low[bad]}.",
+                          "read the last position (-1) with the target's rank (1 = top).")
+
+    def summary(self, cases, detail):
+        return f"matches the reference on {len(cases)} prompts."
+
+
+FIRST_TOP_K_LAYER, SETTLED_LAYER, CLASSIFY, ANSWER_RANKS = FirstTopKLayer(), SettledLayer(), Classify(), AnswerRanks()
+EXERCISES = (ANSWER_RANKS, FIRST_TOP_K_LAYER, SETTLED_LAYER, CLASSIFY)
+
+
+def check_first_top_k_layer(fn, n_random: int = 20, cases=None) -> None:
+    """``fn(ranks, k) -> int | None``: the first layer where the target's rank is at most ``k``.
+    ``cases``: ``[(ranks, k), ...]`` to check instead of the edge cases and random trajectories."""
+    run_check(FIRST_TOP_K_LAYER, fn, n_random=n_random, cases=cases)
+
+
+def check_settled_layer(fn, n_random: int = 30, cases=None) -> None:
+    """``fn(ranks) -> int | None``: the first layer from which the target stays top-1 to the end.
+    ``cases``: rank lists to check instead of the edge cases and random trajectories."""
+    run_check(SETTLED_LAYER, fn, n_random=n_random, cases=cases)
+
+
+def check_classify(fn, n_random: int = 40, cases=None) -> None:
+    """``fn(ranks) -> str``: 'corrected', 'stays wrong', 'lost' or 'right throughout'.
+    ``cases``: rank lists to check instead of the edge cases and random trajectories."""
+    run_check(CLASSIFY, fn, n_random=n_random, cases=cases)
+
+
+def check_answer_ranks(fn, lm=None, cases=None) -> None:
+    """``fn(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
+    run_check(ANSWER_RANKS, fn, lm=lm, cases=cases)

@@ -1,22 +1,40 @@
-"""Visible checks for assignment 3: logit difference, direct logit attribution, patchscope, a fitted translator."""
+"""Checks for assignment 3: logit difference, direct logit attribution, an identity patchscope, a fitted translator.
+
+References come from the library: the lens decode (``adapter.decode``), the frozen-norm direction of
+:mod:`lensref.unembed`, the hook helpers of :mod:`lensref.hooks`, the placeholder search, identity prompt and
+least-squares fit of :mod:`lensref.patchscope`.
+"""
 from __future__ import annotations
 
 import random
 
 import torch
 
+from ...hooks import Hooks, capture_block_writes, hidden_input, residual_site, with_hidden_input
 from ...models import LoadedModel
+from ...patchscope import IDENTITY_PROMPT, PLACEHOLDER, find_placeholder, fit_affine
 from ...residual import capture_residuals
 from ...tokens import encode_prompt
-from ._core import CheckFailed, as_tensor, call, close, default_lm, expect_shape, fresh_prompts, max_err, passed
+from ...unembed import Unembed
+from ._core import (
+    FRESH_PROMPTS, CheckFailed, Exercise, ModelRef, as_tensor, captured, close, expect_shape, fresh_prompts, max_err, model_of, run_check,
+)
 
-IDENTITY_PROMPT = "cat -> cat; 135 -> 135; hello -> hello; ? ->"
+__all__ = ["IDENTITY_PROMPT", "block_components", "check_logit_diff_by_layer", "check_attribute",
+           "check_patch_readout", "check_fit_translator"]
 
 
-def _pair(lm: LoadedModel) -> tuple[int, int]:
+def _pair(lm: LoadedModel, pair_seed: int) -> tuple[int, int]:
+    """A target and a distractor id, from the first 5000 tokens of the vocabulary."""
     vocab = lm.adapter.unembed.weight.shape[0]
-    a, b = random.sample(range(min(vocab, 5000)), 2)
+    a, b = random.Random(pair_seed).sample(range(min(vocab, 5000)), 2)
     return a, b
+
+
+def _prompt_cases(seed: int, lm, n_prompts: int) -> list[dict]:
+    rng = random.Random(seed)
+    ref = ModelRef.of(lm).to_data()
+    return [{"lm": ref, "prompt": p, "pair_seed": rng.randrange(2**31)} for p in fresh_prompts(n_prompts, rng)]
 
 
 def _states(lm: LoadedModel, prompt: str):
@@ -25,56 +43,53 @@ def _states(lm: LoadedModel, prompt: str):
 
 # --- logit difference -------------------------------------------------------------------------------
 
-def check_logit_diff_by_layer(fn, lm: LoadedModel | None = None, n_prompts: int = 1) -> None:
-    """``fn(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``: lens logit(target) - logit(distractor)."""
-    lm = lm or default_lm()
+class LogitDiffByLayer(Exercise):
+    """``logit_diff_by_layer(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``."""
+
     name = "logit_diff_by_layer"
-    norm, unembed = lm.adapter.final_norm, lm.adapter.unembed
-    for prompt in fresh_prompts(n_prompts):
-        res = _states(lm, prompt)
-        states = res.states[:, 0]
-        t, d = _pair(lm)
-        with torch.no_grad():
-            logits = unembed(norm(states))
-            ref = logits[..., t] - logits[..., d]
-            got = as_tensor(call(fn, lm, states.clone(), t, d, name=name), name)
-            expect_shape(got, tuple(ref.shape), name, {
-                (ref.shape[0],): "keep every position: return [L+1, T].",
-                tuple(logits.shape): "take the difference of two logits, not the whole vocabulary.",
-            })
-            if close(got, ref):
-                continue
-            if close(got, -ref):
-                raise CheckFailed(name, "the sign is flipped: you computed distractor minus target.",
-                                  "logit diff = logit[target] - logit[distractor].")
-            raw = unembed(states)
-            if close(got, raw[..., t] - raw[..., d]):
-                raise CheckFailed(name, "you forgot the final norm.", "decode as the lens does: final norm, then unembedding.")
-            twice = unembed(norm(norm(states)))
-            if close(got, twice[..., t] - twice[..., d]):
-                raise CheckFailed(name, "you normalized twice.", "apply the final norm once.")
-            p = torch.softmax(logits, -1)
-            if close(got, p[..., t] - p[..., d]):
-                raise CheckFailed(name, "that is a difference of probabilities, not of logits.", "subtract the logits themselves.")
-            final = res.logits[0]
-            raise CheckFailed(name, f"differs from the reference (max error {max_err(got, ref):.3g}); at the last layer "
-                                    "it must equal the model's own logit difference.",
-                              f"the model's own value at the last position: {float(final[-1, t] - final[-1, d]):.3f}.")
-    passed(name, "matches the reference; the last layer equals the model's own logit difference.")
+    forbidden = ("logit_diff", "two_token_logits", "token_logits", "Unembed")
+
+    def cases(self, seed, lm=None, n_prompts=1):
+        return _prompt_cases(seed, lm, n_prompts)
+
+    def inputs(self, case):
+        lm = model_of(case)
+        return (lm, captured(case, case["prompt"])[0], *_pair(lm, case["pair_seed"]))
+
+    @torch.no_grad()
+    def judge(self, case, got):
+        name = self.name
+        lm, states, t, d = self.inputs(case)
+        norm, unembed = lm.adapter.final_norm, lm.adapter.unembed
+        logits = lm.adapter.decode(states)
+        ref = logits[..., t] - logits[..., d]
+        got = as_tensor(got, name)
+        expect_shape(got, tuple(ref.shape), name, {
+            (ref.shape[0],): "keep every position: return [L+1, T].",
+            tuple(logits.shape): "take the difference of two logits, not the whole vocabulary.",
+        })
+        if close(got, ref):
+            return "matches the reference; the last layer equals the model's own logit difference."
+        if close(got, -ref):
+            raise CheckFailed(name, "the sign is flipped: you computed distractor minus target.",
+                              "logit diff = logit[target] - logit[distractor].")
+        raw = unembed(states)
+        if close(got, raw[..., t] - raw[..., d]):
+            raise CheckFailed(name, "you forgot the final norm.", "decode as the lens does: final norm, then unembedding.")
+        twice = unembed(norm(norm(states)))
+        if close(got, twice[..., t] - twice[..., d]):
+            raise CheckFailed(name, "you normalized twice.", "apply the final norm once.")
+        p = torch.softmax(logits, -1)
+        if close(got, p[..., t] - p[..., d]):
+            raise CheckFailed(name, "that is a difference of probabilities, not of logits.",
+                              "subtract the logits themselves.")
+        final = captured(case, case["prompt"])[1]
+        raise CheckFailed(name, f"differs from the reference (max error {max_err(got, ref):.3g}); at the last layer "
+                                "it must equal the model's own logit difference.",
+                          f"the model's own value at the last position: {float(final[-1, t] - final[-1, d]):.3f}.")
 
 
 # --- direct logit attribution -----------------------------------------------------------------------
-
-def ref_attribute(lm: LoadedModel, components: torch.Tensor, target_id: int, distractor_id: int) -> torch.Tensor:
-    """Each component's share of the logit difference with the final RMSNorm's scale frozen at the full residual."""
-    norm = lm.adapter.final_norm
-    final = components.sum(0).double()
-    eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
-    scale = torch.rsqrt(final.pow(2).mean() + eps)
-    w = lm.adapter.unembed.weight.double()
-    direction = scale * norm.weight.double() * (w[target_id] - w[distractor_id])
-    return components.double() @ direction
-
 
 def block_components(lm: LoadedModel, prompt: str, position: int = -1) -> torch.Tensor:
     """``[L+1, d]`` at one position: the embedding, then what each block added to the residual stream."""
@@ -82,37 +97,80 @@ def block_components(lm: LoadedModel, prompt: str, position: int = -1) -> torch.
     return torch.cat([states[:1], states[1:] - states[:-1]])
 
 
-def check_attribute(fn, lm: LoadedModel | None = None, n_prompts: int = 1) -> None:
-    """``fn(lm, components [C, d], target_id, distractor_id) -> [C]`` summing to the logit difference."""
-    lm = lm or default_lm()
+def _write_components(lm: LoadedModel, prompt: str) -> torch.Tensor:
+    """``[2L+1, d]`` at the last position: the embedding, then each attention block's and MLP's write in turn."""
+    writes = capture_block_writes(lm, encode_prompt(lm.tokenizer, prompt), position=-1)
+    parts = torch.stack([writes.attn, writes.mlp], dim=1).reshape(-1, writes.embed.shape[-1])
+    return torch.cat([writes.embed[None], parts])
+
+
+def _random_split(final: torch.Tensor, n_parts: int, seed: int) -> torch.Tensor:
+    """``n_parts`` random vectors that sum exactly (in float64) to ``final``."""
+    gen = torch.Generator().manual_seed(seed)
+    scale = float(final.double().pow(2).mean().sqrt())
+    parts = torch.randn(n_parts - 1, final.shape[-1], generator=gen, dtype=torch.float64) * scale
+    return torch.cat([parts, (final.double() - parts.sum(0))[None]]).to(final.dtype)
+
+
+class Attribute(Exercise):
+    """``attribute(lm, components [C, d], target_id, distractor_id) -> [C]`` summing to the logit difference.
+
+    Components are the per-block writes, the per-attention/MLP writes, and a random split of the final residual."""
+
     name = "attribute"
-    if not hasattr(lm.adapter.final_norm, "variance_epsilon") and not type(lm.adapter.final_norm).__name__.endswith("RMSNorm"):
-        raise ValueError("check_attribute needs a model with an RMSNorm final norm (Llama-style)")
-    for prompt in fresh_prompts(n_prompts):
-        comps = block_components(lm, prompt)
-        t, d = _pair(lm)
-        ref = ref_attribute(lm, comps, t, d)
-        with torch.no_grad():
-            logits = lm.adapter.decode(comps.sum(0))
+    forbidden = ("direct_logit_attribution", "frozen_norm_direction", "frozen_direction", "Unembed")
+
+    def cases(self, seed, lm=None, n_prompts=1):
+        cases = [{**c, "split": "blocks"} for c in _prompt_cases(seed, lm, n_prompts)]
+        first = cases[0]
+        return cases + [{**first, "split": "writes"},
+                        {**first, "split": "random", "parts": 4, "split_seed": random.Random(seed).randrange(2**31)}]
+
+    def inputs(self, case):
+        lm = model_of(case)
+        norm = lm.adapter.final_norm
+        if not hasattr(norm, "variance_epsilon") and not type(norm).__name__.endswith("RMSNorm"):
+            raise ValueError("check_attribute needs a model with an RMSNorm final norm (Llama-style)")
+        if case["split"] == "writes":
+            comps = _write_components(lm, case["prompt"])
+        else:
+            states = captured(case, case["prompt"])[0][:, -1]
+            comps = torch.cat([states[:1], states[1:] - states[:-1]])
+            if case["split"] == "random":
+                comps = _random_split(comps.sum(0), case["parts"], case["split_seed"])
+        return (lm, comps, *_pair(lm, case["pair_seed"]))
+
+    @torch.no_grad()
+    def judge(self, case, got):
+        name = self.name
+        lm, comps, t, d = self.inputs(case)
+        final = comps.sum(0)
+        ref = comps.double() @ Unembed.of(lm).frozen_direction(final, t, d).v
+        logits = lm.adapter.decode(final)
         total = float(logits[t] - logits[d])
-        got = as_tensor(call(fn, lm, comps.clone(), t, d, name=name), name)
+        tol = 1e-3 * max(1.0, abs(total))
+        got = as_tensor(got, name)
         expect_shape(got, tuple(ref.shape), name, {(comps.shape[0], lm.adapter.unembed.weight.shape[0]):
-                                                   "project onto the target-minus-distractor direction: one number per component."})
-        if close(got, ref, atol=1e-3 * max(1.0, abs(total))):
-            continue
+                                                   "project onto the target-minus-distractor direction: one number "
+                                                   "per component."})
+        if close(got, ref, atol=tol):
+            return "the parts add up to the model's logit difference and match the reference."
         got_sum = float(got.double().sum())
-        w = lm.adapter.unembed.weight
-        per_component = lm.adapter.unembed(lm.adapter.final_norm(comps))
-        if close(got, per_component[:, t] - per_component[:, d], atol=1e-3 * max(1.0, abs(total))):
-            raise CheckFailed(name, f"your parts sum to {got_sum:.3f}, not the logit difference {total:.3f}: you normalized "
-                                    "each component on its own.",
+        w, norm = lm.adapter.unembed.weight.double(), lm.adapter.final_norm
+        per_component = lm.adapter.decode(comps)
+        if close(got, per_component[:, t] - per_component[:, d], atol=tol):
+            raise CheckFailed(name, f"your parts sum to {got_sum:.3f}, not the logit difference {total:.3f}: you "
+                                    "normalized each component on its own.",
                               "freeze the norm's scale at its value on the full residual (the sum of all components).")
-        u = (w[t] - w[d]).double()
-        if close(got, comps.double() @ u, atol=1e-3 * max(1.0, abs(total))):
+        if close(got, -ref, atol=tol):
+            raise CheckFailed(name, "the sign is flipped: you attributed distractor minus target.",
+                              "use W_U[target] − W_U[distractor].")
+        u = w[t] - w[d]
+        if close(got, comps.double() @ u, atol=tol):
             raise CheckFailed(name, "you skipped the final norm.", "multiply by the frozen scale and the norm's weight.")
-        final = comps.sum(0).double()
-        scale = torch.rsqrt(final.pow(2).mean() + getattr(lm.adapter.final_norm, "variance_epsilon", 1e-6))
-        if close(got, comps.double() @ (scale * u), atol=1e-3 * max(1.0, abs(total))):
+        eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
+        scale = torch.rsqrt(final.double().pow(2).mean() + eps)
+        if close(got, comps.double() @ (scale * u), atol=tol):
             raise CheckFailed(name, "you forgot the norm's weight (its learned per-dimension gain).",
                               "direction = scale * final_norm.weight * (W_U[target] - W_U[distractor]).")
         if abs(got_sum - total) > 1e-2 * max(1.0, abs(total)):
@@ -120,107 +178,189 @@ def check_attribute(fn, lm: LoadedModel | None = None, n_prompts: int = 1) -> No
                               "with the scale frozen the map is linear, so the parts must add up exactly.")
         raise CheckFailed(name, f"the sum is right but the parts differ (max error {max_err(got, ref):.3g}).",
                           "use one direction for every component.")
-    passed(name, "the parts add up to the model's logit difference and match the reference.")
+
+    def summary(self, cases, detail):
+        return f"the parts add up to the model's logit difference and match the reference ({len(cases)} splits)."
 
 
 # --- identity patchscope ----------------------------------------------------------------------------
 
-def placeholder_position(lm: LoadedModel, ids: torch.Tensor) -> int:
-    texts = [lm.tokenizer.decode([int(i)]) for i in ids]
-    return max(i for i, text in enumerate(texts) if text.strip() == "?")
+# Target prompts: the placeholder near the end (after a first '?'), and inside the prompt (a second '?' or
+# text after it), so a position counted from the end, the first '?' or the last token all miss it.
+PROMPTS_NEAR_END = (IDENTITY_PROMPT, "Where? Here.\ncat -> cat\n? ->")
+PROMPTS_INSIDE = ("dog -> dog\n? -> ?\nred -> red\n42 -> 42\nsun ->", "x -> x\n? ->\nmoon -> moon\n12 ->")
+MIDDLE = "middle"
+
+
+def resolve_layer(spec, n_layers: int) -> int:
+    """A case's layer: an int (negative counts from the end: -1 is layer L) or ``"middle"`` (L // 2)."""
+    layer = n_layers // 2 if spec == MIDDLE else int(spec)
+    layer = layer + n_layers + 1 if layer < 0 else layer
+    if not 0 <= layer <= n_layers:
+        raise ValueError(f"layer {spec!r} is out of range for a model with layers 0..{n_layers}")
+    return layer
 
 
 @torch.no_grad()
-def ref_patch_readout(lm: LoadedModel, vector: torch.Tensor, layer: int, prompt: str = IDENTITY_PROMPT,
-                      position: int | None = None) -> torch.Tensor:
+def patched_logits(lm: LoadedModel, prompt: str, layer: int, vector: torch.Tensor, positions: list[int]) -> torch.Tensor:
+    """Next-token logits ``[len(positions), V]`` of ``prompt``, row ``r`` with ``vector`` written over the residual
+    state of ``layer`` at ``positions[r]`` (one batched forward pass)."""
     ids = encode_prompt(lm.tokenizer, prompt)
-    position = placeholder_position(lm, ids) if position is None else position
-    module = lm.adapter.blocks[layer] if layer < lm.n_layers else lm.adapter.final_norm
+    rows, cols = torch.arange(len(positions)), torch.tensor(positions)
 
-    def hook(mod, args, kwargs):
-        hidden = (args[0] if args else kwargs["hidden_states"]).clone()
-        hidden[:, position] = vector
-        return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+    def hook(module, args, kwargs):
+        hidden = hidden_input(args, kwargs).clone()
+        hidden[rows, cols] = vector.to(hidden.dtype)
+        return with_hidden_input(args, kwargs, hidden)
 
-    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        return lm.model(input_ids=ids[None]).logits[0, -1]
-    finally:
-        handle.remove()
+    with Hooks() as hooks:
+        hooks.pre(residual_site(lm.adapter, layer), hook)
+        return lm.model(input_ids=ids[None].repeat(len(positions), 1)).logits[:, -1]
 
 
-def check_patch_readout(fn, lm: LoadedModel | None = None, layers=None) -> None:
-    """``fn(lm, vector [d], layer, prompt) -> logits [V]`` of the next token with ``vector`` patched at the placeholder."""
-    lm = lm or default_lm()
+class PatchReadout(Exercise):
+    """``patch_readout(lm, vector [d], layer, prompt) -> logits [V]`` with ``vector`` at the last '?' in ``layer``."""
+
     name = "patch_readout"
-    L = lm.n_layers
-    prompt = fresh_prompts(1)[0]
-    source = _states(lm, prompt).states[:, 0, -1]  # [L+1, d]
-    ids = encode_prompt(lm.tokenizer, IDENTITY_PROMPT)
-    with torch.no_grad():
-        clean = lm.model(input_ids=ids[None]).logits[0, -1]
-    for layer in layers or sorted({1, L // 2, L - 2}):
-        ref = ref_patch_readout(lm, source[layer], layer)
-        got = as_tensor(call(fn, lm, source[layer].clone(), layer, IDENTITY_PROMPT, name=name), name)
-        expect_shape(got, tuple(ref.shape), name, {(len(ids), ref.shape[0]): "return the logits of the last position only.",
-                                                   (1, len(ids), ref.shape[0]): "return the logits of the last position only."})
-        with torch.no_grad():
-            after = lm.model(input_ids=ids[None]).logits[0, -1]
-        if not close(after, clean):
-            raise CheckFailed(name, "your hook is still attached after the call: the model's outputs have changed.",
-                              "remove the hook (handle.remove()) in a finally: block.")
+    forbidden = ("patchscope", "generate_patched", "patched_logits", "_patch_hook")
+
+    def cases(self, seed, lm=None, layers=None):
+        rng = random.Random(seed)
+        ref = ModelRef.of(lm).to_data()
+        specs = [1, MIDDLE, -3] if layers is None else list(layers)
+        if not specs or not all(s == MIDDLE or (isinstance(s, int) and not isinstance(s, bool)) for s in specs):
+            raise ValueError(f"layers must be a non-empty list of ints (negative: from the end), got {layers!r}")
+        if len(specs) == 1:  # one layer: read it through both kinds of target prompt
+            specs = specs * 2
+        return [{"lm": ref, "layer": spec, "source": rng.choice(FRESH_PROMPTS),
+                 "prompt": (PROMPTS_NEAR_END, PROMPTS_INSIDE)[i % 2][(seed + i // 2) % 2]}
+                for i, spec in enumerate(specs)]
+
+    def inputs(self, case):
+        lm = model_of(case)
+        layer = resolve_layer(case["layer"], lm.n_layers)
+        vector = captured(case, case["source"])[0][layer, -1]
+        return lm, vector, layer, case["prompt"]
+
+    @torch.no_grad()
+    def judge(self, case, got):
+        name = self.name
+        lm, vector, layer, prompt = self.inputs(case)
+        L = lm.n_layers
+        ids = encode_prompt(lm.tokenizer, prompt)
+        slot = find_placeholder(lm.tokenizer, ids, PLACEHOLDER)
+        ref = patched_logits(lm, prompt, layer, vector, [slot])[0]
+        T, V = len(ids), ref.shape[0]
+        got = as_tensor(got, name)
+        expect_shape(got, (V,), name, {(T, V): "return the logits of the last position only.",
+                                       (1, T, V): "return the logits of the last position only.",
+                                       (1, V): "return a 1-D tensor [V]: drop the batch dimension."})
         if close(got, ref):
-            continue
+            return f"matches the reference at layer {layer} with the placeholder at position {slot} of {T}."
+        clean = lm.model(input_ids=ids[None]).logits[0, -1]
         if close(got, clean):
             raise CheckFailed(name, f"at layer {layer} the patch had no effect (the output equals the unpatched run).",
                               "the hook must return the modified inputs (or change them in place).")
-        if layer + 1 <= L and close(got, ref_patch_readout(lm, source[layer], layer + 1)):
+        if layer + 1 <= L and close(got, patched_logits(lm, prompt, layer + 1, vector, [slot])[0]):
             raise CheckFailed(name, f"off by one layer: you patched what block {layer + 1} reads.",
                               f"layer {layer} is what block {layer} reads: a forward *pre*-hook on blocks[{layer}].")
-        if layer >= 1 and close(got, ref_patch_readout(lm, source[layer], layer - 1)):
+        if layer >= 1 and close(got, patched_logits(lm, prompt, layer - 1, vector, [slot])[0]):
             raise CheckFailed(name, f"off by one layer: you patched what block {layer - 1} reads.",
                               f"layer {layer} is what block {layer} reads.")
-        if close(got, ref_patch_readout(lm, source[layer], layer, position=len(ids) - 1)):
+        everywhere = patched_logits(lm, prompt, layer, vector, list(range(T)))
+        wrong = next((p for p in range(T) if p != slot and close(got, everywhere[p])), None)
+        if wrong == T - 1:
             raise CheckFailed(name, "you patched the last token, not the placeholder '?'.",
                               "find the position of the '?' token in the target prompt.")
-        raise CheckFailed(name, f"at layer {layer} the logits differ from the reference (max error {max_err(got, ref):.3g}).",
+        if wrong is not None:
+            token = lm.tokenizer.decode([int(ids[wrong])])
+            raise CheckFailed(name, f"for {prompt!r} you patched position {wrong} ({token!r}), not the placeholder '?' "
+                                    f"at position {slot}.",
+                              "find the last token of the prompt whose text is '?' (the prompt changes: never count "
+                              "positions from the end).")
+        raise CheckFailed(name, f"at layer {layer} the logits differ from the reference (max error "
+                                f"{max_err(got, ref):.3g}).",
                           "replace the residual state at the placeholder position with the vector, at that layer only.")
-    passed(name, "matches the reference at several layers and leaves the model unhooked.")
+
+    def summary(self, cases, detail):
+        n_layers = model_of(cases[0]).n_layers
+        return (f"matches the reference at {len({resolve_layer(c['layer'], n_layers) for c in cases})} layer(s) on "
+                f"{len({c['prompt'] for c in cases})} target prompts and leaves the model unhooked.")
 
 
 # --- a translator fitted on cached states ----------------------------------------------------------------
 
-def ref_fit_translator(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y = x.double(), y.double()
-    xm, ym = x.mean(0), y.mean(0)
-    weight = torch.linalg.lstsq(x - xm, y - ym).solution
-    return weight, ym - xm @ weight
+class FitTranslator(Exercise):
+    """``fit_translator(x [N, d], y [N, d]) -> (W [d, d], b [d])`` minimizing ||x @ W + b - y||²."""
+
+    name = "fit_translator"
+    forbidden = ("fit_affine", "fit_residual_map", "fit_residual_maps", "least_squares_init")
+
+    def cases(self, seed, n=300, d=12):
+        if not (isinstance(n, int) and isinstance(d, int) and 1 <= d and n >= d + 1):
+            raise ValueError(f"fit_translator needs n >= d + 1 >= 2 samples, got n={n}, d={d}")
+        return [{"n": n, "d": d, "seed": random.Random(seed).randrange(2**31)}]
+
+    def inputs(self, case):
+        n, d = case["n"], case["d"]
+        gen = torch.Generator().manual_seed(case["seed"])
+        x = torch.randn(n, d, generator=gen) * 2 + 3
+        true_w = torch.randn(d, d, generator=gen)
+        y = x @ true_w + torch.randn(d, generator=gen) * 5 + 0.1 * torch.randn(n, d, generator=gen)
+        return x, y
+
+    def judge(self, case, out):
+        name = self.name
+        x, y = self.inputs(case)
+        d = x.shape[1]
+        ref_w, ref_b, _ = fit_affine(x, y)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise CheckFailed(name, f"expected a pair (W, b), got {type(out).__name__}.", "return weight, bias.")
+        w, b = (as_tensor(v, name) for v in out)
+        expect_shape(w, (d, d), name)
+        expect_shape(b, (d,), name, {(1, d): "return the bias as a vector [d]."})
+        xd, yd = x.double(), y.double()
+        pred_err = float(((xd @ w.double() + b.double() - yd) ** 2).mean())
+        ref_err = float(((xd @ ref_w + ref_b - yd) ** 2).mean())
+        if close(w, ref_w, atol=1e-3) and close(b, ref_b, atol=1e-3):
+            return f"the least-squares translator (mean squared error {ref_err:.4f})."
+        if close(w.T, ref_w, atol=1e-3):
+            raise CheckFailed(name, "your W is transposed: apply it as x @ W.",
+                              "solve for W in x @ W ≈ y (shape [d_in, d_out]).")
+        if close(w, torch.linalg.lstsq(xd, yd).solution, atol=1e-3):
+            raise CheckFailed(name, f"you fitted without a bias (error {pred_err:.3g} vs {ref_err:.3g}).",
+                              "centre x and y first (the bias is ȳ − x̄ W), or append a column of ones to x.")
+        if close(w, fit_affine(y, x)[0], atol=1e-3):
+            raise CheckFailed(name, "you fitted x from y: the translator maps x (the layer) to y (the final layer).",
+                              "solve x @ W + b ≈ y, not y @ W + b ≈ x.")
+        if close(w, ref_w, atol=1e-3):
+            raise CheckFailed(name, f"W is right but the bias is not (max error {max_err(b, ref_b):.3g}).",
+                              "b = ȳ − x̄ W, with the means over the N samples.")
+        raise CheckFailed(name, f"not the least-squares fit (error {pred_err:.3g}, best {ref_err:.3g}).",
+                          "torch.linalg.lstsq on centred x and y gives W; then b = ȳ − x̄ W.")
+
+
+LOGIT_DIFF_BY_LAYER, ATTRIBUTE, PATCH_READOUT, FIT_TRANSLATOR = (
+    LogitDiffByLayer(), Attribute(), PatchReadout(), FitTranslator())
+EXERCISES = (LOGIT_DIFF_BY_LAYER, ATTRIBUTE, PATCH_READOUT, FIT_TRANSLATOR)
+
+
+def check_logit_diff_by_layer(fn, lm=None, n_prompts: int = 1) -> None:
+    """``fn(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``: lens logit(target) - logit(distractor)."""
+    run_check(LOGIT_DIFF_BY_LAYER, fn, lm=lm, n_prompts=n_prompts)
+
+
+def check_attribute(fn, lm=None, n_prompts: int = 1) -> None:
+    """``fn(lm, components [C, d], target_id, distractor_id) -> [C]`` summing to the logit difference."""
+    run_check(ATTRIBUTE, fn, lm=lm, n_prompts=n_prompts)
+
+
+def check_patch_readout(fn, lm=None, layers=None) -> None:
+    """``fn(lm, vector [d], layer, prompt) -> logits [V]`` of the next token with ``vector`` patched at the
+    placeholder. ``layers``: ints, negative ones counted from the end (-1 is layer L, the final norm's input)."""
+    run_check(PATCH_READOUT, fn, lm=lm, layers=layers)
 
 
 def check_fit_translator(fn, n: int = 300, d: int = 12) -> None:
     """``fn(x [N, d], y [N, d]) -> (W [d, d], b [d])`` minimizing ||x @ W + b - y||²."""
-    name = "fit_translator"
-    gen = torch.Generator().manual_seed(random.randrange(2**31))
-    x = torch.randn(n, d, generator=gen) * 2 + 3
-    true_w = torch.randn(d, d, generator=gen)
-    y = x @ true_w + torch.randn(d, generator=gen) * 5 + 0.1 * torch.randn(n, d, generator=gen)
-    ref_w, ref_b = ref_fit_translator(x, y)
-    out = call(fn, x.clone(), y.clone(), name=name)
-    if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise CheckFailed(name, f"expected a pair (W, b), got {type(out).__name__}.", "return weight, bias.")
-    w, b = (as_tensor(v, name) for v in out)
-    expect_shape(w, (d, d), name)
-    expect_shape(b, (d,), name, {(1, d): "return the bias as a vector [d]."})
-    pred_err = float(((x.double() @ w.double() + b.double() - y.double()) ** 2).mean())
-    ref_err = float(((x.double() @ ref_w + ref_b - y.double()) ** 2).mean())
-    if close(w, ref_w, atol=1e-3) and close(b, ref_b, atol=1e-3):
-        passed(name, f"the least-squares translator (mean squared error {ref_err:.4f}).")
-        return
-    if close(w.T, ref_w, atol=1e-3):
-        raise CheckFailed(name, "your W is transposed: apply it as x @ W.", "solve for W in x @ W ≈ y (shape [d_in, d_out]).")
-    no_bias = torch.linalg.lstsq(x.double(), y.double()).solution
-    if close(w, no_bias, atol=1e-3):
-        raise CheckFailed(name, f"you fitted without a bias (error {pred_err:.3g} vs {ref_err:.3g}).",
-                          "centre x and y first (the bias is ȳ − x̄ W), or append a column of ones to x.")
-    raise CheckFailed(name, f"not the least-squares fit (error {pred_err:.3g}, best {ref_err:.3g}).",
-                      "torch.linalg.lstsq on centred x and y gives W; then b = ȳ − x̄ W.")
+    run_check(FIT_TRANSLATOR, fn, n=n, d=d)
