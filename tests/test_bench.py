@@ -36,7 +36,51 @@ def test_records_have_the_documented_fields(tmp_path):
         assert isinstance(d["T"], int)
         assert all(isinstance(d[k], float) and d[k] > 0 for k in ("forward_s", "lens_s", "naive_s", "floor_s"))
         assert all(isinstance(d[k], float) and d[k] >= 0 for k in ("lens_peak_mb", "naive_peak_mb"))
-        assert r.floor_s > r.forward_s
+
+
+class FakeClock:
+    """``perf_counter`` for lensref.bench: each fake method advances it by its next scripted duration."""
+
+    def __init__(self, durations: dict[str, list[float]]):
+        self.now = 1000.0
+        self.durations = {name: list(values) for name, values in durations.items()}
+        self.calls: list[str] = []
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def method(self, name: str):
+        def run(*args, **kwargs):
+            self.calls.append(name)
+            self.now += self.durations[name].pop(0)
+        return run
+
+
+def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(monkeypatch):
+    """A scripted clock: every figure of the record is the median it must be, and the methods take turns."""
+    from lensref import bench
+
+    clock = FakeClock({  # the first value of each list is the untimed warm-up call
+        "forward": [50, 1, 3, 2], "lens": [50, 6, 4, 5], "naive": [50, 30, 10, 20], "matmul": [50, 9, 3, 4],
+    })
+    monkeypatch.setattr(bench, "time", clock)
+    for name, attr in (("forward", "forward"), ("lens", "lens_grid"), ("naive", "naive_grid")):
+        monkeypatch.setattr(bench, attr, clock.method(name))
+    monkeypatch.setattr(bench, "floor_matmul", lambda lm, T: clock.method("matmul"))
+    lines = []
+    [record] = bench.run_bench(sizes=[8], repeats=3, model="tiny:llama", memory=False, log=lines.append)
+    assert (record.T, record.forward_s, record.lens_s, record.naive_s) == (8, 2, 5, 20)
+    assert record.floor_s == 2 + 4  # the forward pass's median plus the matmul's median
+    assert record.lens_peak_mb is None and record.naive_peak_mb is None
+    assert record.lens_over_floor == 5 / 6 and record.naive_over_lens == 4
+    assert clock.calls == ["forward", "lens", "naive",  # warm-up, then each repeat starts one method later
+                           "forward", "lens", "naive", "matmul", "matmul",
+                           "lens", "naive", "forward", "matmul",
+                           "naive", "forward", "lens", "matmul"]
+    assert all(not values for values in clock.durations.values())
+    assert lines == [record.format_row()]
+    assert lines[0].split() == ["8", "2.000", "6.000", "5.000", "20.000", "0.83", "4.00", "-", "-"]
+    assert bench.format_table([record]).splitlines() == [bench.HEADER, lines[0]]
 
 
 def test_cli_writes_json_list(tmp_path, capsys):
