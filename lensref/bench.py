@@ -240,6 +240,7 @@ def _peak_worker(method: str, T: int, model: str | None) -> float:
     else:
         raise LensError(f"unknown method {method!r}")
     after = _proc_status_mb("VmHWM") if reset else _max_rss_mb()
+    assert before is not None and after is not None  # read from /proc whenever reset succeeded
     return max(0.0, after - before)
 
 

@@ -17,6 +17,7 @@ as its own per-layer term. All the parts add up to the model's real logit differ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -145,10 +146,11 @@ def _n_heads(config) -> int:
 
 def _head_weights(proj: nn.Module, n_heads: int) -> torch.Tensor:
     """The output projection as ``[H, head_dim, d]``: head ``h``'s slice ``z_h`` maps to ``z_h @ W[h]``."""
+    weight: torch.Tensor
     if isinstance(proj, nn.Linear):
         weight = proj.weight.T  # Linear stores [out, in]
     elif type(proj).__name__ == "Conv1D":
-        weight = proj.weight  # GPT-2's Conv1D stores [in, out]
+        weight = cast(torch.Tensor, proj.weight)  # GPT-2's Conv1D stores [in, out]
     else:
         raise LensError(f"cannot split the attention output projection {type(proj).__name__} into heads")
     d_in, d_out = weight.shape

@@ -107,6 +107,7 @@ def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str) -> Lo
     target_id, distractor_id = token_pair(lm, target, distractor)
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
     res = capture_residuals(lm, ids)
+    assert res.logits is not None  # captured with the logits
     pair = Unembed.of(lm).token_logits(res.states[:, 0], [target_id, distractor_id]).cpu()  # [L+1, T, 2]
     final = res.logits[0].float().cpu()
     return LogitDiffResult(

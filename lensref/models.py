@@ -9,6 +9,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -29,7 +30,7 @@ class LoadedModel:
 
     name: str
     model: nn.Module
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer, or ByteTokenizer for tiny models
     adapter: Adapter
     # How to make this model again, as data: {"family": None (the default model) or a tiny family, "seed": int};
     # None when it cannot be named (a local folder, a hub id, a tiny model with custom sizes). The course's
@@ -89,7 +90,7 @@ def gguf_path() -> Path:
     return path
 
 
-def _write_atomically(folder: Path, model: nn.Module, tokenizer) -> None:
+def _write_atomically(folder: Path, model: Any, tokenizer: Any) -> None:
     """Save to a temporary sibling folder, then rename: a crash never leaves a half-written cache (and if another
     process finished first, its copy is kept)."""
     with new_folder(folder) as tmp:
@@ -158,6 +159,7 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
     device = check_device(device)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    folder: str | Path
     if spec is None or spec == DEFAULT_MODEL:
         folder = default_model_folder()
         name = DEFAULT_MODEL
@@ -172,7 +174,7 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LensError(f"cannot load model {spec!r}: not a local folder, and not loadable as a hub id ({first})")
+        raise LensError(f"cannot load model {spec!r}: not a local folder, and not loadable as a hub id ({first})") from None
     recipe = {"family": None, "seed": 0} if name == DEFAULT_MODEL else None
     return _finish(name, model, tokenizer, device, recipe)
 

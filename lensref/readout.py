@@ -92,7 +92,7 @@ def _slice_stats(z, rows: slice, final_positions: slice | None, target_id, work,
     """
     top_z, top_ids = topk_rows(z, acc.top_z.shape[1])
     acc.top_z[rows], acc.top_ids[rows] = top_z, top_ids
-    if target_id is not None:
+    if target_id is not None and acc.target_z is not None and acc.larger is not None:
         target_z = z[:, target_id : target_id + 1]
         acc.target_z[rows] = target_z[:, 0]
         # Counting into a float buffer is far faster than summing a bool tensor; counts < 2^24 are exact.
@@ -204,7 +204,7 @@ def _grid_stats(acc: _Accumulator, unembed: Unembed, normed: torch.Tensor, n_lay
     pf_logp = (pf_z - lse.double()).view(n_layers_plus, T)  # sum_v p_final(v) log p_row(v), as sum p_final = 1
     kl = (pf_logp[-1] - pf_logp).clamp_min(0.0).float()  # sum p_f log p_f - sum p_f log p_row
     target_prob = target_rank = None
-    if acc.target_z is not None:
+    if acc.target_z is not None and acc.larger is not None:
         target_prob = grid(torch.exp(acc.target_z - lse))
         target_rank = grid(acc.larger.long() + 1)
     return GridStats(

@@ -18,7 +18,7 @@ The unembedding bias is read in one place (:attr:`Unembed.bias`) and every metho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -92,12 +92,12 @@ class Unembed:
     @property
     def weight(self) -> torch.Tensor:
         """``[V, d]``: row ``v`` is token ``v``'s unembedding vector."""
-        return self.linear.weight
+        return cast(torch.Tensor, self.linear.weight)
 
     @property
     def bias(self) -> torch.Tensor | None:
         """``[V]`` or None: the one place the unembedding bias is read."""
-        return getattr(self.linear, "bias", None)
+        return cast("torch.Tensor | None", getattr(self.linear, "bias", None))
 
     @property
     def vocab_size(self) -> int:

@@ -1,17 +1,68 @@
 """Options and output helpers shared by several subcommands."""
+
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import LensError
 from ..files import write_atomically, write_json
+from ._validate import check_figure_output, check_output
 
-__all__ = ["add_model_options", "add_pair_options", "write_atomically", "write_json"]  # the writers live in lensref.files
+__all__ = [
+    "add_model_options", "add_pair_options", "add_prompt_command", "add_output_options", "check_at_least_one",
+    "check_outputs",
+    "write_outputs", "write_atomically", "write_json",  # the writers live in lensref.files
+]
 
 
-def add_model_options(parser) -> None:
+def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model: default SmolLM2-135M-Instruct; a local folder or hub id")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 
 
-def add_pair_options(parser) -> None:
+def add_pair_options(parser: argparse.ArgumentParser) -> None:
     """``--target`` and ``--distractor``: the two single tokens a logit difference compares."""
     parser.add_argument("--target", required=True, help="one token, e.g. ' Paris' (leading space matters)")
     parser.add_argument("--distractor", required=True, help="one token to compare with, e.g. ' London'")
+
+
+def add_prompt_command(sub: Any, name: str, help: str, pair: bool = False) -> argparse.ArgumentParser:
+    """A subcommand that reads one PROMPT on a model (``--model``, ``--device``; with ``pair``, ``--target`` and
+    ``--distractor`` too)."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help)
+    parser.add_argument("prompt")
+    add_model_options(parser)
+    if pair:
+        add_pair_options(parser)
+    return parser
+
+
+def add_output_options(parser: argparse.ArgumentParser, json: str, plot: str | None = None) -> None:
+    """``--json FILE`` (what it writes: ``json``) and, if ``plot`` says what it draws, ``--plot FILE``."""
+    parser.add_argument("--json", default=None, metavar="FILE", help=json)
+    if plot is not None:
+        parser.add_argument("--plot", default=None, metavar="FILE", help=plot)
+
+
+def check_at_least_one(args: argparse.Namespace, *names: str) -> None:
+    """Each option ``--name`` (a count: ``--top``, ``--tokens``, ``--repeats``) is at least 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value < 1:
+            raise LensError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """``--json`` and ``--plot`` (where the command has them) can be written: checked before any model loads."""
+    check_output(getattr(args, "json", None), "--json")
+    check_figure_output(getattr(args, "plot", None))
+
+
+def write_outputs(args: argparse.Namespace, data: Any, plot: Callable[[str], object] | None = None) -> None:
+    """Write ``data`` to ``--json`` and call ``plot(path)`` for ``--plot``, each if it was given."""
+    if getattr(args, "json", None):
+        write_json(args.json, data)
+    if plot is not None and getattr(args, "plot", None):
+        plot(args.plot)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from ..errors import LensError
-from ._common import write_json
-from ._validate import check_output
+from ._common import add_output_options, check_at_least_one, check_outputs, write_outputs
 
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="benchmark the full lens grid (issue 2): lensref vs naive vs floor")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the records as a JSON list")
+    add_output_options(p, json="write the records as a JSON list")
     p.add_argument("--sizes", default="32,128,512", help="prompt lengths in tokens, comma-separated (default 32,128,512)")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per method; medians are reported (default 5)")
     p.add_argument("--model", default=None, help="model: default SmolLM2-135M-Instruct; a local folder or hub id")
@@ -30,13 +29,11 @@ def run(args) -> int:
     from ..bench import HEADER, machine, run_bench
 
     sizes = parse_sizes(args.sizes)
-    if args.repeats < 1:
-        raise LensError(f"--repeats must be at least 1, got {args.repeats}")
-    check_output(args.json, "--json")
+    check_at_least_one(args, "repeats")
+    check_outputs(args)
     print(HEADER, flush=True)
     records = run_bench(sizes, args.repeats, args.model, memory=not args.no_memory,
                         log=lambda line: print(line, flush=True))
     print(f"machine: {machine()}; medians of {args.repeats} runs; peak MB = rise of peak RSS over a forward pass")
-    if args.json:
-        write_json(args.json, [r.to_dict() for r in records])
+    write_outputs(args, [r.to_dict() for r in records])
     return 0

@@ -5,8 +5,7 @@ import dataclasses
 import sys
 
 from ..errors import LensError
-from ._common import add_model_options, write_json
-from ._validate import check_figure_output, check_output
+from ._common import add_model_options, add_output_options, check_outputs, write_outputs
 
 
 def register(sub) -> None:
@@ -28,8 +27,7 @@ def register(sub) -> None:
     add_model_options(e)
     e.add_argument("--lens", default=None, metavar="DIR", help="the tuned lens (default: <cache>/tuned/<model>)")
     e.add_argument("--max-tokens", type=int, default=1024, metavar="N", help="held-out tokens to read (default 1024)")
-    e.add_argument("--json", default=None, metavar="FILE", help="write the table as JSON")
-    e.add_argument("--plot", default=None, metavar="FILE", help="write KL and cross-entropy per layer as PNG")
+    add_output_options(e, json="write the table as JSON", plot="write KL and cross-entropy per layer as PNG")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_eval)
     p.set_defaults(func=lambda args: _usage(p))
@@ -70,8 +68,7 @@ def run_eval(args) -> int:
 
     if args.max_tokens < 128:
         raise LensError(f"--max-tokens must be at least one chunk (128 tokens), got {args.max_tokens}")
-    check_output(args.json, "--json")
-    check_figure_output(args.plot)
+    check_outputs(args)
     lm = load_model(args.model, device=args.device)
     folder = args.lens or default_lens_dir(lm.name)
     lens = load_tuned_lens(folder, lm)
@@ -81,10 +78,11 @@ def run_eval(args) -> int:
     worse = result.layers_where_tuned_not_better()
     print("tuned lens KL is lower at every layer 0.." + str(result.n_layers - 1) if not worse
           else f"tuned lens KL is NOT lower at layers {worse}", file=sys.stdout)
-    if args.json:
-        write_json(args.json, {"lens": str(folder), **result.to_dict()})
-    if args.plot:
-        from ..plotting.tuned import plot_tuned_comparison
-
-        plot_tuned_comparison(result, path=args.plot)
+    write_outputs(args, {"lens": str(folder), **result.to_dict()}, lambda path: _plot(result, path))
     return 0
+
+
+def _plot(result, path: str) -> None:
+    from ..plotting.tuned import plot_tuned_comparison
+
+    plot_tuned_comparison(result, path=path)
