@@ -21,3 +21,13 @@ def tiny_lm(request):
     return tiny_model(request.param)
 
 
+
+
+@pytest.fixture(scope="session")
+def warm_model_cache():
+    """The default model's cache made before any notebook or sandbox runs, so no cell ever waits for the one-off
+    GGUF conversion (30-60 s) and the sandbox can mount the cache read-only."""
+    from lensref.models import cache_dir
+
+    load_model()
+    return cache_dir()

@@ -7,6 +7,8 @@ this module reads back, so the two cannot disagree.
 """
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -17,11 +19,20 @@ class StoredScores:
     cells: dict[str, float] = field(default_factory=dict)  # "notebook:grade_id" -> points
 
 
-def record(db_url: str, assignment: str, student: str, points: dict[tuple[str, str], float]) -> None:
-    """Set the auto score of every ``(notebook, grade_id)`` of ``student``'s submission, in one transaction."""
+@contextmanager
+def _opened(db_url: str):
+    """nbgrader's Gradebook, without the SQLAlchemy warnings its own submission helpers trigger."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(db_url) as gb:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Gradebook(db_url) as gb:
+            yield gb
+
+
+def record(db_url: str, assignment: str, student: str, points: dict[tuple[str, str], float]) -> None:
+    """Set the auto score of every ``(notebook, grade_id)`` of ``student``'s submission, in one transaction."""
+    with _opened(db_url) as gb:
         gb.update_or_create_student(student)
         gb.update_or_create_submission(assignment, student)
         try:
@@ -37,9 +48,9 @@ def record(db_url: str, assignment: str, student: str, points: dict[tuple[str, s
 
 
 def read(db_url: str, assignment: str, student: str) -> StoredScores | None:
-    from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.api import MissingEntry
 
-    with Gradebook(db_url) as gb:
+    with _opened(db_url) as gb:
         try:
             sub = gb.find_submission(assignment, student)
         except MissingEntry:

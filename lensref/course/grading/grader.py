@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import LensError
+from ...files import write_json
 from . import gradebook, sandbox
 from .limits import Limits
 from .plan import NotebookPlan, load_plan
@@ -60,10 +61,10 @@ class StudentResult:
     score: float | None = None
     max_score: float | None = None
     seconds: float = 0.0
-    notebook_seconds: float = 0.0  # the sandboxed run alone
     message: str = ""
     cells: dict[str, float] = field(default_factory=dict)
     baseline_seconds: float | None = None  # the notebook run plainly, with --baseline
+    phases: dict[str, float] = field(default_factory=dict)  # seconds: prepare, sandbox, judge, record
 
 
 @dataclass
@@ -81,7 +82,7 @@ class GradeReport:
                  + (f"; sandbox limits: {self.confinement}" if self.confinement else "")]
         for r in self.results:
             score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
-            timing = f"{r.seconds:6.1f} s (notebook {r.notebook_seconds:.1f} s)"
+            timing = f"{r.seconds:6.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()) + ")"
             if r.baseline_seconds is not None:
                 timing += f", run alone {r.baseline_seconds:.1f} s, ratio {r.seconds / r.baseline_seconds:.2f}"
             extra = f"  {r.message}" if r.message else ""
@@ -196,11 +197,15 @@ class Grader:
         from .static import inspect_code
 
         t0 = time.time()
+        phases = {}
         cases = self._cases(student)
         scratch, learner_code, names = self._scratch(student, notebooks, cases)
         try:
+            phases["prepare"] = time.time() - t0
             run = sandbox.run(scratch, [sys.executable, "-m", "lensref.course.grading.runner"], self.limits,
                               self.wall, sandboxed=self.sandboxed)
+            phases["sandbox"] = run.seconds
+            t1 = time.time()
             code = inspect_code(learner_code, self.forbidden)
             if run.timed_out:
                 notes.append(f"the whole run passed its {self.wall:.0f} s limit and was stopped")
@@ -221,21 +226,29 @@ class Grader:
                     verdicts[cell.grade_id] = verdict
                     points[(plan.name, cell.grade_id)] = verdict.points
                 verdicts_by_nb[plan.name] = verdicts
+            phases["judge"] = time.time() - t1
+            t2 = time.time()
             gradebook.record(self.db_url, self.assignment, student, points)
+            done = self.out / "autograded" / student / self.assignment
+            done.mkdir(parents=True, exist_ok=True)
+            write_json(done / "verdicts.json", {
+                "student": student, "assignment": self.assignment, "notes": notes,
+                "cells": [{"notebook": v.notebook, "grade_id": v.grade_id, "points": v.points,
+                           "max_points": v.max_points, "lines": v.lines}
+                          for verdicts in verdicts_by_nb.values() for v in verdicts.values()]})
             for plan in self.plans:
                 executed = self._executed(scratch, plan.name)
-                done = self.out / "autograded" / student / self.assignment
-                done.mkdir(parents=True, exist_ok=True)
                 nbformat.write(executed, done / f"{plan.name}.ipynb")
                 page = feedback.render(f"{self.assignment} / {plan.name}: feedback for {student}", executed,
                                        self.sources[plan.name], verdicts_by_nb[plan.name], notes)
                 feedback.write(self.out / "feedback" / student / self.assignment / f"{plan.name}.html", page)
             (self.out / "autograded" / student / f"{self.assignment}.grading.log").write_text(run.log)
+            phases["record"] = time.time() - t2
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         stored = gradebook.read(self.db_url, self.assignment, student)
-        result = StudentResult(student, GRADED, stored.score, stored.max_score, time.time() - t0, run.seconds,
-                               "; ".join(notes), stored.cells)
+        result = StudentResult(student, GRADED, stored.score, stored.max_score, time.time() - t0,
+                               "; ".join(notes), stored.cells, phases=phases)
         if self.baseline:
             result.baseline_seconds = self._run_alone(notebooks)
         return result

@@ -12,7 +12,8 @@ import ast
 from dataclasses import dataclass, field
 
 SUSPICIOUS_CALLS = {"exec", "eval", "compile", "__import__", "globals", "setattr", "delattr"}
-SUSPICIOUS_NAMES = {"importlib", "builtins", "__builtins__", "ctypes", "modules", "subprocess", "os"}
+SUSPICIOUS_NAMES = {"importlib", "builtins", "__builtins__", "ctypes", "subprocess"}
+SUSPICIOUS_ATTRIBUTES = {"sys.modules", "os.system", "os.fork", "os.kill", "os._exit"}
 
 
 @dataclass
@@ -83,12 +84,26 @@ def _names_used(node: ast.AST) -> set[str]:
     return used
 
 
+def _local_names(node: ast.AST) -> set[str]:
+    """A function's parameters and the names it assigns: they shadow the notebook's top-level names."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+        return set()
+    args = node.args
+    local = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    local |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            local.add(sub.id)
+    return local
+
+
 def _reachable(start: str, defs: dict[str, list[ast.AST]]) -> list[ast.AST]:
+    """The definitions ``start`` depends on: followed through the top-level names each one uses freely."""
     seen, todo, nodes = {start}, [start], []
     while todo:
         for node in defs.get(todo.pop(), []):
             nodes.append(node)
-            for name in _names_used(node):
+            for name in _names_used(node) - _local_names(node):
                 if name in defs and name not in seen:
                     seen.add(name)
                     todo.append(name)
@@ -105,8 +120,8 @@ def _review(node: ast.AST) -> list[str]:
             found.append("getattr() with a computed name")
         elif isinstance(sub, ast.Name) and sub.id in SUSPICIOUS_NAMES:
             found.append(f"uses {sub.id}")
-        elif isinstance(sub, ast.Attribute) and sub.attr in SUSPICIOUS_NAMES:
-            found.append(f"uses .{sub.attr}")
+        elif isinstance(sub, ast.Attribute) and set(_dotted(sub)) & SUSPICIOUS_ATTRIBUTES:
+            found.append(f"uses {sorted(set(_dotted(sub)) & SUSPICIOUS_ATTRIBUTES)[0]}")
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
             mods = [a.name for a in sub.names] + ([sub.module] if isinstance(sub, ast.ImportFrom) and sub.module else [])
             found += [f"imports {m}" for m in mods if m.split(".")[0] in SUSPICIOUS_NAMES]
