@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench book grade clean
+.PHONY: setup demo test bench book grade lab clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install-system-packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ book: setup
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=01-logit-lens [FORCE=1] [TIMEOUT=60]"; exit 2; }
 	$(VENV)/bin/lensref grade $(ASSIGNMENT) $(if $(FORCE),--force) $(if $(TIMEOUT),--timeout $(TIMEOUT))
+
+# Learners: your own copies of the exercises (my-work/, never overwritten) in JupyterLab; prints the URL.
+lab: setup
+	$(VENV)/bin/lensref lab $(if $(WORK),--work $(WORK)) $(if $(PORT),--port $(PORT)) $(if $(NO_BROWSER),--no-browser)
 
 bench: setup
 	$(VENV)/bin/lensref bench --json bench.json
