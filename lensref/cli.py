@@ -15,8 +15,16 @@ from . import commands
 from .errors import LensError
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A usage mistake (unknown option, missing argument, bad choice) is one line on stderr and exit status 2,
+    like every other bad input; ``--help`` still shows the full usage. Subcommand parsers inherit the class."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lensref", description="The logit lens and its variants, on a real model.")
+    parser = OneLineErrors(prog="lensref", description="The logit lens and its variants, on a real model.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not info.name.startswith("_"):
@@ -33,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except LensError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # one line, even when the message quotes text with line breaks in it (shown as in token tables)
+        print(f"error: {str(exc).strip()}".replace("\n", "↵"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -21,6 +21,7 @@ from ..course.quiz import bank as bankmod
 from ..course.quiz import classgrade, export, scoring
 from ..course.quiz.take import take_quiz
 from ._common import write_atomically, write_json
+from ._validate import check_output
 
 _EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json"}
 
@@ -81,6 +82,7 @@ def run_check(args) -> int:
 
 
 def run_grade(args) -> int:
+    check_output(args.json, "--json")
     bank = _bank(args)
     sheet = scoring.load_answer_sheet(args.answers)
     result = scoring.grade_sheet(bank, sheet)
@@ -96,6 +98,9 @@ def run_grade(args) -> int:
 
 
 def run_take(args, stdin=None, stdout=None) -> int:
+    if args.seed is not None and not args.shuffle:
+        raise LensError("--seed only chooses the order --shuffle shows; add --shuffle")
+    check_output(args.json, "--json")
     result = take_quiz(_bank(args), stdin or sys.stdin, stdout or sys.stdout, shuffle=args.shuffle, seed=args.seed)
     if result is None:
         return 1
