@@ -123,9 +123,14 @@ def jupyter_dir() -> Path:
 
 
 def lab_config() -> Path:
-    """JupyterLab settings for an offline course: no news feed, no update check, no extension search on PyPI."""
-    path = Path(sys.prefix) / "share" / "lensref-jupyter" / "jupyter_lab_config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """JupyterLab settings for an offline course: no news feed (nor its prompt), no update check, no
+    extension search on PyPI. Returns the config file; its folder also holds ``labconfig/page_config.json``
+    (found through ``JUPYTER_CONFIG_PATH``)."""
+    base = Path(sys.prefix) / "share" / "lensref-jupyter" / "config"
+    (base / "labconfig").mkdir(parents=True, exist_ok=True)
+    _write_json(base / "labconfig" / "page_config.json",
+                {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    path = base / "jupyter_lab_config.json"
     _write_json(path, {"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
                                   "extension_manager": "readonly"}})
     return path
@@ -171,6 +176,8 @@ def start_lab(work: Path = DEFAULT_WORK, *, port: int = DEFAULT_PORT, open_brows
     token = secrets.token_hex(24)
     server_env = {**os.environ, **(env or {})}
     server_env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(jupyter_dir()), server_env.get("JUPYTER_PATH")]))
+    server_env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
+        filter(None, [str(lab_config().parent), server_env.get("JUPYTER_CONFIG_PATH")]))
     log = work / ".lab.log"
     log_file = open(log, "ab")
     process = subprocess.Popen(lab_command(work, port, token, open_browser), cwd=work, env=server_env,
