@@ -1,17 +1,17 @@
-"""The visible checks: the reference passes, and each common mistake gets its own one-line diagnosis."""
+"""The exercise checks: right answers written independently pass, and every wrong implementation listed here fails
+with its own one-line diagnosis, both in the visible check and in the hidden verdict grading computes."""
 from __future__ import annotations
 
 import math
 
 import pytest
 import torch
+from test_checks_support import hidden_verdict, one_line_failure
 
-from lensref import LensError, capture_residuals, tiny_model
+from lensref import tiny_model
 from lensref.course import checks
-from lensref.course.checks import CheckFailed
-from lensref.course.checks import reading_the_grid as gridref
-from lensref.course.checks.variants import block_components, ref_attribute, ref_fit_translator, ref_patch_readout
-from lensref.tokens import encode_prompt
+from lensref.course.checks import EXERCISES, ModelRef, run_check
+from lensref.patchscope import IDENTITY_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -24,214 +24,576 @@ def gpt2():
     return tiny_model("gpt2")
 
 
-def fails(check, fn, *args, **kwargs) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(fn, *args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message, "diagnoses are one line"
-    assert info.value._render_traceback_() == [f"\x1b[0;31m✗ {message}\x1b[0m"]
-    return message
+def fails(name: str, fn, seeds=(0, 1), hidden: bool = True, **options) -> str:
+    """The one-line diagnosis of ``fn`` in the visible check (it fails for every seed, with the same diagnosis
+    before any number) and, the same line, in the hidden verdict (judged after the data round trip)."""
+    ex = EXERCISES[name]
+    messages = [one_line_failure(lambda seed=seed: run_check(ex, fn, seed=seed, **options)) for seed in seeds]
+    assert len({m.split(" (")[0].split(":")[1][:25] for m in messages}) == 1, messages
+    if hidden:
+        opts = {k: (ModelRef.of(v) if k == "lm" else v) for k, v in options.items()}
+        assert one_line_failure(lambda: hidden_verdict(ex, fn, seeds[0], **opts)) == messages[0]
+    return messages[0]
 
 
-# --- reference answers ------------------------------------------------------------------------------
+# --- right answers, written independently of the checks --------------------------------------------------------
 
-def ref_capture(lm, ids):
-    return capture_residuals(lm, ids).states[:, 0]
+def capture_via_hidden_states(lm, ids):
+    """transformers' hidden states, with the last one replaced by the final norm's input (caught by a hook)."""
+    seen = {}
+    handle = lm.adapter.final_norm.register_forward_pre_hook(lambda m, a: seen.update(x=a[0]))
+    try:
+        out = lm.model(input_ids=ids[None], output_hidden_states=True)
+    finally:
+        handle.remove()
+    return torch.stack([*out.hidden_states[:-1], seen["x"]])[:, 0]
 
 
-def ref_lens(lm, states):
-    return lm.adapter.decode(states)
+def lens_by_formula(lm, states):
+    """The final norm written out (RMSNorm or LayerNorm), then the unembedding matrix."""
+    norm = lm.adapter.final_norm
+    x = states.double()
+    if isinstance(norm, torch.nn.LayerNorm):
+        normed = (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + norm.eps)
+        normed = normed * norm.weight.double() + norm.bias.double()
+    else:
+        normed = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon) * norm.weight.double()
+    unembed = lm.adapter.unembed
+    logits = normed @ unembed.weight.double().T
+    return (logits if unembed.bias is None else logits + unembed.bias.double()).float()
+
+
+def probs_by_hand(x):
+    e = torch.exp(x.double() - x.double().amax(-1, keepdim=True))
+    return e / e.sum(-1, keepdim=True)
+
+
+def top_k_by_sorting(x, k):
+    p = probs_by_hand(x)
+    values, ids = p.sort(-1, descending=True)
+    return values[..., :k], ids[..., :k]
+
+
+def entropy_by_hand(x):
+    p = probs_by_hand(x)
+    return -(p * torch.log(p)).sum(-1)
+
+
+def kl_by_hand(x):
+    logp = torch.log(probs_by_hand(x))
+    return (logp[-1:].exp() * (logp[-1:] - logp)).sum(-1)
+
+
+def rank_by_counting(x, t):
+    return (x > x[..., t : t + 1]).sum(-1) + 1
+
+
+def first_by_loop(ranks, k=1):
+    for i, r in enumerate(ranks):
+        if r <= k:
+            return i
+    return None
+
+
+def settled_by_suffix(ranks):
+    for i in range(len(ranks)):
+        if all(r == 1 for r in ranks[i:]):
+            return i
+    return None
+
+
+def classify_by_sets(ranks):
+    top = [r == 1 for r in ranks]
+    if all(top):
+        return "right throughout"
+    if top[-1]:
+        return "corrected"
+    return "lost" if any(top) else "stays wrong"
+
+
+def answer_ranks_by_hand(lm, prompt, answer):
+    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+    target = lm.tokenizer.encode(answer, add_special_tokens=False)[0]
+    last = lens_by_formula(lm, capture_via_hidden_states(lm, ids)[:, -1])
+    return [int(r) for r in rank_by_counting(last, target)]
+
+
+def logit_diff_by_formula(lm, states, t, d):
+    x = lens_by_formula(lm, states)
+    return x[..., t] - x[..., d]
+
+
+def attribute_by_formula(lm, comps, t, d):
+    norm, w = lm.adapter.final_norm, lm.adapter.unembed.weight.double()
+    final = comps.double().sum(0)
+    s = 1 / math.sqrt(float(final.pow(2).mean()) + norm.variance_epsilon)
+    return comps.double() @ (s * norm.weight.double() * (w[t] - w[d]))
+
+
+def patch_by_rindex(lm, vector, layer, prompt, position=None, site_shift=0, leave=False):
+    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+    texts = [lm.tokenizer.decode([int(i)]) for i in ids]
+    slot = [i for i, t in enumerate(texts) if t.strip() == "?"][-1] if position is None else position(ids, texts)
+    layer += site_shift
+    module = lm.adapter.blocks[layer] if layer < lm.n_layers else lm.adapter.final_norm
+
+    def hook(mod, args, kwargs):
+        hidden = (args[0] if args else kwargs["hidden_states"]).clone()
+        hidden[:, slot] = vector
+        return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        return lm.model(input_ids=ids[None]).logits[0, -1]
+    finally:
+        if not leave:
+            handle.remove()
+
+
+def fit_by_normal_equations(x, y):
+    ones = torch.ones(x.shape[0], 1, dtype=torch.float64)
+    a = torch.cat([x.double(), ones], 1)
+    sol = torch.linalg.solve(a.T @ a, a.T @ y.double())
+    return sol[:-1], sol[-1]
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_reference_functions_pass(family, capsys):
+def test_independent_answers_pass_the_model_checks(family, capsys):
     lm = tiny_model(family)
-    checks.check_capture_states(ref_capture, lm=lm)
-    checks.check_lens_logits(ref_lens, lm=lm)
-    checks.check_logit_diff_by_layer(lambda lm_, s, t, d: (lambda x: x[..., t] - x[..., d])(lm_.adapter.decode(s)), lm=lm)
-    out = capsys.readouterr().out
-    assert out.count("✓") == 3
+    checks.check_capture_states(capture_via_hidden_states, lm=lm)
+    checks.check_lens_logits(lens_by_formula, lm=lm)
+    checks.check_logit_diff_by_layer(logit_diff_by_formula, lm=lm)
+    checks.check_answer_ranks(answer_ranks_by_hand, lm=lm)
+    checks.check_patch_readout(patch_by_rindex, lm=lm, layers=[0, 2, -1])
+    n = 5
+    if family == "llama":
+        checks.check_attribute(attribute_by_formula, lm=lm)
+        n += 1
+    assert capsys.readouterr().out.count("✓") == n
 
 
-def test_statistics_references_pass(capsys):
-    checks.check_to_probs(lambda x: torch.softmax(x, -1))
-    checks.check_top_k(lambda x, k: torch.softmax(x, -1).topk(k, dim=-1))
-    checks.check_entropy(lambda x: torch.distributions.Categorical(logits=x).entropy())
-    checks.check_kl_to_final(lambda x: (torch.softmax(x[-1:], -1) * (torch.log_softmax(x[-1:], -1) - torch.log_softmax(x, -1))).sum(-1))
-    checks.check_target_rank(lambda x, t: (x > x[..., t : t + 1]).sum(-1) + 1)
-    checks.check_first_top_k_layer(gridref.ref_first_top_k_layer)
-    checks.check_settled_layer(gridref.ref_settled_layer)
-    checks.check_classify(gridref.ref_classify)
-    checks.check_fit_translator(ref_fit_translator)
-    assert capsys.readouterr().out.count("✓") == 9
+def test_independent_answers_pass_the_other_checks(capsys):
+    for _ in range(3):  # fresh random cases each time
+        checks.check_to_probs(probs_by_hand)
+        checks.check_top_k(top_k_by_sorting)
+        checks.check_entropy(entropy_by_hand)
+        checks.check_kl_to_final(kl_by_hand)
+        checks.check_target_rank(rank_by_counting)
+        checks.check_first_top_k_layer(first_by_loop)
+        checks.check_settled_layer(settled_by_suffix)
+        checks.check_classify(classify_by_sets)
+        checks.check_fit_translator(fit_by_normal_equations)
+    assert capsys.readouterr().out.count("✓") == 27
 
 
-# --- assignment 1 mistakes ------------------------------------------------------------------------------
+def test_patch_readout_passes_on_the_real_model_prompts_too():
+    """The placeholder prompts hold a '?' at several positions; the byte tokenizer puts it where the text does."""
+    ex = EXERCISES["patch_readout"]
+    prompts = {c["prompt"] for seed in range(4) for c in ex.cases(seed, layers=[1, 2, 3])}
+    assert IDENTITY_PROMPT in prompts and len(prompts) == 4
+    positions_from_end = {len(p) - p.rindex("?") for p in prompts}
+    assert len(positions_from_end) == 3, positions_from_end  # no fixed offset from the end finds them all
+    assert any(p.index("?") != p.rindex("?") for p in prompts)  # the first '?' is not always the placeholder
 
-def test_not_written_yet():
+
+# --- mistakes every function can make ---------------------------------------------------------------------------
+
+def test_not_written_yet_not_callable_and_crashes():
     def stub(*args):
         raise NotImplementedError()
 
-    for check in (checks.check_to_probs, checks.check_entropy, checks.check_classify):
-        assert "not written yet" in fails(check, stub)
+    for name in ("to_probs", "entropy", "classify", "fit_translator"):
+        assert "not written yet" in fails(name, stub)
+    assert "expected a function, got Tensor" in fails("entropy", torch.zeros(3))
+    assert "raised ZeroDivisionError: division by zero." in fails("entropy", lambda x: 1 / 0)
+    assert "raised ValueError: first line only." in fails("classify", lambda r: (_ for _ in ()).throw(
+        ValueError("first line only\nsecond line")))
 
 
-def test_crash_is_one_line():
-    assert "raised ZeroDivisionError: division by zero" in fails(checks.check_entropy, lambda x: 1 / 0)
+# --- assignment 1 -----------------------------------------------------------------------------------------------
+
+def _states(lm, ids):
+    return capture_via_hidden_states(lm, ids)
 
 
-def test_capture_states_mistakes(llama):
-    L = llama.n_layers
+CAPTURE_WRONG = {
+    "keeps the batch dimension": (lambda lm, ids: _states(lm, ids)[:, None], "drop the batch dimension"),
+    "drops the embeddings": (lambda lm, ids: _states(lm, ids)[1:], "blocks give"),
+    "takes output_hidden_states as is": (
+        lambda lm, ids: torch.stack(lm.model(input_ids=ids[None], output_hidden_states=True).hidden_states)[:, 0],
+        "already final-normed"),
+    "shifts every layer up": (
+        lambda lm, ids: torch.cat([_states(lm, ids)[1:], lm.adapter.final_norm(_states(lm, ids)[-1:])]),
+        "off by one layer: your layer l holds the reference's layer l+1"),
+    "keeps the last position only": (lambda lm, ids: _states(lm, ids)[:, -1], "keep every position"),
+    "puts positions first": (lambda lm, ids: _states(lm, ids).transpose(0, 1), "layers come first"),
+    "returns a list": (lambda lm, ids: list(_states(lm, ids)), "expected a torch.Tensor, got list"),
+}
 
-    def keeps_batch(lm, ids):
-        return ref_capture(lm, ids)[:, None]
 
-    def one_short(lm, ids):
-        return ref_capture(lm, ids)[1:]
+@pytest.mark.parametrize("mistake", CAPTURE_WRONG)
+def test_capture_states_mistakes(mistake, llama):
+    fn, diagnosis = CAPTURE_WRONG[mistake]
+    assert diagnosis in fails("capture_states", fn, seeds=(0,), lm=llama)
 
-    def normed_last(lm, ids):
-        s = ref_capture(lm, ids).clone()
-        s[-1] = lm.adapter.final_norm(s[-1])
+
+def test_capture_states_token_embeddings_without_positions(gpt2):
+    def token_embeddings_only(lm, ids):  # GPT-2 adds position embeddings before block 0
+        s = _states(lm, ids).clone()
+        s[0] = lm.adapter.embed(ids)
         return s
 
-    def shifted(lm, ids):
-        s = ref_capture(lm, ids)
-        return torch.cat([s[1:], lm.adapter.final_norm(s[-1:])])
-
-    assert "wrong shape" in fails(checks.check_capture_states, keeps_batch, lm=llama)
-    assert "drop the batch dimension" in fails(checks.check_capture_states, keeps_batch, lm=llama)
-    assert f"{L} blocks give {L + 1} states" in fails(checks.check_capture_states, one_short, lm=llama)
-    assert "already final-normed" in fails(checks.check_capture_states, normed_last, lm=llama)
-    assert "off by one layer" in fails(checks.check_capture_states, shifted, lm=llama)
-    assert "expected a torch.Tensor, got list" in fails(checks.check_capture_states, lambda lm, ids: [1], lm=llama)
+    assert "layer 0 differs from the reference" in fails("capture_states", token_embeddings_only, seeds=(0,), lm=gpt2)
 
 
-@pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_lens_logits_mistakes(family):
-    lm = tiny_model(family)
-    norm, unembed = lm.adapter.final_norm, lm.adapter.unembed
-    assert "forgot the final norm" in fails(checks.check_lens_logits, lambda lm_, s: unembed(s), lm=lm)
-    assert "normalized twice" in fails(checks.check_lens_logits, lambda lm_, s: unembed(norm(norm(s))), lm=lm)
-    assert "still residual states" in fails(checks.check_lens_logits, lambda lm_, s: norm(s), lm=lm)
+def _decode(lm, s):
+    return lm.adapter.unembed(lm.adapter.final_norm(s))
 
 
-def test_probability_mistakes():
-    assert "do not sum to 1 over the vocabulary (softmax over dim=0)" in fails(checks.check_to_probs, lambda x: torch.softmax(x, 0))
-    assert "negative" in fails(checks.check_to_probs, lambda x: x)
-    assert "do not sum to 1" in fails(checks.check_to_probs, lambda x: torch.exp(x))
-    assert "rows sum to 1 but differ" in fails(checks.check_to_probs, lambda x: torch.softmax(x / 2, -1))
+LENS_WRONG = {
+    "forgets the final norm": (lambda lm, s: lm.adapter.unembed(s), "you forgot the final norm"),
+    "normalizes twice": (lambda lm, s: lm.adapter.unembed(lm.adapter.final_norm(lm.adapter.final_norm(s))),
+                         "you normalized twice"),
+    "stops at the norm": (lambda lm, s: lm.adapter.final_norm(s), "still residual states"),
+    "returns probabilities": (lambda lm, s: torch.softmax(_decode(lm, s), -1), "(log-)probabilities, not logits"),
+    "decodes the last layer only": (lambda lm, s: _decode(lm, s[-1]), "decode every layer"),
+    "assumes three dimensions": (lambda lm, s: _decode(lm, s.flatten(0, 1)).unflatten(0, s.shape[:2]), "raised "),
+    "drops the norm's weight": (lambda lm, s: lm.adapter.unembed(
+        s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + 1e-5)), "does not reproduce the model's own logits"),
+}
 
 
-def test_top_k_mistakes():
-    assert "logits, not probabilities" in fails(checks.check_top_k, lambda x, k: x.topk(k, dim=-1))
-    assert "renormalized" in fails(checks.check_top_k, lambda x, k: (lambda t: (t.values / t.values.sum(-1, keepdim=True), t.indices))(torch.softmax(x, -1).topk(k, -1)))
-    assert "least likely" in fails(checks.check_top_k, lambda x, k: torch.softmax(x, -1).topk(k, -1, largest=False))
-    assert "wrong order" in fails(checks.check_top_k, lambda x, k: tuple(t.flip(-1) for t in torch.softmax(x, -1).topk(k, -1)))
+@pytest.mark.parametrize("mistake", LENS_WRONG)
+def test_lens_logits_mistakes(mistake, llama):
+    fn, diagnosis = LENS_WRONG[mistake]
+    assert diagnosis in fails("lens_logits", fn, seeds=(0,), lm=llama)
 
 
-def test_entropy_kl_rank_mistakes():
-    H = lambda x: torch.distributions.Categorical(logits=x).entropy()  # noqa: E731
-    assert "bits" in fails(checks.check_entropy, lambda x: H(x) / math.log(2))
-    assert "wrong sign" in fails(checks.check_entropy, lambda x: -H(x))
-    assert "one entropy per row" in fails(checks.check_entropy, lambda x: x)
-    kl = lambda p, q: (torch.softmax(p, -1) * (torch.log_softmax(p, -1) - torch.log_softmax(q, -1))).sum(-1)  # noqa: E731
-    assert "reversed" in fails(checks.check_kl_to_final, lambda x: kl(x, x[-1:].expand_as(x)))
-    assert "bits" in fails(checks.check_kl_to_final, lambda x: kl(x[-1:].expand_as(x), x) / math.log(2))
-    assert "layer 0" in fails(checks.check_kl_to_final, lambda x: kl(x[:1].expand_as(x), x))
-    rank = lambda x, t: (x > x[..., t : t + 1]).sum(-1) + 1  # noqa: E731
-    assert "start at 0" in fails(checks.check_target_rank, lambda x, t: rank(x, t) - 1)
-    assert "least likely" in fails(checks.check_target_rank, lambda x, t: (x < x[..., t : t + 1]).sum(-1) + 1)
+@pytest.mark.parametrize("mistake", ["forgets the final norm", "normalizes twice"])
+def test_lens_logits_mistakes_on_gpt2(mistake, gpt2):
+    fn, diagnosis = LENS_WRONG[mistake]
+    assert diagnosis in fails("lens_logits", fn, seeds=(0,), lm=gpt2)
 
 
-# --- assignment 2 mistakes -------------------------------------------------------------------------------
-
-def test_grid_mistakes():
-    strict = lambda ranks, k=1: next((i for i, r in enumerate(ranks) if r < k), None)  # noqa: E731
-    assert "compare with <=" in fails(checks.check_first_top_k_layer, strict)
-    one_based = lambda ranks, k=1: next((i + 1 for i, r in enumerate(ranks) if r <= k), None)  # noqa: E731
-    assert "numbered from 0" in fails(checks.check_first_top_k_layer, one_based)
-    first_ever = lambda ranks: ranks.index(1) if ranks[-1] == 1 else None  # noqa: E731
-    message = fails(checks.check_settled_layer, first_ever)
-    assert "drops again later" in message and "stays top-1" in message
-    no_lost = lambda r: gridref.STAYS_WRONG if r[-1] != 1 else gridref.ref_classify(r)  # noqa: E731
-    assert "got overwritten" in fails(checks.check_classify, no_lost)
-    assert "return one of" in fails(checks.check_classify, lambda r: "right")
+PROBS_WRONG = {
+    "softmax over the layers": (lambda x: torch.softmax(x, 0), "softmax over dim=0"),
+    "returns the logits": (lambda x: x, "negative"),
+    "exponentiates only": (lambda x: torch.exp(x), "do not sum to 1"),
+    "a temperature of 2": (lambda x: torch.softmax(x / 2, -1), "rows sum to 1 but differ"),
+    "hard-codes dim=2": (lambda x: torch.softmax(x, dim=2), "raised IndexError"),
+    "normalizes over the whole tensor": (lambda x: x.exp() / x.exp().sum(), "do not sum to 1 over the vocabulary"),
+    "sigmoid": (lambda x: torch.sigmoid(x), "do not sum to 1 over the vocabulary"),
+}
 
 
-# --- assignment 3 mistakes -------------------------------------------------------------------------------
-
-def test_logit_diff_mistakes(llama):
-    def diff(lm, s, t, d, f=lambda lm, s: lm.adapter.decode(s)):
-        x = f(lm, s)
-        return x[..., t] - x[..., d]
-
-    assert "sign is flipped" in fails(checks.check_logit_diff_by_layer, lambda lm, s, t, d: -diff(lm, s, t, d), lm=llama)
-    assert "forgot the final norm" in fails(
-        checks.check_logit_diff_by_layer, lambda lm, s, t, d: diff(lm, s, t, d, lambda lm, s: lm.adapter.unembed(s)), lm=llama)
+@pytest.mark.parametrize("mistake", PROBS_WRONG)
+def test_to_probs_mistakes(mistake):
+    fn, diagnosis = PROBS_WRONG[mistake]
+    assert diagnosis in fails("to_probs", fn)
 
 
-def test_attribution_sums_and_mistakes(llama):
-    comps = block_components(llama, "abc def")
-    parts = ref_attribute(llama, comps, 5, 9)
-    logits = llama.adapter.decode(comps.sum(0))
-    assert float(parts.sum()) == pytest.approx(float(logits[5] - logits[9]), abs=1e-4)
-    checks.check_attribute(lambda lm, c, t, d: ref_attribute(lm, c, t, d), lm=llama)
-
-    def per_component(lm, c, t, d):
-        x = lm.adapter.decode(c)
-        return x[:, t] - x[:, d]
-
-    assert "normalized each component on its own" in fails(checks.check_attribute, per_component, lm=llama)
-    w = llama.adapter.unembed.weight
-    assert "skipped the final norm" in fails(checks.check_attribute, lambda lm, c, t, d: c @ (w[t] - w[d]), lm=llama)
+def _topk(x, k, **kw):
+    return torch.softmax(x, -1).topk(k, dim=-1, **kw)
 
 
-def test_patch_readout_mistakes(llama):
-    ok = lambda lm, v, layer, prompt: ref_patch_readout(lm, v, layer, prompt)  # noqa: E731
-    checks.check_patch_readout(ok, lm=llama, layers=[0, 2, 3])
-    assert "no effect" in fails(checks.check_patch_readout, lambda lm, v, layer, prompt: lm.model(
-        input_ids=encode_prompt(lm.tokenizer, prompt)[None]).logits[0, -1], lm=llama, layers=[1])
-    assert "off by one layer" in fails(checks.check_patch_readout, lambda lm, v, layer, prompt: ref_patch_readout(
-        lm, v, layer + 1, prompt), lm=llama, layers=[1])
+TOP_K_WRONG = {
+    "logits": (lambda x, k: x.topk(k, dim=-1), "logits, not probabilities"),
+    "renormalized": (lambda x, k: (lambda t: (t.values / t.values.sum(-1, keepdim=True), t.indices))(_topk(x, k)),
+                     "renormalized"),
+    "least likely": (lambda x, k: _topk(x, k, largest=False), "least likely"),
+    "ascending": (lambda x, k: tuple(t.flip(-1) for t in _topk(x, k)), "wrong order"),
+    "k hard-coded to 5": (lambda x, k: _topk(x, 5), "wrong shape"),
+    "ids first": (lambda x, k: tuple(reversed(tuple(_topk(x, k)))), "the wrong way round"),
+    "log-probabilities": (lambda x, k: torch.log_softmax(x, -1).topk(k, dim=-1), "log-probabilities"),
+}
 
-    def leaves_hook(lm, v, layer, prompt):
-        lm.adapter.blocks[0].register_forward_pre_hook(lambda m, a: (a[0] * 0.5, *a[1:]))
-        return ref_patch_readout(lm, v, layer, prompt)
 
+@pytest.mark.parametrize("mistake", TOP_K_WRONG)
+def test_top_k_mistakes(mistake):
+    fn, diagnosis = TOP_K_WRONG[mistake]
+    assert diagnosis in fails("top_k", fn)
+
+
+def H(x):
+    return torch.distributions.Categorical(logits=x).entropy()
+
+
+ENTROPY_WRONG = {
+    "bits": (lambda x: H(x) / math.log(2), "in bits"),
+    "sign": (lambda x: -H(x), "wrong sign"),
+    "no sum": (lambda x: x, "one entropy per row"),
+    "mean over the vocabulary": (lambda x: H(x) / x.shape[-1], "averaged over the vocabulary"),
+    "weighted by logits": (lambda x: -(x * torch.log_softmax(x, -1)).sum(-1), "weighted by logits"),
+    "summed over the first dimension": (lambda x: -(torch.softmax(x, -1) * torch.log_softmax(x, -1)).sum(0),
+                                        "wrong shape"),
+}
+
+
+@pytest.mark.parametrize("mistake", ENTROPY_WRONG)
+def test_entropy_mistakes(mistake):
+    fn, diagnosis = ENTROPY_WRONG[mistake]
+    assert diagnosis in fails("entropy", fn)
+
+
+def kl(p, q):
+    return (torch.softmax(p, -1) * (torch.log_softmax(p, -1) - torch.log_softmax(q, -1))).sum(-1)
+
+
+KL_WRONG = {
+    "reversed": (lambda x: kl(x, x[-1:].expand_as(x)), "reversed"),
+    "bits": (lambda x: kl(x[-1:].expand_as(x), x) / math.log(2), "in bits"),
+    "against layer 0": (lambda x: kl(x[:1].expand_as(x), x), "layer 0"),
+    "against the last position": (lambda x: kl(x[:, -1:].expand_as(x), x), "last position, not the last layer"),
+    "mean over the vocabulary": (lambda x: kl(x[-1:].expand_as(x), x) / x.shape[-1], "averaged"),
+    "one number": (lambda x: kl(x[-1:].expand_as(x), x).sum(), "wrong shape"),
+    "difference of probabilities": (lambda x: (torch.softmax(x[-1:], -1) * (torch.softmax(x[-1:], -1)
+                                               - torch.softmax(x, -1))).sum(-1), "differs from the reference"),
+}
+
+
+@pytest.mark.parametrize("mistake", KL_WRONG)
+def test_kl_to_final_mistakes(mistake):
+    fn, diagnosis = KL_WRONG[mistake]
+    assert diagnosis in fails("kl_to_final", fn)
+
+
+RANK_WRONG = {
+    "from 0": (lambda x, t: rank_by_counting(x, t) - 1, "start at 0"),
+    "from the least likely": (lambda x, t: (x < x[..., t : t + 1]).sum(-1) + 1, "least likely"),
+    "counts ties": (lambda x, t: (x >= x[..., t : t + 1]).sum(-1), "ties with other tokens"),
+    "position in a sort": (lambda x, t: (x.argsort(-1, descending=True) == t).int().argmax(-1) + 1,
+                           "ties with other tokens"),
+    "not whole numbers": (lambda x, t: rank_by_counting(x, t) + 0.5, "whole numbers"),
+}
+
+
+@pytest.mark.parametrize("mistake", RANK_WRONG)
+def test_target_rank_mistakes(mistake):
+    fn, diagnosis = RANK_WRONG[mistake]
+    assert diagnosis in fails("target_rank", fn)
+
+
+# --- assignment 2 -----------------------------------------------------------------------------------------------
+
+FIRST_WRONG = {
+    "strict <": (lambda r, k=1: next((i for i, x in enumerate(r) if x < k), None), "compare with <="),
+    "counts from 1": (lambda r, k=1: next((i + 1 for i, x in enumerate(r) if x <= k), None), "numbered from 0"),
+    "the last such layer": (lambda r, k=1: max((i for i, x in enumerate(r) if x <= k), default=None),
+                            "not a later one"),
+    "ignores k": (lambda r, k=1: next((i for i, x in enumerate(r) if x == 1), None), "you looked for rank 1"),
+    "-1 for never": (lambda r, k=1: next((i for i, x in enumerate(r) if x <= k), -1), "return None"),
+    "returns the rank": (lambda r, k=1: next((x for x in r if x <= k), None), "expected"),
+}
+
+
+@pytest.mark.parametrize("mistake", FIRST_WRONG)
+def test_first_top_k_layer_mistakes(mistake):
+    fn, diagnosis = FIRST_WRONG[mistake]
+    assert diagnosis in fails("first_top_k_layer", fn)
+
+
+SETTLED_WRONG = {
+    "first top-1 ever": (lambda r: r.index(1) if r[-1] == 1 else None, "drops again later"),
+    "the last layer": (lambda r: len(r) - 1 if r[-1] == 1 else None, "go back while the layer before"),
+    "first layer of a constant run": (lambda r: next(i for i in range(len(r)) if len(set(r[i:])) == 1),
+                                      "never settles: return None"),
+    "one layer early": (lambda r: None if r[-1] != 1 else max(settled_by_suffix(r) - 1, 0), "not 1"),
+    "never None": (lambda r: settled_by_suffix(r) or 0, "never settles: return None"),
+}
+
+
+@pytest.mark.parametrize("mistake", SETTLED_WRONG)
+def test_settled_layer_mistakes(mistake):
+    fn, diagnosis = SETTLED_WRONG[mistake]
+    assert diagnosis in fails("settled_layer", fn)
+
+
+def first_and_last_only(r):
+    if r[0] == 1 and r[-1] == 1:
+        return "right throughout"
+    if r[-1] == 1:
+        return "corrected"
+    return "lost" if r[0] == 1 else "stays wrong"
+
+
+def right_when_first_and_last_are(r):  # the mistake issue 15 found passing: [1, 5, 1] called "right throughout"
+    return "right throughout" if r[0] == 1 and r[-1] == 1 else classify_by_sets(r)
+
+
+CLASSIFY_WRONG = {
+    "no 'lost'": (lambda r: "stays wrong" if r[-1] != 1 else classify_by_sets(r), "got overwritten"),
+    "not a label": (lambda r: "right", "return one of"),
+    "first and last only": (first_and_last_only, "got overwritten"),
+    "lost only if it started right": (lambda r: ("lost" if r[0] == 1 else "stays wrong") if r[-1] != 1
+                                      else classify_by_sets(r), "got overwritten"),
+    "right throughout when the first and last are": (right_when_first_and_last_are, "later layers corrected it"),
+    "underscores": (lambda r: classify_by_sets(r).replace(" ", "_"), "return one of"),
+    "a number": (lambda r: 1, "expected a label, got int"),
+}
+
+
+@pytest.mark.parametrize("mistake", CLASSIFY_WRONG)
+def test_classify_mistakes(mistake):
+    fn, diagnosis = CLASSIFY_WRONG[mistake]
+    assert diagnosis in fails("classify", fn)
+
+
+def test_classify_catches_1_5_1_in_the_visible_and_hidden_checks():
+    message = fails("classify", right_when_first_and_last_are)
+    assert "ranks=[1, 5, 1]" in message and "expected 'corrected'" in message
+    message = one_line_failure(lambda: checks.check_classify(first_and_last_only, cases=[[1, 5, 1]]))
+    assert "ranks=[1, 5, 1] you returned 'right throughout', expected 'corrected'" in message
+
+
+def _ranks_all_positions(lm, prompt, answer):
+    ids = lm.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+    target = lm.tokenizer.encode(answer, add_special_tokens=False)[0]
+    return rank_by_counting(lens_by_formula(lm, capture_via_hidden_states(lm, ids)), target)  # [L+1, T]
+
+
+ANSWER_RANKS_WRONG = {
+    "from 0": (lambda lm, p, a: [r - 1 for r in answer_ranks_by_hand(lm, p, a)], "start at 0"),
+    "first position": (lambda lm, p, a: _ranks_all_positions(lm, p, a)[:, 0].tolist(), "layer"),
+    "no embeddings": (lambda lm, p, a: answer_ranks_by_hand(lm, p, a)[1:], "expected 4 ranks"),
+    "every position": (lambda lm, p, a: _ranks_all_positions(lm, p, a).tolist(), "one rank per layer"),
+    "a number": (lambda lm, p, a: 3, "expected a list of ints, got int"),
+}
+
+
+@pytest.mark.parametrize("mistake", ANSWER_RANKS_WRONG)
+def test_answer_ranks_mistakes(mistake, llama):
+    fn, diagnosis = ANSWER_RANKS_WRONG[mistake]
+    assert diagnosis in fails("answer_ranks", fn, seeds=(0,), lm=llama)
+
+
+# --- assignment 3 -----------------------------------------------------------------------------------------------
+
+def _diff(x, t, d):
+    return x[..., t] - x[..., d]
+
+
+LOGIT_DIFF_WRONG = {
+    "distractor minus target": (lambda lm, s, t, d: -logit_diff_by_formula(lm, s, t, d), "sign is flipped"),
+    "forgets the final norm": (lambda lm, s, t, d: _diff(lm.adapter.unembed(s), t, d), "forgot the final norm"),
+    "normalizes twice": (lambda lm, s, t, d: _diff(lm.adapter.unembed(lm.adapter.final_norm(lm.adapter.final_norm(s))),
+                                                   t, d), "normalized twice"),
+    "probabilities": (lambda lm, s, t, d: _diff(torch.softmax(_decode(lm, s), -1), t, d), "difference of probabilities"),
+    "last position only": (lambda lm, s, t, d: logit_diff_by_formula(lm, s, t, d)[:, -1], "keep every position"),
+    "the final layer's norm scale everywhere": (
+        lambda lm, s, t, d: _diff(lm.adapter.unembed(s * (lm.adapter.final_norm(s[-1:]) / s[-1:])), t, d),
+        "differs from the reference"),
+}
+
+
+@pytest.mark.parametrize("mistake", LOGIT_DIFF_WRONG)
+def test_logit_diff_mistakes(mistake, llama):
+    fn, diagnosis = LOGIT_DIFF_WRONG[mistake]
+    assert diagnosis in fails("logit_diff_by_layer", fn, seeds=(0,), lm=llama)
+
+
+def _direction(lm, t, d):
+    w = lm.adapter.unembed.weight.double()
+    return w[t] - w[d]
+
+
+ATTRIBUTE_WRONG = {
+    "normalizes each component": (lambda lm, c, t, d: _diff(_decode(lm, c), t, d), "normalized each component"),
+    "skips the norm": (lambda lm, c, t, d: c.double() @ _direction(lm, t, d), "skipped the final norm"),
+    "forgets the norm's weight": (lambda lm, c, t, d: c.double() @ (_direction(lm, t, d) / torch.sqrt(
+        c.double().sum(0).pow(2).mean() + lm.adapter.final_norm.variance_epsilon)), "forgot the norm's weight"),
+    "distractor minus target": (lambda lm, c, t, d: -attribute_by_formula(lm, c, t, d), "sign is flipped"),
+    "an equal share each": (lambda lm, c, t, d: attribute_by_formula(lm, c, t, d).sum().expand(len(c)) / len(c),
+                            "the sum is right but the parts differ"),
+    "sum of squares, not mean": (lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / math.sqrt(c.shape[1]),
+                                 "not the logit difference"),
+}
+
+
+@pytest.mark.parametrize("mistake", ATTRIBUTE_WRONG)
+def test_attribute_mistakes(mistake, llama):
+    fn, diagnosis = ATTRIBUTE_WRONG[mistake]
+    assert diagnosis in fails("attribute", fn, seeds=(0,), lm=llama)
+
+
+def test_attribute_scale_from_one_component_fails_on_the_random_split(llama):
+    def scale_of_the_last_component(lm, c, t, d):
+        s = torch.rsqrt(c[-1].double().pow(2).mean() + lm.adapter.final_norm.variance_epsilon)
+        return c.double() @ (s * lm.adapter.final_norm.weight.double() * _direction(lm, t, d))
+
+    assert "not the logit difference" in fails("attribute", scale_of_the_last_component, seeds=(0,), lm=llama)
+
+
+def test_attribute_refuses_a_layernorm_model(gpt2):
+    with pytest.raises(ValueError, match="RMSNorm"):
+        checks.check_attribute(attribute_by_formula, lm=gpt2)
+
+
+PATCH_WRONG = {
+    "no effect": (lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]
+                                                   ).logits[0, -1], "no effect"),
+    "one layer late": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, site_shift=1)
+                       if layer < lm.n_layers else patch_by_rindex(lm, v, layer, p), "off by one layer"),
+    "position counted from the end": (lambda lm, v, layer, p: patch_by_rindex(
+        lm, v, layer, p, position=lambda ids, texts: len(ids) - 4), "not the placeholder '?' at position"),
+    "the first '?'": (lambda lm, v, layer, p: patch_by_rindex(
+        lm, v, layer, p, position=lambda ids, texts: [t.strip() for t in texts].index("?")),
+        "not the placeholder '?' at position"),
+    "the last token": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, position=lambda ids, texts: len(ids) - 1),
+                       "you patched the last token"),
+    "ignores the prompt": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, IDENTITY_PROMPT),
+                           "logits differ from the reference"),
+    "every position": (lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]
+                                                        ).logits[0], "last position only"),
+}
+
+
+@pytest.mark.parametrize("mistake", PATCH_WRONG)
+def test_patch_readout_mistakes(mistake, llama):
+    fn, diagnosis = PATCH_WRONG[mistake]
+    assert diagnosis in fails("patch_readout", fn, seeds=(0,), lm=llama, layers=[1, 2])
+
+
+def test_patch_readout_hook_left_attached_is_caught_at_once():
     lm = tiny_model("llama", seed=1)
-    assert "still attached" in fails(checks.check_patch_readout, leaves_hook, lm=lm, layers=[1])
+    leaves_hook = lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, leave=True)  # noqa: E731
+    message = fails("patch_readout", leaves_hook, seeds=(0,), hidden=False, lm=lm, layers=[1, 2])
+    assert "still attached" in message
+    # grading sees it through the values: the hook left by the first case changes the second
+    assert "differ" in one_line_failure(lambda: hidden_verdict(EXERCISES["patch_readout"], leaves_hook, 0,
+                                                               lm=ModelRef("llama", 7), layers=[1, 2]))
 
 
-def test_fit_translator_mistakes():
-    def no_bias(x, y):
-        w = torch.linalg.lstsq(x.double(), y.double()).solution
-        return w, torch.zeros(x.shape[1])
-
-    assert "without a bias" in fails(checks.check_fit_translator, no_bias)
-    assert "transposed" in fails(checks.check_fit_translator, lambda x, y: (lambda w, b: (w.T, b))(*ref_fit_translator(x, y)))
-
-
-# --- the grading plumbing (fast parts) ------------------------------------------------------------------
-
-def test_notebook_problem_names_what_is_wrong(tmp_path):
-    from lensref.course.autograde import notebook_problem
-
-    (tmp_path / "cut.ipynb").write_text('{"cells": [')
-    (tmp_path / "list.ipynb").write_text("[1, 2]")
-    (tmp_path / "bad.ipynb").write_text('{"cells": [{"cell_type": "code"}], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}')
-    (tmp_path / "ok.ipynb").write_text('{"cells": [], "nbformat": 4, "nbformat_minor": 5, "metadata": {}}')
-    assert notebook_problem(tmp_path / "cut.ipynb").startswith("is not valid JSON (line 1")
-    assert "not a notebook" in notebook_problem(tmp_path / "list.ipynb")
-    assert "not a valid notebook" in notebook_problem(tmp_path / "bad.ipynb")
-    assert notebook_problem(tmp_path / "ok.ipynb") is None
+def _lstsq_fit(x, y, centre=True, ridge=0.0):
+    x, y = x.double(), y.double()
+    zeros = torch.zeros(x.shape[1], dtype=torch.float64)
+    xm, ym = (x.mean(0), y.mean(0)) if centre else (zeros, zeros)
+    xc, yc = x - xm, y - ym
+    w = torch.linalg.solve(xc.T @ xc + ridge * torch.eye(x.shape[1], dtype=torch.float64), xc.T @ yc)
+    return w, ym - xm @ w
 
 
-def test_grade_rejects_bad_input(tmp_path):
-    from lensref.cli import main
-    from lensref.course.autograde import grade
+FIT_WRONG = {
+    "no bias": (lambda x, y: (_lstsq_fit(x, y, centre=False)[0], torch.zeros(x.shape[1])), "without a bias"),
+    "transposed": (lambda x, y: (lambda w, b: (w.T, b))(*fit_by_normal_equations(x, y)), "transposed"),
+    "x from y": (lambda x, y: _lstsq_fit(y, x), "you fitted x from y"),
+    "ridge": (lambda x, y: _lstsq_fit(x, y, ridge=50.0), "not the least-squares fit"),
+    "bias as a row": (lambda x, y: (lambda w, b: (w, b[None]))(*fit_by_normal_equations(x, y)), "bias as a vector"),
+    "bias sign": (lambda x, y: (lambda w, b: (w, -b))(*fit_by_normal_equations(x, y)), "W is right but the bias"),
+    "a single number": (lambda x, y: fit_by_normal_equations(x, y)[0], "expected a pair (W, b)"),
+}
 
-    with pytest.raises(LensError, match="unknown assignment 'nope'; choose from 01-logit-lens"):
-        grade("nope", submitted=tmp_path)
-    with pytest.raises(LensError, match="no submissions for 01-logit-lens"):
-        grade("01-logit-lens", submitted=tmp_path, out=tmp_path)
-    assert main(["grade", "01-logit-lens", "--submitted", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 2
+
+@pytest.mark.parametrize("mistake", FIT_WRONG)
+def test_fit_translator_mistakes(mistake):
+    fn, diagnosis = FIT_WRONG[mistake]
+    assert diagnosis in fails("fit_translator", fn)
+
+
+def test_every_exercise_has_at_least_four_wrong_implementations():
+    lists = {"capture_states": CAPTURE_WRONG, "lens_logits": LENS_WRONG, "to_probs": PROBS_WRONG,
+             "top_k": TOP_K_WRONG, "entropy": ENTROPY_WRONG, "kl_to_final": KL_WRONG, "target_rank": RANK_WRONG,
+             "first_top_k_layer": FIRST_WRONG, "settled_layer": SETTLED_WRONG, "classify": CLASSIFY_WRONG,
+             "answer_ranks": ANSWER_RANKS_WRONG, "logit_diff_by_layer": LOGIT_DIFF_WRONG,
+             "attribute": ATTRIBUTE_WRONG, "patch_readout": PATCH_WRONG, "fit_translator": FIT_WRONG}
+    assert set(lists) == set(EXERCISES)
+    assert {name: len(wrong) for name, wrong in lists.items() if len(wrong) < 4} == {}

@@ -238,7 +238,13 @@ class Exercise:
 
 
 def _hook_count(lm: LoadedModel) -> int:
-    return sum(len(m._forward_pre_hooks) + len(m._forward_hooks) for m in lm.model.modules())
+    """Forward hooks on the model, not counting those transformers installs for itself (it keeps output-capturing
+    hooks on the blocks after the first ``output_hidden_states=True`` call)."""
+
+    def ours(hook) -> bool:
+        return not getattr(getattr(hook, "func", hook), "__module__", "").startswith("transformers.")
+
+    return sum(ours(h) for m in lm.model.modules() for d in (m._forward_pre_hooks, m._forward_hooks) for h in d.values())
 
 
 def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) -> None:

@@ -18,12 +18,12 @@ LABELS = (CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT)
 
 # --- the definitions, as the notebook states them ---------------------------------------------------------
 
-def first_top_k(ranks: list[int], k: int) -> int | None:
+def reference_first_top_k_layer(ranks: list[int], k: int) -> int | None:
     """The first layer whose rank is at most ``k``, or None."""
     return next((layer for layer, r in enumerate(ranks) if r <= k), None)
 
 
-def settled(ranks: list[int]) -> int | None:
+def reference_settled_layer(ranks: list[int]) -> int | None:
     """The first layer from which the rank is 1 at every later layer through the last, or None."""
     if not ranks or ranks[-1] != 1:
         return None
@@ -33,7 +33,7 @@ def settled(ranks: list[int]) -> int | None:
     return layer
 
 
-def story(ranks: list[int]) -> str:
+def reference_classify(ranks: list[int]) -> str:
     """'right throughout' (top-1 everywhere), 'corrected' (top-1 at the last layer, not at some earlier one),
     'lost' (top-1 somewhere, not at the last layer) or 'stays wrong' (never top-1)."""
     if all(r == 1 for r in ranks):
@@ -47,8 +47,8 @@ def story(ranks: list[int]) -> str:
 
 # Each one separates a definition from a plausible misreading of it (noted on the right).
 EDGE_CASES = (
+    [9, 1, 4, 1, 1],     # top-1 early, lost, back: settles at 3, first top-1 at 1 (not the last top-1 at 4)
     [7, 3, 1, 1],        # corrected; settles at 2 (not at the last layer)
-    [9, 1, 4, 1, 1],     # top-1 early, lost, back: settles at 3, first top-1 at 1
     [6, 2, 1, 2, 3],     # lost; never settles although top-1 once
     [8, 5, 3, 2, 2],     # stays wrong, reaches rank 2 (k = 2) and rank 5 at layer 1 (k = 5, <= not <)
     [1, 1, 1],           # right throughout; settles at 0
@@ -115,12 +115,14 @@ def _explain_first(case, got, want):
     ranks, k = case["ranks"], case["k"]
     if want is None:
         return f"the target never reaches the top {k} here: return None."
+    if k > 1 and got is not None and got == reference_first_top_k_layer(ranks, 1):
+        return f"you looked for rank 1: any rank up to k = {k} counts."
     if got == want + 1:
         return "layers are numbered from 0 (the embeddings): return the index, not the position."
+    if ranks[want] == k and (got is None or (0 <= got < len(ranks) and ranks[got] < k)):
+        return f"rank {k} is inside the top {k}: compare with <=, not <."
     if got is not None and 0 <= got < len(ranks) and ranks[got] <= k and got > want:
         return "return the first layer where it happens, not a later one."
-    if ranks[want] == k:
-        return f"rank {k} is inside the top {k}: compare with <=, not <."
     return f"the first layer whose rank is at most {k}."
 
 
@@ -128,7 +130,7 @@ class FirstTopKLayer(Exercise):
     """``first_top_k_layer(ranks, k) -> int | None``: the first layer where the rank is at most ``k``."""
 
     name = "first_top_k_layer"
-    forbidden = ("first_top_k",)
+    forbidden = ("reference_first_top_k_layer",)
 
     def cases(self, seed, n_random=20, cases=None):
         if cases is not None:
@@ -144,7 +146,7 @@ class FirstTopKLayer(Exercise):
         return list(case["ranks"]), case["k"]
 
     def judge(self, case, got):
-        return _judge_one(self.name, case, got, first_top_k(case["ranks"], case["k"]), _explain_first)
+        return _judge_one(self.name, case, got, reference_first_top_k_layer(case["ranks"], case["k"]), _explain_first)
 
     def summary(self, cases, detail):
         return f"right on {len(cases)} trajectories (edge cases and random ones, k = 1, 2 and 5)."
@@ -156,10 +158,14 @@ def _explain_settled(case, got, want):
     ranks = case["ranks"]
     if want is None:
         return "the target is not top-1 at the last layer, so it never settles: return None."
-    if got is not None and got < want:
+    if got is None:
+        return f"the target is top-1 from layer {want} through the last layer: it settles there."
+    if 0 <= got < want and ranks[got] == 1:
         return (f"the target is top-1 at layer {got} but drops again later: 'settled' means it stays top-1 "
                 "through the last layer (search backwards from the end).")
-    if got == len(ranks) - 1 and want < got:
+    if 0 <= got < want:
+        return f"layer {got} has rank {ranks[got]}, not 1: the settled layer is the first of the final top-1 run."
+    if got > want:
         return "go back while the layer before is also top-1."
     return "the first layer from which the rank is 1 at every later layer."
 
@@ -168,7 +174,7 @@ class SettledLayer(Exercise):
     """``settled_layer(ranks) -> int | None``: the first layer from which the target stays top-1 to the end."""
 
     name = "settled_layer"
-    forbidden = ("settled",)
+    forbidden = ("reference_settled_layer",)
 
     def cases(self, seed, n_random=30, cases=None):
         return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
@@ -177,7 +183,7 @@ class SettledLayer(Exercise):
         return (list(case["ranks"]),)
 
     def judge(self, case, got):
-        return _judge_one(self.name, case, got, settled(case["ranks"]), _explain_settled)
+        return _judge_one(self.name, case, got, reference_settled_layer(case["ranks"]), _explain_settled)
 
     def summary(self, cases, detail):
         return f"right on {len(cases)} trajectories (edge cases and random ones)."
@@ -200,7 +206,7 @@ class Classify(Exercise):
     """``classify(ranks) -> str``: 'corrected', 'stays wrong', 'lost' or 'right throughout'."""
 
     name = "classify"
-    forbidden = ("story",)
+    forbidden = ("reference_classify",)
 
     def cases(self, seed, n_random=40, cases=None):
         return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
@@ -212,7 +218,7 @@ class Classify(Exercise):
         if got is not None and not isinstance(got, str):
             raise CheckFailed(self.name, f"expected a label, got {type(got).__name__}.",
                               f"return one of {', '.join(repr(x) for x in LABELS)}.")
-        return _judge_one(self.name, case, got, story(case["ranks"]), _explain_classify)
+        return _judge_one(self.name, case, got, reference_classify(case["ranks"]), _explain_classify)
 
     def summary(self, cases, detail):
         return f"right on {len(cases)} trajectories (edge cases and random ones)."
@@ -240,7 +246,7 @@ class AnswerRanks(Exercise):
     """``answer_ranks(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
 
     name = "answer_ranks"
-    forbidden = ("first_top_k", "settled", "story")
+    forbidden = ("reference_first_top_k_layer", "reference_settled_layer", "reference_classify")
 
     def cases(self, seed, lm=None, cases=None):
         ref = ModelRef.of(lm)

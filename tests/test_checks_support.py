@@ -1,0 +1,127 @@
+"""Helpers the check tests share (no tests here): the grading data round trip, a hidden verdict as grading runs
+it (cases -> inputs -> the learner's function -> data -> judge), and the notebooks' own solutions."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
+
+from lensref.course.checks import CheckFailed, Exercise, Outcome, _core, run_learner, unwrap
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def roundtrip(value):
+    """``value`` after the trip grading makes it take: structure as JSON, tensors through safetensors (never
+    pickle). Tensors come back as CPU tensors with their dtype, numpy arrays as tensors, tuples stay tuples."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def encode(v):
+        if isinstance(v, torch.Tensor):
+            key = f"t{len(tensors)}"
+            tensors[key] = v.detach().cpu().contiguous()
+            return {"$tensor": key}
+        if isinstance(v, np.ndarray):
+            return encode(torch.from_numpy(np.ascontiguousarray(v)))
+        if isinstance(v, np.generic):
+            return v.item()
+        if isinstance(v, tuple):
+            return {"$tuple": [encode(x) for x in v]}
+        if isinstance(v, list):
+            return [encode(x) for x in v]
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return v
+        raise TypeError(f"cannot send a {type(v).__name__} as data")
+
+    text = json.dumps(encode(value))
+    loaded = load_tensors(save_tensors(tensors)) if tensors else {}
+
+    def decode(v):
+        if isinstance(v, dict) and "$tensor" in v:
+            return loaded[v["$tensor"]]
+        if isinstance(v, dict) and "$tuple" in v:
+            return tuple(decode(x) for x in v["$tuple"])
+        if isinstance(v, list):
+            return [decode(x) for x in v]
+        return v
+
+    return decode(json.loads(text))
+
+
+_JUDGE_MODELS: dict = {}
+
+
+@contextmanager
+def trusted_side():
+    """Models as the grader's own process has them: loaded there, never handed to learner code (a hook or an
+    edit the learner left on the sandbox's model object cannot reach the judge's reference)."""
+    saved = dict(_core._MODELS)
+    _core._MODELS.clear()
+    _core._MODELS.update(_JUDGE_MODELS)
+    _core._captured.cache_clear()
+    try:
+        yield
+    finally:
+        _JUDGE_MODELS.update(_core._MODELS)
+        _core._MODELS.clear()
+        _core._MODELS.update(saved)
+        _core._captured.cache_clear()
+
+
+def hidden_verdict(ex: Exercise, fn, seed: int = 0, **options) -> list[str]:
+    """Grade ``fn`` as the trusted grader does: cases as JSON, the learner called on rebuilt inputs, its value sent
+    back as data, and the judge (which never sees ``fn``) deciding. Raises :class:`CheckFailed` like the check."""
+    cases = json.loads(json.dumps(ex.cases(seed, **options)))
+    sent = []
+    for case in cases:  # the sandbox side
+        outcome = run_learner(fn, *ex.inputs(case))
+        error = json.loads(json.dumps(outcome.error))
+        sent.append((error, roundtrip(outcome.value) if error is None else None))
+    with trusted_side():  # data only from here on
+        return [ex.judge(case, unwrap(ex.name, Outcome(value=value, error=error)))
+                for case, (error, value) in zip(cases, sent)]
+
+
+def one_line_failure(run) -> str:
+    """The message of the :class:`CheckFailed` that ``run()`` raises, checked to be one line."""
+    with pytest.raises(CheckFailed) as info:
+        run()
+    message = str(info.value)
+    assert "\n" not in message and message.strip() == message, "diagnoses are one line"
+    assert info.value._render_traceback_() == [f"\x1b[0;31m✗ {message}\x1b[0m"]
+    return message
+
+
+def notebook_solutions() -> dict:
+    """The instructor's solution functions, executed from ``solutions/*/*.ipynb`` (the cells marked solution)."""
+    import lensref
+    from lensref.patchscope import IDENTITY_PROMPT
+
+    namespace = {"torch": torch, "lensref": lensref, "IDENTITY_PROMPT": IDENTITY_PROMPT}
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+                exec("".join(cell["source"]), namespace)  # noqa: S102 - the course's own solutions
+    return namespace
+
+
+def graded_statements() -> list[tuple[str, str, str]]:
+    """``(assignment, grade_id, statement)`` for every statement of every graded test cell."""
+    import ast
+
+    out = []
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if not meta.get("grade"):
+                continue
+            source = "".join(cell["source"])
+            for node in ast.parse(source).body:
+                out.append((path.parent.name, meta["grade_id"], ast.get_source_segment(source, node)))
+    return out
