@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench book grade lab clean
+.PHONY: setup demo test bench book grade lab mutation clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install-system-packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lab: setup
 
 bench: setup
 	$(VENV)/bin/lensref bench --json bench.json
+
+# Mutation testing with mutmut (scripts/mutation.py): each module of [tool.lensref-mutation.modules] against its fast
+# tests, one module at a time, niced; prints the kill rate per module and every survivor. Slow: not in `make test`.
+# MODULES="lensref/dla.py" picks modules; JOBS=2 tests two mutants at once.
+mutation: setup
+	nice -n 10 $(PY) scripts/mutation.py $(MODULES) $(if $(JOBS),--jobs $(JOBS))
 
 clean:
 	rm -rf _build .pytest_cache

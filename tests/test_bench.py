@@ -1,4 +1,5 @@
 """The benchmark's records and its naive baseline, on a tiny model (no timing is asserted)."""
+
 import json
 
 import pytest
@@ -53,6 +54,7 @@ class FakeClock:
         def run(*args, **kwargs):
             self.calls.append(name)
             self.now += self.durations[name].pop(0)
+
         return run
 
 
@@ -60,9 +62,14 @@ def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(m
     """A scripted clock: every figure of the record is the median it must be, and the methods take turns."""
     from lensref import bench
 
-    clock = FakeClock({  # the first value of each list is the untimed warm-up call
-        "forward": [50, 1, 3, 2], "lens": [50, 6, 4, 5], "naive": [50, 30, 10, 20], "matmul": [50, 9, 3, 4],
-    })
+    clock = FakeClock(
+        {  # the first value of each list is the untimed warm-up call
+            "forward": [50, 1, 3, 2],
+            "lens": [50, 6, 4, 5],
+            "naive": [50, 30, 10, 20],
+            "matmul": [50, 9, 3, 4],
+        }
+    )
     monkeypatch.setattr(bench, "time", clock)
     for name, attr in (("forward", "forward"), ("lens", "lens_grid"), ("naive", "naive_grid")):
         monkeypatch.setattr(bench, attr, clock.method(name))
@@ -73,10 +80,24 @@ def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(m
     assert record.floor_s == 2 + 4  # the forward pass's median plus the matmul's median
     assert record.lens_peak_mb is None and record.naive_peak_mb is None
     assert record.lens_over_floor == 5 / 6 and record.naive_over_lens == 4
-    assert clock.calls == ["forward", "lens", "naive",  # warm-up, then each repeat starts one method later
-                           "forward", "lens", "naive", "matmul", "matmul",
-                           "lens", "naive", "forward", "matmul",
-                           "naive", "forward", "lens", "matmul"]
+    assert clock.calls == [
+        "forward",
+        "lens",
+        "naive",  # warm-up, then each repeat starts one method later
+        "forward",
+        "lens",
+        "naive",
+        "matmul",
+        "matmul",
+        "lens",
+        "naive",
+        "forward",
+        "matmul",
+        "naive",
+        "forward",
+        "lens",
+        "matmul",
+    ]
     assert all(not values for values in clock.durations.values())
     assert lines == [record.format_row()]
     assert lines[0].split() == ["8", "2.000", "6.000", "5.000", "20.000", "0.83", "4.00", "-", "-"]
@@ -85,19 +106,24 @@ def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(m
 
 def test_cli_writes_json_list(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--model", "tiny:llama", "--sizes", "8", "--repeats", "1", "--no-memory",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["bench", "--model", "tiny:llama", "--sizes", "8", "--repeats", "1", "--no-memory", "--json", str(out)])
+        == 0
+    )
     data = json.loads(out.read_text())
     assert isinstance(data, list) and data[0]["T"] == 8 and data[0]["lens_peak_mb"] is None
     assert "lens/floor" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--sizes", "8,x"], "--sizes"),
-    (["--sizes", "0"], "--sizes"),
-    (["--repeats", "0"], "--repeats"),
-    (["--sizes", "100000"], "context"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sizes", "8,x"], "--sizes"),
+        (["--sizes", "0"], "--sizes"),
+        (["--repeats", "0"], "--repeats"),
+        (["--sizes", "100000"], "context"),
+    ],
+)
 def test_cli_rejects_bad_input(argv, message, capsys):
     assert main(["bench", "--model", "tiny:llama", "--no-memory", *argv]) == 2
     err = capsys.readouterr().err

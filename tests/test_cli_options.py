@@ -7,6 +7,7 @@ child process to show that nothing but the one line reaches the terminal. :data:
 option of the real parser, the tests that exercise it; :func:`test_every_option_of_every_subcommand_is_tested`
 fails when an option is added without a test.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,7 @@ def calls():
 @pytest.fixture
 def use_tiny(monkeypatch, lm, calls):
     """Every subcommand gets the tiny model; ``calls`` records what ``load_model`` was asked for."""
+
     def fake(spec=None, device="cpu"):
         calls.append((spec, device))
         return lm
@@ -68,6 +70,7 @@ def one_line_error(capsys, argv, message: str) -> str:
 
 
 # --- lens ----------------------------------------------------------------------------------------------------
+
 
 def test_lens_prints_one_line_per_layer(use_tiny, capsys):
     code, out, _ = run(capsys, "lens", PROMPT)
@@ -114,13 +117,16 @@ def test_lens_plot_formats(use_tiny, capsys, tmp_path, name, magic):
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("argv, colour", [
-    ([], "prob"),
-    (["--colour-by", "prob"], "prob"),
-    (["--colour-by", "entropy"], "entropy"),
-    (["--colour-by", "kl"], "kl"),
-    (["--colour-by", "rank", "--target", "e"], "rank"),
-])
+@pytest.mark.parametrize(
+    "argv, colour",
+    [
+        ([], "prob"),
+        (["--colour-by", "prob"], "prob"),
+        (["--colour-by", "entropy"], "entropy"),
+        (["--colour-by", "kl"], "kl"),
+        (["--colour-by", "rank", "--target", "e"], "rank"),
+    ],
+)
 def test_lens_colour_by_reaches_the_grid(use_tiny, capsys, tmp_path, monkeypatch, argv, colour):
     import lensref.plotting as plotting
 
@@ -154,26 +160,31 @@ def test_lens_model_and_device_reach_load_model(use_tiny, capsys, calls):
     assert calls == [("some/model", "cpu"), (None, "cpu")]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--colour-by", "rank", "--plot", "{tmp}/g.png"],
-     "--colour-by rank colours each cell by the target's rank; add --target TOKEN"),
-    (["--colour-by", "kl"], "--colour-by kl colours the grid figure; add --plot FILE"),
-    (["--colour-by", "rank", "--target", "e"], "--colour-by rank colours the grid figure; add --plot FILE"),
-    (["--colour-by", "pink", "--plot", "{tmp}/g.png"], "argument --colour-by: invalid choice: 'pink'"),
-    (["--top-k", "0"], "--top-k must be at least 1, got 0"),
-    (["--top-k", "-3"], "--top-k must be at least 1, got -3"),
-    (["--top-k", "513"], "--top-k 513 is more than the 512 tokens of tiny-llama's vocabulary"),
-    (["--top-k", "two"], "argument --top-k: invalid int value: 'two'"),
-    (["--plot", "{tmp}/missing/g.png"], "--plot {tmp}/missing/g.png: folder {tmp}/missing does not exist"),
-    (["--plot", "{tmp}"], "--plot {tmp}: is a folder; give a file name"),
-    (["--plot", "{tmp}/g.xyz"], "--plot {tmp}/g.xyz: cannot write a .xyz figure; use one of .png"),
-    (["--json", "{tmp}/missing/r.json"], "--json {tmp}/missing/r.json: folder {tmp}/missing does not exist"),
-    (["--json", "{tmp}"], "--json {tmp}: is a folder; give a file name"),
-    (["--target", "ab"], "the target 'ab' is 2 tokens"),
-    (["--target", ""], "the target is empty"),
-    (["--tuned", "{tmp}/nolens"], "no tuned lens at {tmp}/nolens"),
-    (["--device"], "argument --device: expected one argument"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (
+            ["--colour-by", "rank", "--plot", "{tmp}/g.png"],
+            "--colour-by rank colours each cell by the target's rank; add --target TOKEN",
+        ),
+        (["--colour-by", "kl"], "--colour-by kl colours the grid figure; add --plot FILE"),
+        (["--colour-by", "rank", "--target", "e"], "--colour-by rank colours the grid figure; add --plot FILE"),
+        (["--colour-by", "pink", "--plot", "{tmp}/g.png"], "argument --colour-by: invalid choice: 'pink'"),
+        (["--top-k", "0"], "--top-k must be at least 1, got 0"),
+        (["--top-k", "-3"], "--top-k must be at least 1, got -3"),
+        (["--top-k", "513"], "--top-k 513 is more than the 512 tokens of tiny-llama's vocabulary"),
+        (["--top-k", "two"], "argument --top-k: invalid int value: 'two'"),
+        (["--plot", "{tmp}/missing/g.png"], "--plot {tmp}/missing/g.png: folder {tmp}/missing does not exist"),
+        (["--plot", "{tmp}"], "--plot {tmp}: is a folder; give a file name"),
+        (["--plot", "{tmp}/g.xyz"], "--plot {tmp}/g.xyz: cannot write a .xyz figure; use one of .png"),
+        (["--json", "{tmp}/missing/r.json"], "--json {tmp}/missing/r.json: folder {tmp}/missing does not exist"),
+        (["--json", "{tmp}"], "--json {tmp}: is a folder; give a file name"),
+        (["--target", "ab"], "the target 'ab' is 2 tokens"),
+        (["--target", ""], "the target is empty"),
+        (["--tuned", "{tmp}/nolens"], "no tuned lens at {tmp}/nolens"),
+        (["--device"], "argument --device: expected one argument"),
+    ],
+)
 def test_lens_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     one_line_error(capsys, ["lens", PROMPT, *argv], message.replace("{tmp}", str(tmp_path)))
@@ -189,9 +200,13 @@ def test_lens_bad_prompts_are_one_line(use_tiny, capsys):
 def test_colour_by_rank_without_target_in_a_real_process(tmp_path):
     """The acceptance case, end to end: one line on stderr, exit status 2, no model loaded, no file written."""
     plot = tmp_path / "grid.png"
-    proc = subprocess.run([sys.executable, "-m", "lensref", "lens", "The Eiffel Tower is in", "--colour-by", "rank",
-                           "--plot", str(plot)], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "LENSREF_CACHE": str(tmp_path / "cache")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "lensref", "lens", "The Eiffel Tower is in", "--colour-by", "rank", "--plot", str(plot)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LENSREF_CACHE": str(tmp_path / "cache")},
+    )
     assert proc.returncode == 2
     assert proc.stderr == "error: --colour-by rank colours each cell by the target's rank; add --target TOKEN\n"
     assert proc.stdout == "" and not plot.exists() and not (tmp_path / "cache").exists()
@@ -210,11 +225,14 @@ MODEL_COMMANDS = [
 
 
 @pytest.mark.parametrize("argv", MODEL_COMMANDS, ids=lambda a: " ".join(a[:2]))
-@pytest.mark.parametrize("option, message", [
-    (["--device", "cuda"], "--device cuda was asked for but no CUDA GPU is available here; use --device cpu"),
-    (["--device", "tpu"], "unknown device 'tpu'; use cpu or cuda"),
-    (["--model", "./no-such-folder"], "model path './no-such-folder' does not exist"),
-])
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--device", "cuda"], "--device cuda was asked for but no CUDA GPU is available here; use --device cpu"),
+        (["--device", "tpu"], "unknown device 'tpu'; use cpu or cuda"),
+        (["--model", "./no-such-folder"], "model path './no-such-folder' does not exist"),
+    ],
+)
 def test_model_and_device_errors_are_one_line(capsys, argv, option, message):
     if option[1] == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
@@ -222,35 +240,58 @@ def test_model_and_device_errors_are_one_line(capsys, argv, option, message):
 
 
 def test_bench_model_error_is_one_line(capsys):
-    one_line_error(capsys, ["bench", "--model", "./no-such-folder", "--no-memory"],
-                   "model path './no-such-folder' does not exist")
+    one_line_error(
+        capsys, ["bench", "--model", "./no-such-folder", "--no-memory"], "model path './no-such-folder' does not exist"
+    )
 
 
 # --- logitdiff -----------------------------------------------------------------------------------------------
 
+
 def test_logitdiff_position_json_and_plot(use_tiny, capsys, tmp_path, calls):
     out_json, out_png = tmp_path / "d.json", tmp_path / "d.png"
-    code, out, _ = run(capsys, "logitdiff", PROMPT, "--target", "a", "--distractor", "b", "--position", "4",
-                       "--json", str(out_json), "--plot", str(out_png), "--model", "m", "--device", "cpu")
+    code, out, _ = run(
+        capsys,
+        "logitdiff",
+        PROMPT,
+        "--target",
+        "a",
+        "--distractor",
+        "b",
+        "--position",
+        "4",
+        "--json",
+        str(out_json),
+        "--plot",
+        str(out_png),
+        "--model",
+        "m",
+        "--device",
+        "cpu",
+    )
     lines = out.splitlines()
     assert code == 0 and lines[0] == "tiny-llama: logit a - logit b after 'o'" and calls == [("m", "cpu")]
     data = json.loads(out_json.read_text())
     assert data["target"] == {"text": "a", "id": 97} and data["distractor"] == {"text": "b", "id": 98}
     assert [float(line.split()[1]) for line in lines[2:6]] == pytest.approx(
-        [layer["logit_diff"][4] for layer in data["layers"]], abs=1e-3)
+        [layer["logit_diff"][4] for layer in data["layers"]], abs=1e-3
+    )
     assert out_png.read_bytes().startswith(PNG)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--target", "a"], "lensref logitdiff: the following arguments are required: --distractor"),
-    (["--distractor", "a"], "lensref logitdiff: the following arguments are required: --target"),
-    (["--target", "a", "--distractor", "a"], "the target and distractor are the same token ('a')"),
-    (["--target", "a", "--distractor", "b", "--position", "11"], "position 11 is out of range"),
-    (["--target", "a", "--distractor", "b", "--position", "x"], "argument --position: invalid int value: 'x'"),
-    (["--target", "a", "--distractor", "b", "--plot", "{tmp}/no/d.png"], "--plot {tmp}/no/d.png: folder"),
-    (["--target", "a", "--distractor", "b", "--plot", "{tmp}/d.doc"], "--plot {tmp}/d.doc: cannot write a .doc"),
-    (["--target", "a", "--distractor", "b", "--json", "{tmp}/no/d.json"], "--json {tmp}/no/d.json: folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--target", "a"], "lensref logitdiff: the following arguments are required: --distractor"),
+        (["--distractor", "a"], "lensref logitdiff: the following arguments are required: --target"),
+        (["--target", "a", "--distractor", "a"], "the target and distractor are the same token ('a')"),
+        (["--target", "a", "--distractor", "b", "--position", "11"], "position 11 is out of range"),
+        (["--target", "a", "--distractor", "b", "--position", "x"], "argument --position: invalid int value: 'x'"),
+        (["--target", "a", "--distractor", "b", "--plot", "{tmp}/no/d.png"], "--plot {tmp}/no/d.png: folder"),
+        (["--target", "a", "--distractor", "b", "--plot", "{tmp}/d.doc"], "--plot {tmp}/d.doc: cannot write a .doc"),
+        (["--target", "a", "--distractor", "b", "--json", "{tmp}/no/d.json"], "--json {tmp}/no/d.json: folder"),
+    ],
+)
 def test_logitdiff_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     one_line_error(capsys, ["logitdiff", PROMPT, *argv], message.replace("{tmp}", str(tmp_path)))
@@ -258,10 +299,30 @@ def test_logitdiff_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, me
 
 # --- dla -----------------------------------------------------------------------------------------------------
 
+
 def test_dla_position_top_json_and_plot(use_tiny, capsys, tmp_path, calls):
     out_json, out_png = tmp_path / "a.json", tmp_path / "a.png"
-    code, out, _ = run(capsys, "dla", PROMPT, "--target", "a", "--distractor", "b", "--position", "2", "--top", "2",
-                       "--json", str(out_json), "--plot", str(out_png), "--model", "m", "--device", "cpu")
+    code, out, _ = run(
+        capsys,
+        "dla",
+        PROMPT,
+        "--target",
+        "a",
+        "--distractor",
+        "b",
+        "--position",
+        "2",
+        "--top",
+        "2",
+        "--json",
+        str(out_json),
+        "--plot",
+        str(out_png),
+        "--model",
+        "m",
+        "--device",
+        "cpu",
+    )
     lines = out.splitlines()
     assert code == 0 and calls == [("m", "cpu")]
     assert lines[0] == "tiny-llama: logit a - logit b after 'l'"
@@ -271,14 +332,17 @@ def test_dla_position_top_json_and_plot(use_tiny, capsys, tmp_path, calls):
     assert out_png.read_bytes().startswith(PNG)
 
 
-@pytest.mark.parametrize("argv, message", [
-    ([], "lensref dla: the following arguments are required: --target, --distractor"),
-    (["--target", "a", "--distractor", "b", "--top", "0"], "--top must be at least 1, got 0"),
-    (["--target", "a", "--distractor", "b", "--position", "-12"], "position -12 is out of range"),
-    (["--target", "ab", "--distractor", "b"], "the target 'ab' is 2 tokens"),
-    (["--target", "a", "--distractor", "b", "--plot", "{tmp}"], "--plot {tmp}: is a folder"),
-    (["--target", "a", "--distractor", "b", "--json", "{tmp}/no/a.json"], "--json {tmp}/no/a.json: folder"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        ([], "lensref dla: the following arguments are required: --target, --distractor"),
+        (["--target", "a", "--distractor", "b", "--top", "0"], "--top must be at least 1, got 0"),
+        (["--target", "a", "--distractor", "b", "--position", "-12"], "position -12 is out of range"),
+        (["--target", "ab", "--distractor", "b"], "the target 'ab' is 2 tokens"),
+        (["--target", "a", "--distractor", "b", "--plot", "{tmp}"], "--plot {tmp}: is a folder"),
+        (["--target", "a", "--distractor", "b", "--json", "{tmp}/no/a.json"], "--json {tmp}/no/a.json: folder"),
+    ],
+)
 def test_dla_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     one_line_error(capsys, ["dla", PROMPT, *argv], message.replace("{tmp}", str(tmp_path)))
@@ -286,11 +350,32 @@ def test_dla_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, message)
 
 # --- patchscope ----------------------------------------------------------------------------------------------
 
+
 def test_patchscope_options(use_tiny, capsys, tmp_path, calls):
     out = tmp_path / "p.json"
-    code, text, _ = run(capsys, "patchscope", PROMPT, "--position", "1", "--layers", "0,2-3", "--tokens", "3",
-                        "--target-prompt", "x -> x ; # ->", "--placeholder", "#", "--target-layer", "1",
-                        "--json", str(out), "--model", "m", "--device", "cpu")
+    code, text, _ = run(
+        capsys,
+        "patchscope",
+        PROMPT,
+        "--position",
+        "1",
+        "--layers",
+        "0,2-3",
+        "--tokens",
+        "3",
+        "--target-prompt",
+        "x -> x ; # ->",
+        "--placeholder",
+        "#",
+        "--target-layer",
+        "1",
+        "--json",
+        str(out),
+        "--model",
+        "m",
+        "--device",
+        "cpu",
+    )
     lines = text.splitlines()
     assert code == 0 and calls == [("m", "cpu")]
     assert lines[0].startswith("tiny-llama -> tiny-llama: 'e' (position 1) read through 'x -> x ; # ->'")
@@ -308,17 +393,20 @@ def test_patchscope_target_model(monkeypatch, capsys, tmp_path):
     assert text.splitlines()[2].split()[:2] == ["3", "2"]  # the same relative depth in the other model
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--tokens", "0"], "--tokens must be at least 1, got 0"),
-    (["--layers", "9"], "layer 9 is out of range"),
-    (["--layers", "a-b"], "cannot read layers 'a-b'"),
-    (["--placeholder", "zz"], "the placeholder 'zz' is not a token of the target prompt"),
-    (["--target-prompt", "no marker here"], "the placeholder '?' is not a token of the target prompt"),
-    (["--target-prompt", " "], "the prompt is empty"),
-    (["--target-layer", "99"], "target layer 99 is out of range"),
-    (["--position", "99"], "position 99 is out of range"),
-    (["--json", "{tmp}/no/p.json"], "--json {tmp}/no/p.json: folder {tmp}/no does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--tokens", "0"], "--tokens must be at least 1, got 0"),
+        (["--layers", "9"], "layer 9 is out of range"),
+        (["--layers", "a-b"], "cannot read layers 'a-b'"),
+        (["--placeholder", "zz"], "the placeholder 'zz' is not a token of the target prompt"),
+        (["--target-prompt", "no marker here"], "the placeholder '?' is not a token of the target prompt"),
+        (["--target-prompt", " "], "the prompt is empty"),
+        (["--target-layer", "99"], "target layer 99 is out of range"),
+        (["--position", "99"], "position 99 is out of range"),
+        (["--json", "{tmp}/no/p.json"], "--json {tmp}/no/p.json: folder {tmp}/no does not exist"),
+    ],
+)
 def test_patchscope_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, message):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     one_line_error(capsys, ["patchscope", PROMPT, *argv], message.replace("{tmp}", str(tmp_path)))
@@ -326,19 +414,23 @@ def test_patchscope_bad_options_are_one_line(use_tiny, capsys, tmp_path, argv, m
 
 # --- quiz: the options the quiz test files do not reach --------------------------------------------------------
 
-@pytest.mark.parametrize("argv, message", [
-    (["quiz", "take", "--seed", "3"], "--seed only chooses the order --shuffle shows; add --shuffle"),
-    (["quiz", "take", "--json", "{tmp}/no/t.json"], "--json {tmp}/no/t.json: folder {tmp}/no does not exist"),
-    (["quiz", "take", "--bank", "{tmp}/none.yaml"], "{tmp}/none.yaml: quiz bank not found"),
-    (["quiz", "grade", "{tmp}/a.json", "--json", "{tmp}/no/r.json"], "--json {tmp}/no/r.json: folder"),
-    (["quiz", "grade", "{tmp}/none.json"], "{tmp}/none.json: no such answers file"),
-    (["quiz", "grade"], "lensref quiz grade: the following arguments are required: answers"),
-    (["quiz", "export"], "lensref quiz export: the following arguments are required: --format"),
-    (["quiz", "export", "--format", "csv"], "argument --format: invalid choice: 'csv'"),
-    (["quiz", "grade-class", "{tmp}/none.csv"], "{tmp}/none.csv: no such responses file"),
-    (["quiz", "check", "--bank", "{tmp}/none.yaml"], "{tmp}/none.yaml: quiz bank not found"),
-    (["quiz", "wat"], "lensref quiz: argument ACTION: invalid choice: 'wat'"),
-])
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["quiz", "take", "--seed", "3"], "--seed only chooses the order --shuffle shows; add --shuffle"),
+        (["quiz", "take", "--json", "{tmp}/no/t.json"], "--json {tmp}/no/t.json: folder {tmp}/no does not exist"),
+        (["quiz", "take", "--bank", "{tmp}/none.yaml"], "{tmp}/none.yaml: quiz bank not found"),
+        (["quiz", "grade", "{tmp}/a.json", "--json", "{tmp}/no/r.json"], "--json {tmp}/no/r.json: folder"),
+        (["quiz", "grade", "{tmp}/none.json"], "{tmp}/none.json: no such answers file"),
+        (["quiz", "grade"], "lensref quiz grade: the following arguments are required: answers"),
+        (["quiz", "export"], "lensref quiz export: the following arguments are required: --format"),
+        (["quiz", "export", "--format", "csv"], "argument --format: invalid choice: 'csv'"),
+        (["quiz", "grade-class", "{tmp}/none.csv"], "{tmp}/none.csv: no such responses file"),
+        (["quiz", "check", "--bank", "{tmp}/none.yaml"], "{tmp}/none.yaml: quiz bank not found"),
+        (["quiz", "wat"], "lensref quiz: argument ACTION: invalid choice: 'wat'"),
+    ],
+)
 def test_quiz_bad_options_are_one_line(capsys, tmp_path, argv, message):
     (tmp_path / "a.json").write_text('{"1": "a"}', encoding="utf-8")
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -350,14 +442,27 @@ def test_quiz_bank_option_reads_another_bank(capsys, tmp_path):
     bank.write_text(
         "id: tiny\ntitle: Tiny\nquestions:\n  - id: one\n    question: Which?\n    section: intro\n"
         "    answer: Red\n    options:\n      - text: Red\n        explanation: Right.\n"
-        "      - text: Blue\n        explanation: Wrong.\n", encoding="utf-8")
+        "      - text: Blue\n        explanation: Wrong.\n",
+        encoding="utf-8",
+    )
     answers = tmp_path / "a.json"
     answers.write_text('{"one": "b"}', encoding="utf-8")
     assert run(capsys, "quiz", "check", "--bank", str(bank))[1].startswith(f"ok: {bank}: 1 questions, 2 options")
     code, out, _ = run(capsys, "quiz", "grade", str(answers), "--bank", str(bank))
     assert code == 0 and out.splitlines()[-1] == "score: 0/1"
-    code, out, _ = run(capsys, "quiz", "export", "--format", "gift", "-o", "-", "--bank", str(bank),
-                       "--base-url", "https://example.org/course")
+    code, out, _ = run(
+        capsys,
+        "quiz",
+        "export",
+        "--format",
+        "gift",
+        "-o",
+        "-",
+        "--bank",
+        str(bank),
+        "--base-url",
+        "https://example.org/course",
+    )
     assert code == 0 and "Which?" in out and "~Blue#" in out
     assert out.count("example.org/course/intro.html") == 2  # each option's explanation links the book
 
@@ -373,16 +478,21 @@ def test_quiz_grade_class_options(capsys, tmp_path):
     out = tmp_path / "results"
     one_line_error(capsys, ["quiz", "grade-class", str(blank), "--out", str(out)], "")
     assert not out.exists()
-    code, text, _ = run(capsys, "quiz", "grade-class", str(blank), "--out", str(out), "--blank-as-wrong",
-                        "--id-column", "email")
+    code, text, _ = run(
+        capsys, "quiz", "grade-class", str(blank), "--out", str(out), "--blank-as-wrong", "--id-column", "email"
+    )
     assert code == 0 and text.startswith("graded 4 learners on 15 questions")
     assert sorted(p.name for p in out.iterdir()) == ["difficulty.png", "learners.csv", "questions.csv"]
     learners = (out / "learners.csv").read_text(encoding="utf-8")
     assert "ada@example.org" in learners and "ignored columns: learner" in text
-    one_line_error(capsys, ["quiz", "grade-class", str(sample), "--out", str(blank)],
-                   f"--out {blank}: exists and is not a folder")
-    one_line_error(capsys, ["quiz", "grade-class", str(sample), "--out", str(out), "--bank", str(tmp_path / "b.yaml")],
-                   f"{tmp_path / 'b.yaml'}: quiz bank not found")
+    one_line_error(
+        capsys, ["quiz", "grade-class", str(sample), "--out", str(blank)], f"--out {blank}: exists and is not a folder"
+    )
+    one_line_error(
+        capsys,
+        ["quiz", "grade-class", str(sample), "--out", str(out), "--bank", str(tmp_path / "b.yaml")],
+        f"{tmp_path / 'b.yaml'}: quiz bank not found",
+    )
 
 
 # --- the coverage table ----------------------------------------------------------------------------------------
@@ -390,23 +500,56 @@ def test_quiz_grade_class_options(capsys, tmp_path):
 T = "test_cli_options.py::"
 COVERAGE: dict[tuple[str, str], list[str]] = {
     ("lens", "prompt"): [T + "test_lens_prints_one_line_per_layer", T + "test_lens_bad_prompts_are_one_line"],
-    ("lens", "--model"): [T + "test_lens_model_and_device_reach_load_model", T + "test_model_and_device_errors_are_one_line"],
-    ("lens", "--device"): [T + "test_lens_model_and_device_reach_load_model", T + "test_model_and_device_errors_are_one_line"],
+    ("lens", "--model"): [
+        T + "test_lens_model_and_device_reach_load_model",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("lens", "--device"): [
+        T + "test_lens_model_and_device_reach_load_model",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
     ("lens", "--target"): [T + "test_lens_top_k_and_target", T + "test_lens_bad_options_are_one_line"],
     ("lens", "--top-k"): [T + "test_lens_top_k_and_target", T + "test_lens_bad_options_are_one_line"],
     ("lens", "--json"): [T + "test_lens_json", T + "test_lens_bad_options_are_one_line"],
     ("lens", "--plot"): [T + "test_lens_plot_formats", T + "test_lens_bad_options_are_one_line"],
-    ("lens", "--colour-by"): [T + "test_lens_colour_by_reaches_the_grid", T + "test_lens_bad_options_are_one_line",
-                              T + "test_colour_by_rank_without_target_in_a_real_process"],
-    ("lens", "--tuned"): [T + "test_lens_tuned_reads_through_the_translators", T + "test_lens_bad_options_are_one_line"],
+    ("lens", "--colour-by"): [
+        T + "test_lens_colour_by_reaches_the_grid",
+        T + "test_lens_bad_options_are_one_line",
+        T + "test_colour_by_rank_without_target_in_a_real_process",
+    ],
+    ("lens", "--tuned"): [
+        T + "test_lens_tuned_reads_through_the_translators",
+        T + "test_lens_bad_options_are_one_line",
+    ],
     ("logitdiff", "prompt"): [T + "test_logitdiff_position_json_and_plot"],
-    ("logitdiff", "--model"): [T + "test_logitdiff_position_json_and_plot", T + "test_model_and_device_errors_are_one_line"],
-    ("logitdiff", "--device"): [T + "test_logitdiff_position_json_and_plot", T + "test_model_and_device_errors_are_one_line"],
-    ("logitdiff", "--target"): [T + "test_logitdiff_position_json_and_plot", T + "test_logitdiff_bad_options_are_one_line"],
-    ("logitdiff", "--distractor"): [T + "test_logitdiff_position_json_and_plot", T + "test_logitdiff_bad_options_are_one_line"],
-    ("logitdiff", "--position"): [T + "test_logitdiff_position_json_and_plot", T + "test_logitdiff_bad_options_are_one_line"],
-    ("logitdiff", "--json"): [T + "test_logitdiff_position_json_and_plot", T + "test_logitdiff_bad_options_are_one_line"],
-    ("logitdiff", "--plot"): [T + "test_logitdiff_position_json_and_plot", T + "test_logitdiff_bad_options_are_one_line"],
+    ("logitdiff", "--model"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("logitdiff", "--device"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("logitdiff", "--target"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_logitdiff_bad_options_are_one_line",
+    ],
+    ("logitdiff", "--distractor"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_logitdiff_bad_options_are_one_line",
+    ],
+    ("logitdiff", "--position"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_logitdiff_bad_options_are_one_line",
+    ],
+    ("logitdiff", "--json"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_logitdiff_bad_options_are_one_line",
+    ],
+    ("logitdiff", "--plot"): [
+        T + "test_logitdiff_position_json_and_plot",
+        T + "test_logitdiff_bad_options_are_one_line",
+    ],
     ("dla", "prompt"): [T + "test_dla_position_top_json_and_plot"],
     ("dla", "--model"): [T + "test_dla_position_top_json_and_plot", T + "test_model_and_device_errors_are_one_line"],
     ("dla", "--device"): [T + "test_dla_position_top_json_and_plot", T + "test_model_and_device_errors_are_one_line"],
@@ -434,24 +577,37 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
     ("bench", "--no-memory"): ["test_bench.py::test_cli_writes_json_list"],
     ("quiz take", "--bank"): [T + "test_quiz_bad_options_are_one_line"],
     ("quiz take", "--shuffle"): ["test_quiz_grading.py::test_take_shuffled_letters_follow_the_shown_order"],
-    ("quiz take", "--seed"): ["test_quiz_grading.py::test_take_shuffled_letters_follow_the_shown_order",
-                              T + "test_quiz_bad_options_are_one_line"],
-    ("quiz take", "--json"): ["test_quiz_grading.py::test_take_piped_all_right", T + "test_quiz_bad_options_are_one_line"],
+    ("quiz take", "--seed"): [
+        "test_quiz_grading.py::test_take_shuffled_letters_follow_the_shown_order",
+        T + "test_quiz_bad_options_are_one_line",
+    ],
+    ("quiz take", "--json"): [
+        "test_quiz_grading.py::test_take_piped_all_right",
+        T + "test_quiz_bad_options_are_one_line",
+    ],
     ("quiz grade", "--bank"): [T + "test_quiz_bank_option_reads_another_bank"],
-    ("quiz grade", "answers"): ["test_quiz_grading.py::test_cli_grade_prints_results_and_writes_json",
-                                T + "test_quiz_bad_options_are_one_line"],
-    ("quiz grade", "--json"): ["test_quiz_grading.py::test_cli_grade_prints_results_and_writes_json",
-                               T + "test_quiz_bad_options_are_one_line"],
+    ("quiz grade", "answers"): [
+        "test_quiz_grading.py::test_cli_grade_prints_results_and_writes_json",
+        T + "test_quiz_bad_options_are_one_line",
+    ],
+    ("quiz grade", "--json"): [
+        "test_quiz_grading.py::test_cli_grade_prints_results_and_writes_json",
+        T + "test_quiz_bad_options_are_one_line",
+    ],
     ("quiz grade-class", "--bank"): [T + "test_quiz_grade_class_options"],
     ("quiz grade-class", "responses"): [T + "test_quiz_grade_class_options", T + "test_quiz_bad_options_are_one_line"],
     ("quiz grade-class", "--out"): [T + "test_quiz_grade_class_options"],
     ("quiz grade-class", "--id-column"): [T + "test_quiz_grade_class_options"],
     ("quiz grade-class", "--blank-as-wrong"): [T + "test_quiz_grade_class_options"],
     ("quiz export", "--bank"): [T + "test_quiz_bank_option_reads_another_bank"],
-    ("quiz export", "--format"): ["test_quiz_export.py::test_cli_export_writes_a_file",
-                                  T + "test_quiz_bad_options_are_one_line"],
-    ("quiz export", "--output"): ["test_quiz_export.py::test_cli_export_to_stdout_and_bad_folder",
-                                  T + "test_quiz_bank_option_reads_another_bank"],
+    ("quiz export", "--format"): [
+        "test_quiz_export.py::test_cli_export_writes_a_file",
+        T + "test_quiz_bad_options_are_one_line",
+    ],
+    ("quiz export", "--output"): [
+        "test_quiz_export.py::test_cli_export_to_stdout_and_bad_folder",
+        T + "test_quiz_bank_option_reads_another_bank",
+    ],
     ("quiz export", "--base-url"): [T + "test_quiz_bank_option_reads_another_bank"],
     ("quiz check", "--bank"): ["test_quiz_grading.py::test_cli_check", T + "test_quiz_bad_options_are_one_line"],
 }
@@ -467,8 +623,9 @@ def parser_options() -> set[tuple[str, str]]:
                 for name, child in action.choices.items():
                     walk(child, path + [name])
             elif not isinstance(action, argparse._HelpAction) and path:
-                found.add((" ".join(path), max(action.option_strings, key=len) if action.option_strings
-                           else action.dest))
+                found.add(
+                    (" ".join(path), max(action.option_strings, key=len) if action.option_strings else action.dest)
+                )
 
     walk(build_parser(), [])
     return found

@@ -13,6 +13,7 @@ A head split that interleaves heads (``z[h::H]`` with the matching columns) stil
 attention output, so every sum check passes it; :func:`test_an_interleaved_head_split_is_caught` shows that
 this derivation tells the two apart on these models.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,18 +46,40 @@ def parts_of(lm, family: str) -> Parts:
     m = lm.model
     if family in ("llama", "mistral", "qwen2"):
         layers = m.model.layers
-        return Parts(list(layers), [b.self_attn for b in layers], [b.mlp for b in layers],
-                     [b.self_attn.o_proj for b in layers], m.model.norm, m.lm_head,
-                     m.config.num_attention_heads, False)
+        return Parts(
+            list(layers),
+            [b.self_attn for b in layers],
+            [b.mlp for b in layers],
+            [b.self_attn.o_proj for b in layers],
+            m.model.norm,
+            m.lm_head,
+            m.config.num_attention_heads,
+            False,
+        )
     if family == "gpt2":
         layers = m.transformer.h
-        return Parts(list(layers), [b.attn for b in layers], [b.mlp for b in layers],
-                     [b.attn.c_proj for b in layers], m.transformer.ln_f, m.lm_head, m.config.n_head, True)
+        return Parts(
+            list(layers),
+            [b.attn for b in layers],
+            [b.mlp for b in layers],
+            [b.attn.c_proj for b in layers],
+            m.transformer.ln_f,
+            m.lm_head,
+            m.config.n_head,
+            True,
+        )
     if family == "gpt_neox":
         layers = m.gpt_neox.layers
-        return Parts(list(layers), [b.attention for b in layers], [b.mlp for b in layers],
-                     [b.attention.dense for b in layers], m.gpt_neox.final_layer_norm, m.get_output_embeddings(),
-                     m.config.num_attention_heads, True)
+        return Parts(
+            list(layers),
+            [b.attention for b in layers],
+            [b.mlp for b in layers],
+            [b.attention.dense for b in layers],
+            m.gpt_neox.final_layer_norm,
+            m.get_output_embeddings(),
+            m.config.num_attention_heads,
+            True,
+        )
     raise AssertionError(family)
 
 
@@ -90,15 +113,19 @@ def derive(lm, family: str, prompt: str, target_id: int, distractor_id: int, pos
     def keep_input(key):
         def hook(module, args, kwargs):
             seen[key] = (args[0] if args else kwargs["hidden_states"])[0, position].double()
+
         return hook
 
     def keep_output(key):
         def hook(module, args, output):
             seen[key] = first(output)[0, position].double()
+
         return hook
 
-    handles = [parts.blocks[0].register_forward_pre_hook(keep_input("embed"), with_kwargs=True),
-               parts.final_norm.register_forward_pre_hook(keep_input("final"), with_kwargs=True)]
+    handles = [
+        parts.blocks[0].register_forward_pre_hook(keep_input("embed"), with_kwargs=True),
+        parts.final_norm.register_forward_pre_hook(keep_input("final"), with_kwargs=True),
+    ]
     for layer in range(len(parts.blocks)):
         handles.append(parts.out_proj[layer].register_forward_pre_hook(keep_input(("z", layer)), with_kwargs=True))
         handles.append(parts.attn[layer].register_forward_hook(keep_output(("attn", layer))))
@@ -116,13 +143,16 @@ def derive(lm, family: str, prompt: str, target_id: int, distractor_id: int, pos
     w = norm.weight.double()
     if parts.layer_norm:
         scale = 1.0 / float(torch.sqrt(((x - x.mean()) ** 2).mean() + norm.eps))
-        write = lambda c: float(scale * ((c - c.mean()) * w) @ u)
         constant = float(norm.bias.double() @ u)
     else:
-        eps = norm.variance_epsilon
-        scale = 1.0 / float(torch.sqrt((x * x).mean() + eps))
-        write = lambda c: float(scale * (c * w) @ u)
+        scale = 1.0 / float(torch.sqrt((x * x).mean() + norm.variance_epsilon))
         constant = 0.0
+
+    def write(c: torch.Tensor) -> float:
+        """What a write ``c`` adds to the logit difference through the frozen final norm."""
+        centred = c - c.mean() if parts.layer_norm else c
+        return float(scale * (centred * w) @ u)
+
     bias = getattr(parts.unembed, "bias", None)
     if bias is not None:
         constant += float(bias[target_id].double() - bias[distractor_id].double())
@@ -143,13 +173,18 @@ def derive(lm, family: str, prompt: str, target_id: int, distractor_id: int, pos
         if proj_bias is not None:
             attn_bias[layer] = write(proj_bias.double())
         # the hand-sliced heads plus the bias are exactly what the block wrote
-        assert torch.allclose(W @ z + (0 if proj_bias is None else proj_bias.double()), seen[("attn", layer)],
-                              atol=1e-5)
+        assert torch.allclose(
+            W @ z + (0 if proj_bias is None else proj_bias.double()), seen[("attn", layer)], atol=1e-5
+        )
     return Derived(
         embed=write(seen["embed"]),
         attn=torch.tensor([write(seen[("attn", layer)]) for layer in range(L)], dtype=torch.float64),
         mlp=torch.tensor([write(seen[("mlp", layer)]) for layer in range(L)], dtype=torch.float64),
-        heads=heads, interleaved=interleaved, attn_bias=attn_bias, constant=constant, scale=scale,
+        heads=heads,
+        interleaved=interleaved,
+        attn_bias=attn_bias,
+        constant=constant,
+        scale=scale,
         logit_diff=float(logits[target_id] - logits[distractor_id]),
     )
 

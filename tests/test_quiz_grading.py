@@ -1,4 +1,5 @@
 """Grading one learner: `lensref quiz grade` and `lensref quiz take`, right, wrong, mixed and bad input."""
+
 from __future__ import annotations
 
 import io
@@ -63,16 +64,22 @@ def test_yaml_fixture_with_integer_keys(bank):
     assert grade(bank, answers).score == 15
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"16": "a"}, "unknown question '16'"),
-    ({"early-layer": "a"}, "unknown question 'early-layer'"),
-    ({"2": "e"}, "question 2 (early-layers): no option 'e'"),
-    ({"2": "The exact final answer"}, "question 2 (early-layers): 'The exact final answer' is not one of its options"),
-    ({"2": ""}, "question 2 (early-layers): empty answer"),
-    ({"2": None}, "question 2 (early-layers): no answer given"),
-    ({"2": 3}, "question 2 (early-layers): answer must be a letter"),
-    ({"early-layers": "a"}, "question 2 (early-layers) answered twice (keys '2' and 'early-layers')"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"16": "a"}, "unknown question '16'"),
+        ({"early-layer": "a"}, "unknown question 'early-layer'"),
+        ({"2": "e"}, "question 2 (early-layers): no option 'e'"),
+        (
+            {"2": "The exact final answer"},
+            "question 2 (early-layers): 'The exact final answer' is not one of its options",
+        ),
+        ({"2": ""}, "question 2 (early-layers): empty answer"),
+        ({"2": None}, "question 2 (early-layers): no answer given"),
+        ({"2": 3}, "question 2 (early-layers): answer must be a letter"),
+        ({"early-layers": "a"}, "question 2 (early-layers) answered twice (keys '2' and 'early-layers')"),
+    ],
+)
 def test_bad_answers_name_the_question(bank, change, message):
     answers = right_letters(bank) | change
     with pytest.raises(LensError) as info:
@@ -89,15 +96,18 @@ def test_missing_answers_give_no_grade(bank):
         grade(bank, {})
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("empty.json", "", "answers file is empty"),
-    ("blank.yaml", "  \n", "answers file is empty"),
-    ("broken.json", '{"1": "a",', "not valid JSON"),
-    ("broken.yaml", "1: [a\n", "not valid YAML"),
-    ("dup.json", '{"1": "a", "1": "d"}', "key '1' appears twice"),
-    ("dup.yaml", "1: a\n1: d\n", "duplicate key 1"),
-    ("list.json", '["a", "b"]', "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("empty.json", "", "answers file is empty"),
+        ("blank.yaml", "  \n", "answers file is empty"),
+        ("broken.json", '{"1": "a",', "not valid JSON"),
+        ("broken.yaml", "1: [a\n", "not valid YAML"),
+        ("dup.json", '{"1": "a", "1": "d"}', "key '1' appears twice"),
+        ("dup.yaml", "1: a\n1: d\n", "duplicate key 1"),
+        ("list.json", '["a", "b"]', "expected a mapping"),
+    ],
+)
 def test_malformed_answer_files(tmp_path, name, text, message):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -106,6 +116,7 @@ def test_malformed_answer_files(tmp_path, name, text, message):
 
 
 # --- the CLI ------------------------------------------------------------------------------------------------
+
 
 def test_cli_grade_prints_results_and_writes_json(tmp_path, capsys):
     out = tmp_path / "result.json"
@@ -167,7 +178,7 @@ def test_take_shuffled_letters_follow_the_shown_order(monkeypatch, capsys, bank)
     code, text, _ = _take(monkeypatch, capsys, [q.answer.text for q in bank.questions], "--shuffle", "--seed", "3")
     assert code == 0 and text.strip().endswith("score: 15/15")
     shown = [l[5:] for l in text.splitlines() if l[:2] == "  " and l[2:4] in ("a)", "b)", "c)", "d)")]
-    orders = [shown[i:i + 4] for i in range(0, 60, 4)]
+    orders = [shown[i : i + 4] for i in range(0, 60, 4)]
     assert len(shown) == 60
     assert all(sorted(o) == sorted(x.text for x in q.options) for o, q in zip(orders, bank.questions))
     assert any(o != [x.text for x in q.options] for o, q in zip(orders, bank.questions))
@@ -206,6 +217,7 @@ def test_cli_check(tmp_path, capsys):
 
 
 # --- the lesson section a result points to is the CHOSEN option's ---------------------------------------------
+
 
 def options_whose_section_differs_from_the_answers(bank):
     return [(q, o) for q in bank.questions for o in q.options if o.section != q.answer.section]

@@ -7,6 +7,7 @@ about 1e-3 nats in the KL it feeds (:func:`test_the_fixture_exposes_one_float32_
 torch), while the float64 reference and a correct readout agree to ~1e-5. Every statistic is compared with
 ``log_softmax`` of float64 logits; nothing here calls lensref to make its expected values.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -69,7 +70,9 @@ def reference(logits: torch.Tensor, target: int, k: int = 5) -> dict:
     return {
         "entropy": -(p * logp).sum(-1),
         "kl": (p[-1] * (logp[-1] - logp)).sum(-1),
-        "top_probs": top_p, "top_ids": top_i, "p": p,
+        "top_probs": top_p,
+        "top_ids": top_i,
+        "p": p,
         "target_prob": p[..., target],
     }
 

@@ -1,5 +1,6 @@
 """Checks of command-line options that run before any model is loaded: a bad option costs one line, not a
 model load followed by a traceback."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,5 +31,7 @@ def check_figure_output(path: str | None, option: str = "--plot") -> None:
         return
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix and suffix not in FIGURE_FORMATS:
-        raise LensError(f"{option} {path}: cannot write a .{suffix} figure; use one of "
-                        + ", ".join(f".{f}" for f in FIGURE_FORMATS))
+        raise LensError(
+            f"{option} {path}: cannot write a .{suffix} figure; use one of "
+            + ", ".join(f".{f}" for f in FIGURE_FORMATS)
+        )

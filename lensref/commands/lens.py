@@ -1,4 +1,5 @@
 """``lensref lens PROMPT``: the per-layer table at the last position, optional JSON and grid PNG."""
+
 from __future__ import annotations
 
 from ..errors import LensError
@@ -19,23 +20,33 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", default=None, metavar="FILE", help="write every layer and position as JSON")
     p.add_argument("--plot", default=None, metavar="FILE", help="write the layers x positions grid as PNG")
-    p.add_argument("--colour-by", default=None, choices=COLOURINGS,
-                   help="what colours the --plot grid's cells: prob (default), entropy, kl, or rank (needs --target)")
+    p.add_argument(
+        "--colour-by",
+        default=None,
+        choices=COLOURINGS,
+        help="what colours the --plot grid's cells: prob (default), entropy, kl, or rank (needs --target)",
+    )
     p.add_argument("--tuned", default=None, metavar="DIR", help="use a trained tuned lens instead of the logit lens")
     p.set_defaults(func=run)
 
 
 def format_table(result: LensResult, position: int = -1) -> str:
     """One line per layer for one position: top tokens with probabilities, entropy, KL, target."""
-    header = f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if result.target else "") + "top tokens"
+    header = (
+        f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if result.target else "") + "top tokens"
+    )
     lines = [f"{result.model}: next-token predictions after {show_token(result.tokens[position])!r}", header]
     for layer in range(result.n_layers + 1):
         tops = "  ".join(f"{show_token(t.token)} {t.prob:.3f}" for t in result.top(layer, position))
         target = ""
         if result.target is not None:
-            target = f"{float(result.target_prob[layer, position]):.4f} / {int(result.target_rank[layer, position]):<6} "
-        lines.append(f"{layer:>5}  {float(result.entropy[layer, position]):7.3f}  "
-                     f"{float(result.kl_to_final[layer, position]):7.3f}  {target}{tops}")
+            target = (
+                f"{float(result.target_prob[layer, position]):.4f} / {int(result.target_rank[layer, position]):<6} "
+            )
+        lines.append(
+            f"{layer:>5}  {float(result.entropy[layer, position]):7.3f}  "
+            f"{float(result.kl_to_final[layer, position]):7.3f}  {target}{tops}"
+        )
     return "\n".join(lines)
 
 

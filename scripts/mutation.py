@@ -1,0 +1,213 @@
+"""``make mutation``: mutation testing of the reference modules with mutmut, one module at a time.
+
+For each module listed in ``[tool.lensref-mutation.modules]`` of pyproject.toml (module -> its fast test files),
+a scratch copy of the package, the tests and the quiz bank is made under ``_build/mutation/<module>/`` with
+mutmut's settings from ``[tool.mutmut]`` plus that module and those tests; mutmut runs there (never in the
+checkout, so nobody else's test run ever imports a mutant). Then the kill rate of each module is printed with
+every surviving mutant, its one-line change, and the reason it is harmless if ``notes/mutation-equivalents.md``
+lists it. Exit status 1 if a module is under the target or a survivor is not explained.
+
+    python scripts/mutation.py [MODULE ...] [--jobs N] [--keep]
+
+mutmut 3 leaves decorated functions alone (a decorator could have side effects when the function is copied);
+``@torch.no_grad()`` has none, so functions carrying only that decorator are mutated like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRATCH = ROOT / "_build" / "mutation"
+EQUIVALENTS = ROOT / "notes" / "mutation-equivalents.md"
+TARGET = 0.90
+COPIED = ("lensref", "tests", "quizzes")
+DETECTED = ("killed", "timeout", "segfault")
+
+
+def settings() -> tuple[dict, dict, dict]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    tool = data["tool"]
+    return tool["lensref-mutation"]["modules"], tool["mutmut"], tool["pytest"]["ini_options"]
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def toml_table(name: str, table: dict) -> str:
+    return f"[{name}]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in table.items())
+
+
+def slug(module: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", module.removesuffix(".py")).strip("-")
+
+
+def prepare(module: str, tests: list[str], mutmut: dict, pytest_options: dict, keep: bool) -> Path:
+    """A scratch project for one module: copies of the package, tests and bank, and a pyproject for mutmut."""
+    work = SCRATCH / slug(module)
+    if work.exists() and not keep:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        target = work / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(ROOT / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    config = dict(mutmut, only_mutate=[module], pytest_add_cli_args_test_selection=list(tests))
+    (work / "pyproject.toml").write_text(
+        toml_table("tool.mutmut", config) + "\n" + toml_table("tool.pytest.ini_options", pytest_options),
+        encoding="utf-8",
+    )
+    return work
+
+
+def allow_no_grad() -> None:
+    """Let mutmut mutate functions whose only decorator is ``@torch.no_grad()`` (see the module docstring)."""
+    import libcst as cst
+    from mutmut.mutation import file_mutation
+
+    def only_no_grad(node) -> bool:
+        if not isinstance(node, cst.FunctionDef) or not node.decorators:
+            return False
+        code = cst.Module([]).code_for_node
+        return all(code(d.decorator).replace(" ", "") == "torch.no_grad()" for d in node.decorators)
+
+    visitor = next(
+        c for c in vars(file_mutation).values() if isinstance(c, type) and hasattr(c, "_skip_node_and_children")
+    )
+    original = visitor._skip_node_and_children
+
+    def skip(self, node):
+        if only_no_grad(node):
+            return original(self, node.with_changes(decorators=[]))
+        return original(self, node)
+
+    visitor._skip_node_and_children = skip
+
+
+def mutmut_cli(argv: list[str]) -> None:
+    """Run mutmut's own command line in this process (cwd = a scratch project)."""
+    allow_no_grad()
+    from mutmut.__main__ import cli
+
+    cli(argv, prog_name="mutmut")
+
+
+def mutmut(work: Path, *argv: str, capture: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--mutmut", *argv],
+        cwd=work,
+        capture_output=capture,
+        text=True,
+        check=False,
+    )
+
+
+def statuses(work: Path, module: str) -> dict[str, str]:
+    from mutmut.stats import status_by_exit_code
+
+    meta = work / "mutants" / f"{module}.meta"
+    if not meta.exists():
+        return {}
+    codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in sorted(codes.items(), key=lambda kv: natural(kv[0]))}
+
+
+def natural(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def change_of(work: Path, name: str) -> str:
+    """The mutated line of a mutant, as ``old -> new`` (from ``mutmut show``)."""
+    shown = mutmut(work, "show", name, capture=True).stdout.splitlines()
+    old = [line[1:].strip() for line in shown if line.startswith("-") and not line.startswith("---")]
+    new = [line[1:].strip() for line in shown if line.startswith("+") and not line.startswith("+++")]
+    return f"{' / '.join(old)}  ->  {' / '.join(new)}" if old or new else "(no diff)"
+
+
+def equivalents() -> dict[str, str]:
+    """``{mutant name: reason}`` from the bullet list ``- `name`: reason`` in notes/mutation-equivalents.md."""
+    if not EQUIVALENTS.exists():
+        return {}
+    found = {}
+    for line in EQUIVALENTS.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\s*[-*]\s+`([^`]+)`\s*:?\s*(.*)$", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip()
+    return found
+
+
+def report(module: str, found: dict[str, str], work: Path, reasons: dict[str, str]) -> tuple[bool, str]:
+    total = len(found)
+    detected = sum(status in DETECTED for status in found.values())
+    survivors = [name for name, status in found.items() if status not in DETECTED]
+    rate = detected / total if total else 0.0
+    explained = [name for name in survivors if name in reasons]
+    print(
+        f"\n{module}: {detected}/{total} mutants killed = {rate:.1%} (target {TARGET:.0%}); "
+        f"{len(survivors)} survived, {len(explained)} of them listed as equivalent"
+    )
+    for name in survivors:
+        why = reasons.get(name)
+        print(f"  {name} [{found[name]}]: {change_of(work, name)}")
+        print(
+            f"      {'equivalent: ' + why if why else 'NOT EXPLAINED: kill it with a test or list it in ' + str(EQUIVALENTS.relative_to(ROOT))}"
+        )
+    ok = total > 0 and rate >= TARGET and len(explained) == len(survivors)
+    return (
+        ok,
+        f"{module:<40} {detected:>4}/{total:<4} {rate:7.1%}  survivors {len(survivors)} (equivalent {len(explained)})",
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="*", help="modules to test (default: every one in pyproject.toml)")
+    parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
+    parser.add_argument("--keep", action="store_true", help="reuse earlier results of unchanged functions")
+    parser.add_argument("--report-only", action="store_true", help="print the last run's results, run nothing")
+    args = parser.parse_args(argv)
+    modules, mutmut_settings, pytest_options = settings()
+    chosen = args.modules or list(modules)
+    unknown = [m for m in chosen if m not in modules]
+    if unknown:
+        print(f"error: not in [tool.lensref-mutation.modules]: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    reasons = equivalents()
+    summary, all_ok = [], True
+    for module in chosen:
+        work = SCRATCH / slug(module)
+        if not args.report_only:
+            work = prepare(module, modules[module], mutmut_settings, pytest_options, args.keep)
+            print(f"== {module}: mutmut in {work.relative_to(ROOT)} with {', '.join(modules[module])}", flush=True)
+            mutmut(work, "run", "--max-children", str(args.jobs))
+        ok, line = report(module, statuses(work, module), work, reasons)
+        all_ok &= ok
+        summary.append(line)
+    print(f"\nmutation testing (mutmut, fast tests only); equivalents explained in {EQUIVALENTS.relative_to(ROOT)}")
+    print("\n".join(summary))
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--mutmut"]:
+        mutmut_cli(sys.argv[2:])
+    else:
+        sys.exit(main())
