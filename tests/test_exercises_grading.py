@@ -1,6 +1,6 @@
 """Grading a real class in the sandbox: the sample class and a dozen dishonest or careless learners, one run.
 
-Every expected score is read back from nbgrader's gradebook AND from the CSV. The limits are set low (1 GB,
+Every expected score is read back from nbgrader's gradebook AND from the CSV. The limits are set low (1.5 GB,
 64 processes) so an attack that beat them could not take the machine down. These run real notebooks on the real
 model (about a minute per submission on a busy 2-core machine), so they are marked slow; `make test` runs them.
 """
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "01-logit-lens"
 TIMEOUT = 90  # seconds per cell: far above any correct cell on a loaded machine; each stuck cell costs this once
-LIMITS = Limits(memory_mb=1024, max_procs=64)
+LIMITS = Limits(memory_mb=1536, max_procs=64)
 
 
 def _gradebook(db: Path, assignment: str) -> dict[str, tuple[float, float, int]]:
@@ -62,7 +62,8 @@ def graded_class(tmp_path_factory, warm_model_cache):
     expected.update(adversarial.write(submitted, {"root": ROOT, "out": out, "submitted": submitted}))
     before = sorted(p.name for p in ROOT.iterdir())
     start = time.time()
-    report = grade(ASSIGNMENT, submitted=submitted, out=out, timeout=TIMEOUT, limits=LIMITS, progress=lambda m: None)
+    report = grade(ASSIGNMENT, submitted=submitted, out=out, timeout=TIMEOUT, limits=LIMITS, jobs=2,
+                   progress=lambda m: None)
     print(f"\ngraded a class of {len(expected)} in {time.time() - start:.0f} s")
     print(report.summary())
     return base, report, expected, before

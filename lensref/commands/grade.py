@@ -18,6 +18,11 @@ def register(sub) -> None:
     p.add_argument("--no-sandbox", action="store_true",
                    help="run learner code unconfined (only for machines without user namespaces; learner code can then "
                         "read and change anything you can)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="grade N submissions at a time, each in its own sandbox (default: the number of cores)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the notebooks on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); the verdicts and the "
+                        "gradebook stay on this machine")
     p.add_argument("--baseline", action="store_true",
                    help="also run each notebook alone, unsandboxed, and print both times (slow: for measuring)")
     p.set_defaults(func=run)
@@ -35,6 +40,6 @@ def run(args) -> int:
     report = grade(args.assignment, submitted=args.submitted and Path(args.submitted), out=args.out and Path(args.out),
                    timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT, force=args.force,
                    limits=Limits(memory_mb=args.memory, max_procs=args.max_procs), sandboxed=not args.no_sandbox,
-                   baseline=args.baseline)
+                   baseline=args.baseline, jobs=args.jobs, scheduler=args.scheduler, bar=True)
     print(report.summary())
     return 0 if all(r.status in (GRADED, UNCHANGED) for r in report.results) else 1

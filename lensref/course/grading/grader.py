@@ -34,6 +34,7 @@ from pathlib import Path
 from ...errors import LensError
 from ...files import write_json
 from . import gradebook, sandbox
+from .jobs import Job, JobResult, materialize
 from .limits import Limits
 from .plan import NotebookPlan, load_plan
 
@@ -128,6 +129,21 @@ def _register_assignment(assignment: str, root: Path, db_url: str) -> None:
         raise LensError(f"nbgrader generate_assignment {assignment} failed: {(errors or ['see its output'])[-1][:200]}")
 
 
+@dataclass
+class Pending:
+    """A student whose job is out: what the judge will need when its result comes back."""
+
+    student: str
+    notebooks: dict[str, Path]
+    notes: list[str]
+    cases: dict
+    learner_code: list[str]
+    run_notebooks: dict
+    job: Job
+    started: float
+    prepare_s: float
+
+
 class Grader:
     """Grades students of one assignment, one at a time; the gradebook is written by this process only."""
 
@@ -165,59 +181,59 @@ class Grader:
                 cases[(plan.name, cell.grade_id)] = per_call
         return cases
 
-    def _scratch(self, student: str, notebooks: dict[str, Path], cases) -> tuple[Path, list[str], list[str]]:
+    def make_job(self, student: str, notebooks: dict[str, Path], notes: list[str]) -> Pending:
+        """Everything the sandbox needs for ``student``, as bytes; the cases stay here for the judge."""
         import nbformat
 
         from .submissions import prepare, read_notebook
 
-        scratch = Path(tempfile.mkdtemp(prefix="lensref-grade-"))
+        t0 = time.time()
+        cases = self._cases(student)
+        files: dict[str, bytes] = {}
         learner_code: list[str] = []
+        run_notebooks = {}
         for plan in self.plans:
             prepared = prepare(read_notebook(notebooks[plan.name]), self.sources[plan.name], plan.name)
             learner_code += prepared.learner_code
-            (scratch / "run").mkdir(exist_ok=True)
-            nbformat.write(prepared.notebook, scratch / "run" / f"{plan.name}.ipynb")
-            folder = scratch / "cases" / plan.name
-            folder.mkdir(parents=True, exist_ok=True)
+            run_notebooks[plan.name] = prepared.notebook
+            files[f"run/{plan.name}.ipynb"] = nbformat.writes(prepared.notebook).encode()
             for cell in plan.test_cells:
                 calls = [{"exercise": c.exercise, "function": c.function, "cases": cs}
                          for c, cs in zip(cell.calls, cases[(plan.name, cell.grade_id)])]
-                (folder / f"{cell.grade_id}.json").write_text(json.dumps({"calls": calls}))
-        job = {"notebooks": [p.name for p in self.plans], "cell_timeout": self.timeout, "interrupt_grace": 10,
-               "max_restarts": 3, "startup_timeout": 120}
-        (scratch / "job.json").write_text(json.dumps(job))
-        os.chmod(scratch, 0o777)
-        return scratch, learner_code, [p.name for p in self.plans]
+                files[f"cases/{plan.name}/{cell.grade_id}.json"] = json.dumps({"calls": calls}).encode()
+        files["job.json"] = json.dumps({"notebooks": [p.name for p in self.plans], "cell_timeout": self.timeout,
+                                        "interrupt_grace": 10, "max_restarts": 3, "startup_timeout": 120}).encode()
+        job = Job(student, files, self.limits, self.wall, self.sandboxed)
+        return Pending(student, notebooks, notes, cases, learner_code, run_notebooks, job, t0, time.time() - t0)
 
-    def grade_student(self, student: str, folder: Path, notebooks: dict[str, Path], notes: list[str]) -> StudentResult:
+    def finish(self, pending: Pending, run: JobResult) -> StudentResult:
+        """Judge a finished run here (never running learner code), then record it: gradebook, verdicts, feedback."""
         import nbformat
 
         from . import feedback
         from .judge import judge_cell
         from .static import inspect_code
 
-        t0 = time.time()
-        phases = {}
-        cases = self._cases(student)
-        scratch, learner_code, names = self._scratch(student, notebooks, cases)
+        student, notes, cases = pending.student, pending.notes, pending.cases
+        phases = {"prepare": pending.prepare_s, "sandbox": run.seconds}
+        t1 = time.time()
+        scratch = Path(tempfile.mkdtemp(prefix="lensref-judge-"))
         try:
-            phases["prepare"] = time.time() - t0
-            run = sandbox.run(scratch, [sys.executable, "-m", "lensref.course.grading.runner"], self.limits,
-                              self.wall, sandboxed=self.sandboxed)
-            phases["sandbox"] = run.seconds
-            t1 = time.time()
-            code = inspect_code(learner_code, self.forbidden)
+            materialize(run.files, scratch)
+            code = inspect_code(pending.learner_code, self.forbidden)
             if run.timed_out:
                 notes.append(f"the whole run passed its {self.wall:.0f} s limit and was stopped")
             if run.oom_kills:
                 notes.append(f"the memory limit ({self.limits.memory_mb} MB) was hit {run.oom_kills} time(s)")
+            if run.truncated:
+                notes.append("the run wrote more than the grader reads back; some answers were dropped")
             for exercise, names_used in code.uses_reference.items():
                 notes.append(f"{exercise} calls {', '.join(names_used)} (the reference): scored 0, please review")
             notes += [f"review: {line}" for line in code.review]
             points: dict[tuple[str, str], float] = {}
             verdicts_by_nb = {}
             for plan in self.plans:
-                statuses = self._cell_statuses(scratch, plan.name)
+                statuses = self._cell_statuses(scratch, plan.name, pending.run_notebooks[plan.name])
                 verdicts = {}
                 for cell in plan.test_cells:
                     verdict = judge_cell(cell, cases[(plan.name, cell.grade_id)],
@@ -237,7 +253,7 @@ class Grader:
                            "max_points": v.max_points, "lines": v.lines}
                           for verdicts in verdicts_by_nb.values() for v in verdicts.values()]})
             for plan in self.plans:
-                executed = self._executed(scratch, plan.name)
+                executed = self._executed(scratch, plan.name, pending.run_notebooks[plan.name])
                 nbformat.write(executed, done / f"{plan.name}.ipynb")
                 page = feedback.render(f"{self.assignment} / {plan.name}: feedback for {student}", executed,
                                        self.sources[plan.name], verdicts_by_nb[plan.name], notes)
@@ -247,23 +263,23 @@ class Grader:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         stored = gradebook.read(self.db_url, self.assignment, student)
-        result = StudentResult(student, GRADED, stored.score, stored.max_score, time.time() - t0,
+        result = StudentResult(student, GRADED, stored.score, stored.max_score, time.time() - pending.started,
                                "; ".join(notes), stored.cells, phases=phases)
         if self.baseline:
-            result.baseline_seconds = self._run_alone(notebooks)
+            result.baseline_seconds = self._run_alone(pending.notebooks)
         return result
 
-    def _cell_statuses(self, scratch: Path, name: str) -> dict[str, str]:
+    @staticmethod
+    def _cell_statuses(scratch: Path, name: str, run_nb) -> dict[str, str]:
         """grade_id -> how its probe cell ended (from the runner's record; untrusted, used only for wording)."""
         try:
             runs = json.loads((scratch / "executed" / f"{name}.cells.json").read_text()[:2_000_000])
-            run_nb = json.loads((scratch / "run" / f"{name}.ipynb").read_text())
         except (OSError, ValueError):
             return {}
         out = {}
         for entry in runs if isinstance(runs, list) else []:
             try:
-                cell = run_nb["cells"][int(entry["index"])]
+                cell = run_nb.cells[int(entry["index"])]
                 gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
                 if gid:
                     out[gid] = str(entry["status"])
@@ -271,7 +287,8 @@ class Grader:
                 continue
         return out
 
-    def _executed(self, scratch: Path, name: str):
+    @staticmethod
+    def _executed(scratch: Path, name: str, run_nb):
         """The run's notebook with its outputs (untrusted: parsed as data, size-capped), else the notebook as run."""
         import nbformat
 
@@ -281,7 +298,7 @@ class Grader:
                 return nbformat.read(path, as_version=4)
         except Exception:  # a broken or forged file: fall back to the notebook without outputs
             pass
-        return nbformat.read(scratch / "run" / f"{name}.ipynb", as_version=4)
+        return run_nb
 
     def _run_alone(self, notebooks: dict[str, Path]) -> float:
         """Seconds to run the submission's notebooks plainly (nbclient, no sandbox, no probes): the baseline."""
@@ -307,10 +324,17 @@ def grade(
     limits: Limits | None = None,
     sandboxed: bool = True,
     baseline: bool = False,
+    jobs: int | None = 1,
+    scheduler: str | None = None,
     progress=print,
+    bar: bool = False,
 ) -> GradeReport:
-    """Grade every ``<submitted>/<student>/<assignment>/`` into the gradebook; see the module docstring."""
-    from .submissions import find_notebooks, notebook_problem
+    """Grade every ``<submitted>/<student>/<assignment>/`` into the gradebook; see the module docstring.
+
+    ``jobs`` sandboxes run at a time (None: one per core), or the runs go to the Dask ``scheduler``; either way
+    this process judges and records the students in name order, so the gradebook and the CSV are the same.
+    """
+    from .dispatch import open_pool
 
     start = time.time()
     root = Path(root or course_root()).resolve()
@@ -327,47 +351,94 @@ def grade(
     if not students:
         raise LensError(f"no submissions for {assignment} in {submitted} (expected {submitted}/<student>/{assignment}/)")
     limits = limits or Limits()
-    if sandboxed:
+    if sandboxed and not scheduler:
         sandbox.check_bwrap()
-    else:
+    elif not sandboxed:
         progress("warning: grading WITHOUT a sandbox: learner code can read and change anything this user can")
     from ...models import load_model
 
-    load_model()  # the model cache must exist before any sandbox mounts it read-only
-
+    load_model()  # the model cache must exist before any sandbox mounts it read-only, and the judge needs it
     grader = Grader(assignment, root, out, timeout, limits, sandboxed, baseline, progress)
-    names = [p.name for p in grader.plans]
+    pool = open_pool(jobs, scheduler)
     results: list[StudentResult] = []
     out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out / "gradebook.db.lock"):
-        _register_assignment(assignment, root, grader.db_url)
-        for student in students:
-            folder = submitted / student / assignment
-            found = find_notebooks(folder, names)
-            if found.problem:
-                results.append(StudentResult(student, MISSING, message=found.problem))
-                progress(f"{student}: {found.problem}")
-                continue
-            problems = [f"{path} {why}" for path in found.notebooks.values() if (why := notebook_problem(path))]
-            if problems:
-                result = StudentResult(student, MALFORMED, message="; ".join(problems) + " - skipped")
-                results.append(result)
-                progress(f"{student}: malformed: {result.message}")
-                continue
-            done = out / "autograded" / student / assignment
-            stored = gradebook.read(grader.db_url, assignment, student)
-            if not force and stored is not None and done.is_dir() and _newest_mtime(done) >= _newest_mtime(folder):
-                results.append(StudentResult(student, UNCHANGED, stored.score, stored.max_score, cells=stored.cells,
-                                             message="already graded (use --force to regrade)"))
-                continue
-            result = grader.grade_student(student, folder, found.notebooks, list(found.notes))
-            results.append(result)
-            progress(f"{student}: {result.status} {result.score:g}/{result.max_score:g} ({result.seconds:.1f} s)")
-        csv_path = out / f"grades-{assignment}.csv"
-        write_csv(csv_path, assignment, results, grader.db_url)
+    csv_path = out / f"grades-{assignment}.csv"
+    try:
+        with _exclusive(out / "gradebook.db.lock"):
+            _register_assignment(assignment, root, grader.db_url)
+            try:
+                _grade_all(grader, pool, students, submitted, force, results, bar)
+            except KeyboardInterrupt:
+                pool.close(cancel=True)
+                write_csv(csv_path, assignment, results, grader.db_url)
+                raise LensError(f"interrupted: {len(results)} of {len(students)} submission(s) done and kept in the "
+                                "gradebook; run the same command again to grade the rest") from None
+            write_csv(csv_path, assignment, results, grader.db_url)
+    finally:
+        pool.close()
     confinement = sandbox.describe(limits) if sandboxed else "none (--no-sandbox)"
     return GradeReport(assignment, results, csv_path, out / "feedback", out / "gradebook.db", time.time() - start,
-                       confinement)
+                       f"{confinement}; {pool.describe()}")
+
+
+def _triage(grader: Grader, student: str, folder: Path, force: bool) -> StudentResult | Pending:
+    """A result at once (missing, malformed, unchanged), or the job to run."""
+    from .submissions import find_notebooks, notebook_problem
+
+    names = [p.name for p in grader.plans]
+    found = find_notebooks(folder, names)
+    if found.problem:
+        return StudentResult(student, MISSING, message=found.problem)
+    problems = [f"{path} {why}" for path in found.notebooks.values() if (why := notebook_problem(path))]
+    if problems:
+        return StudentResult(student, MALFORMED, message="; ".join(problems) + " - skipped")
+    done = grader.out / "autograded" / student / grader.assignment
+    stored = gradebook.read(grader.db_url, grader.assignment, student)
+    if not force and stored is not None and done.is_dir() and _newest_mtime(done) >= _newest_mtime(folder):
+        return StudentResult(student, UNCHANGED, stored.score, stored.max_score, cells=stored.cells,
+                             message="already graded (use --force to regrade)")
+    return grader.make_job(student, found.notebooks, list(found.notes))
+
+
+def _grade_all(grader: Grader, pool, students: list[str], submitted: Path, force: bool,
+               results: list[StudentResult], bar: bool) -> None:
+    """Keep the pool busy; judge and record strictly in student order (one writer, a fixed order)."""
+    from collections import deque
+
+    from tqdm import tqdm
+
+    window = max(2, 2 * pool.slots)
+    inflight: deque = deque()
+    progress = tqdm(total=len(students), unit="submission", disable=not bar, dynamic_ncols=True)
+
+    def drain_one() -> None:
+        entry, future = inflight.popleft()
+        if future is None:
+            result = entry
+        else:
+            try:
+                run = future.result()
+            except Exception as exc:  # the run itself failed (a worker lost twice, the sandbox could not start)
+                result = StudentResult(entry.student, FAILED, message=f"the run failed: {type(exc).__name__}: "
+                                       f"{(str(exc).splitlines() or [''])[0][:200]}; nothing recorded")
+            else:
+                result = grader.finish(entry, run)
+        results.append(result)
+        progress.update(1)
+        score = "" if result.score is None else f" {result.score:g}/{result.max_score:g}"
+        line = f"{result.student}: {result.status}{score}" + (f" ({result.message})" if result.message else "")
+        (progress.write if bar else grader.progress)(line)
+
+    try:
+        for student in students:
+            entry = _triage(grader, student, submitted / student / grader.assignment, force)
+            inflight.append((entry, pool.submit(entry.job) if isinstance(entry, Pending) else None))
+            while inflight and (len(inflight) > window or inflight[0][1] is None or inflight[0][1].done()):
+                drain_one()
+        while inflight:
+            drain_one()
+    finally:
+        progress.close()
 
 
 def write_csv(path: Path, assignment: str, results: list[StudentResult], db_url: str) -> None:

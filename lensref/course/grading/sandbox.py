@@ -9,11 +9,14 @@ are capped by :mod:`.limits`; at the wall limit, or when the grader stops, the w
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +26,27 @@ from .limits import Confinement, Limits, confinement
 
 HOME = "/home/learner"  # where the scratch folder appears inside the sandbox
 CACHE = "/opt/lensref-cache"  # where the model cache appears inside the sandbox
+
+
+_LIVE: dict[int, Confinement] = {}  # runs in progress in this process: pid -> its confinement
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_all() -> None:
+    """Kill every run this process has in progress (Ctrl-C while grading)."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.items())
+    for pid, box in live:
+        box.kill(pid)
+
+
+def _die_with_grader() -> None:
+    """In the child before exec: SIGKILL when the grader (or the Dask worker) that started it dies."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 @dataclass
@@ -126,12 +150,19 @@ def run(scratch: Path, argv: list[str], limits: Limits, wall_s: float, sandboxed
                     "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "PATH": os.environ.get("PATH", "")}
         cmd, cwd, proc_env = argv, str(scratch), full_env
     box: Confinement = confinement(limits)
+
+    def preexec() -> None:
+        _die_with_grader()
+        box.preexec()
+
     start = time.monotonic()
     log_path = scratch / ".sandbox.log"
     try:
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, cwd=cwd, env=proc_env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=box.preexec)
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
+            with _LIVE_LOCK:
+                _LIVE[proc.pid] = box
             timed_out = False
             try:
                 proc.wait(timeout=wall_s)
@@ -140,6 +171,8 @@ def run(scratch: Path, argv: list[str], limits: Limits, wall_s: float, sandboxed
             finally:
                 box.kill(proc.pid)
                 proc.wait()
+                with _LIVE_LOCK:
+                    _LIVE.pop(proc.pid, None)
         ooms = box.oom_kills()
     finally:
         box.close()

@@ -33,7 +33,11 @@ def encode(value: Any, tensors: dict, depth: int = 0) -> Any:
         return value if math.isfinite(value) else {"__float__": repr(value)}
     if isinstance(value, torch.Tensor):
         key = f"t{len(tensors)}"
-        tensors[key] = value.detach().to("cpu").clone().contiguous()
+        tensor = value.detach().to("cpu")
+        storage = tensor.untyped_storage()
+        whole = tensor.is_contiguous() and tensor.storage_offset() == 0 and tensor.nbytes == storage.nbytes()
+        shared = any(t.untyped_storage().data_ptr() == storage.data_ptr() for t in tensors.values())
+        tensors[key] = tensor if whole and not shared else tensor.clone().contiguous()  # copy views only
         return {"__tensor__": key}
     if type(value).__module__ == "numpy":
         import numpy as np
@@ -88,21 +92,24 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def save(stem: Path, value: Any) -> None:
-    """Write ``value`` as ``stem.json`` (+ ``stem.safetensors`` when it holds tensors)."""
-    from safetensors.torch import save as save_tensors
+    """Write ``value`` as ``stem.json`` (+ ``stem.safetensors`` when it holds tensors), each atomically."""
+    from safetensors.torch import save_file
+
+    from ...files import replacing
 
     tensors: dict = {}
     tree = encode(value, tensors)
     stem = Path(stem)
     if tensors:
-        _write(stem.with_suffix(".safetensors"), save_tensors(tensors))
+        with replacing(stem.with_suffix(".safetensors")) as tmp:
+            save_file(tensors, str(tmp))  # streamed to the file: no second copy in memory
     _write(stem.with_suffix(".json"), json.dumps({"value": tree}).encode())
 
 
 def load(stem: Path) -> Any:
     """Read what :func:`save` wrote; raise :class:`WireError` (one line) for anything else."""
     from safetensors import SafetensorError
-    from safetensors.torch import load as load_tensors
+    from safetensors.torch import load_file
 
     stem = Path(stem)
     text_path, tensor_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
@@ -119,7 +126,7 @@ def load(stem: Path) -> Any:
         if tensor_path.stat().st_size > MAX_TENSOR_BYTES:
             raise WireError("the returned tensors are too large")
         try:
-            tensors = load_tensors(tensor_path.read_bytes())
+            tensors = load_file(str(tensor_path))
         except (SafetensorError, ValueError, OSError) as exc:
             raise WireError(f"the tensor file is not valid safetensors ({str(exc)[:80]})") from None
     if not isinstance(doc, dict) or "value" not in doc:

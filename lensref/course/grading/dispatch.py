@@ -1,0 +1,76 @@
+"""Where jobs run: a local pool of sandboxes (``--jobs N``) or an existing Dask cluster (``--scheduler ADDRESS``).
+
+Both take a :class:`~.jobs.Job` and give back a future of its :class:`~.jobs.JobResult`; the grader collects the
+results in student order and alone judges and writes the gradebook, so the outcome does not depend on where or in
+what order the runs happened. A Dask task that loses its worker is rescheduled by Dask on another worker; one that
+fails again is reported, never judged twice.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from ...errors import LensError
+from .jobs import Job, execute, worker_problem
+
+
+class LocalPool:
+    def __init__(self, jobs: int):
+        self.slots = jobs
+        self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
+
+    def submit(self, job: Job) -> Future:
+        return self._pool.submit(execute, job)
+
+    def close(self, cancel: bool = False) -> None:
+        from . import sandbox
+
+        if cancel:
+            sandbox.kill_all()
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def describe(self) -> str:
+        return f"{self.slots} local sandbox(es) at a time"
+
+
+class DaskPool:
+    def __init__(self, address: str, connect_timeout: float = 10.0):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise LensError("--scheduler needs dask's distributed package (pip install 'dask[distributed]')") from None
+        try:
+            self.client = Client(address, timeout=connect_timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise LensError(f"no Dask scheduler answers at {address} ({type(exc).__name__}); start one with "
+                            "`dask scheduler` and check the address") from None
+        workers = self.client.scheduler_info().get("workers", {})
+        if not workers:
+            self.client.close()
+            raise LensError(f"the Dask scheduler at {address} has no workers; start `dask worker {address}` on a "
+                            "machine with the course installed")
+        problems = {w: p for w, p in self.client.run(worker_problem).items() if p}
+        if problems:
+            worker, problem = sorted(problems.items())[0]
+            self.client.close()
+            raise LensError(f"Dask worker {worker} cannot grade: {problem}"
+                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+        self.slots = sum(w.get("nthreads", 1) for w in workers.values())
+        self.address = address
+
+    def submit(self, job: Job):
+        return self.client.submit(execute, job, pure=False, retries=0, key=f"lensref-grade-{job.student}-{os.urandom(4).hex()}")
+
+    def close(self, cancel: bool = False) -> None:
+        self.client.close()
+
+    def describe(self) -> str:
+        return f"Dask cluster at {self.address} ({self.slots} worker thread(s))"
+
+
+def open_pool(jobs: int | None, scheduler: str | None):
+    if scheduler:
+        return DaskPool(scheduler)
+    if jobs is not None and jobs < 1:
+        raise LensError(f"--jobs must be at least 1, got {jobs}")
+    return LocalPool(jobs or os.cpu_count() or 1)
