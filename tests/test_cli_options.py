@@ -570,6 +570,57 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
     ("patchscope", "--tokens"): [T + "test_patchscope_options", T + "test_patchscope_bad_options_are_one_line"],
     ("patchscope", "--target-model"): [T + "test_patchscope_target_model"],
     ("patchscope", "--json"): [T + "test_patchscope_options", T + "test_patchscope_bad_options_are_one_line"],
+    ("tuned train", "--model"): [
+        "test_tuned_helpers.py::test_cli_train_options",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("tuned train", "--device"): [
+        "test_tuned_helpers.py::test_cli_train_options",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("tuned train", "--out"): ["test_tuned_helpers.py::test_cli_train_options"],
+    ("tuned train", "--text"): [
+        "test_tuned_helpers.py::test_cli_train_options",
+        "test_tuned_helpers.py::test_cli_train_bad_options_are_one_line",
+    ],
+    ("tuned train", "--preset"): [
+        "test_tuned_helpers.py::test_cli_train_options",
+        "test_tuned_helpers.py::test_cli_train_bad_options_are_one_line",
+    ],
+    ("tuned train", "--max-tokens"): [
+        "test_tuned_helpers.py::test_cli_train_options",
+        "test_tuned_helpers.py::test_cli_train_bad_options_are_one_line",
+    ],
+    ("tuned train", "--steps"): [
+        "test_tuned_helpers.py::test_cli_train_options",
+        "test_tuned_helpers.py::test_cli_train_bad_options_are_one_line",
+    ],
+    ("tuned train", "--quiet"): ["test_tuned_helpers.py::test_cli_train_options"],
+    ("tuned eval", "--model"): [
+        "test_tuned_helpers.py::test_cli_eval_options",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("tuned eval", "--device"): [
+        "test_tuned_helpers.py::test_cli_eval_options",
+        T + "test_model_and_device_errors_are_one_line",
+    ],
+    ("tuned eval", "--lens"): [
+        "test_tuned_helpers.py::test_cli_eval_options",
+        "test_tuned_helpers.py::test_cli_eval_bad_options_are_one_line",
+    ],
+    ("tuned eval", "--max-tokens"): [
+        "test_tuned_helpers.py::test_cli_eval_options",
+        "test_tuned_helpers.py::test_cli_eval_bad_options_are_one_line",
+    ],
+    ("tuned eval", "--json"): [
+        "test_tuned_helpers.py::test_cli_eval_options",
+        "test_tuned_helpers.py::test_cli_eval_bad_options_are_one_line",
+    ],
+    ("tuned eval", "--plot"): [
+        "test_tuned_helpers.py::test_cli_eval_options",
+        "test_tuned_helpers.py::test_cli_eval_bad_options_are_one_line",
+    ],
+    ("tuned eval", "--quiet"): ["test_tuned_helpers.py::test_cli_eval_options"],
     ("bench", "--json"): ["test_bench.py::test_cli_writes_json_list"],
     ("bench", "--sizes"): ["test_bench.py::test_cli_writes_json_list", "test_bench.py::test_cli_rejects_bad_input"],
     ("bench", "--repeats"): ["test_bench.py::test_cli_writes_json_list", "test_bench.py::test_cli_rejects_bad_input"],
