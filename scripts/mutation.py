@@ -65,6 +65,8 @@ def prepare(module: str, tests: list[str], mutmut: dict, pytest_options: dict, k
     if work.exists() and not keep:
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
+    for stale in (work / "mutants" / "lensref").rglob("*.py"):  # mutmut copies sources only where none are
+        stale.unlink()
     for name in COPIED:
         target = work / name
         if target.exists():
@@ -181,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help="modules to test (default: every one in pyproject.toml)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1)")
-    parser.add_argument("--keep", action="store_true", help="reuse earlier results of unchanged functions")
+    parser.add_argument(
+        "--keep", action="store_true", help="reuse the last run's kills; test new mutants and earlier survivors"
+    )
     parser.add_argument("--report-only", action="store_true", help="print the last run's results, run nothing")
     args = parser.parse_args(argv)
     modules, mutmut_settings, pytest_options = settings()
@@ -197,7 +201,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only:
             work = prepare(module, modules[module], mutmut_settings, pytest_options, args.keep)
             print(f"== {module}: mutmut in {work.relative_to(ROOT)} with {', '.join(modules[module])}", flush=True)
+            if args.keep:
+                # new tests may cover functions they did not before: collect which tests run what afresh
+                (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
             mutmut(work, "run", "--max-children", str(args.jobs))
+            survivors = [name for name, status in statuses(work, module).items() if status not in DETECTED]
+            if args.keep and survivors:  # earlier survivors against the tests as they are now
+                mutmut(work, "run", "--max-children", str(args.jobs), *survivors)
         ok, line = report(module, statuses(work, module), work, reasons)
         all_ok &= ok
         summary.append(line)

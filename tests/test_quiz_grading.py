@@ -269,3 +269,57 @@ def test_take_links_the_chosen_options_page(monkeypatch, capsys, bank):
     assert code == 0
     block = text.split(f"Question {q.number}/15")[1].split(f"Question {q.number + 1}/15")[0]
     assert f"(lesson: {option.section}.html)" in block and f"(lesson: {q.answer.section}.html)" not in block
+
+
+# --- every field of a result, its JSON and its text -----------------------------------------------------------
+
+
+def test_unanswered_questions_have_empty_fields_and_the_answers_section(bank):
+    answers = right_letters(bank)
+    del answers["3"]
+    result = grade(bank, answers, allow_unanswered=True)
+    r3 = result.results[2]
+    q3 = bank.question(3)
+    assert (r3.chosen, r3.chosen_text, r3.explanation, r3.correct) == (None, "", "", False)
+    assert (r3.answer, r3.answer_text, r3.section) == (q3.answer.letter, q3.answer.text, q3.answer.section)
+    assert (result.score, result.answered, result.total) == (14, 14, 15)
+    assert result.score_line() == "score: 14/15 (14 of 15 answered)"
+    assert grade(bank, right_letters(bank)).score_line() == "score: 15/15"
+    assert format_result(r3) == (
+        f" 3. {q3.id}: unanswered; the answer is {q3.answer.letter}) {q3.answer.text} "
+        f"(lesson: {SECTIONS[q3.answer.section]}, {q3.answer.section}.html)"
+    )
+
+
+def test_to_dict_is_every_field(bank):
+    answers = right_letters(bank) | {"2": "b"}
+    del answers["5"]
+    result = grade(bank, answers, allow_unanswered=True)
+    data = result.to_dict()
+    assert list(data) == ["bank", "score", "total", "answered", "results"]
+    assert (data["bank"], data["score"], data["total"], data["answered"]) == (bank.id, 13, 15, 14)
+    q2 = bank.question(2)
+    assert data["results"][1] == {
+        "number": 2,
+        "id": q2.id,
+        "chosen": "b",
+        "chosen_text": q2.options[1].text,
+        "answer": q2.answer.letter,
+        "answer_text": q2.answer.text,
+        "correct": q2.options[1].correct,
+        "explanation": q2.options[1].explanation,
+        "section": q2.options[1].section,
+    }
+    assert data["results"][4]["chosen"] is None and data["results"][4]["explanation"] == ""
+    assert json.loads(json.dumps(data)) == data
+
+
+def test_format_result_shows_the_explanation_of_a_right_answer_only_when_asked(bank):
+    r1 = grade(bank, right_letters(bank)).results[0]
+    q1 = bank.question(1)
+    assert format_result(r1) == f" 1. {q1.id}: correct ({q1.answer.letter})"
+    assert format_result(r1, show_explanation_when_right=True) == (
+        f" 1. {q1.id}: correct ({q1.answer.letter})\n    {q1.answer.explanation}"
+    )
+    wrong = grade(bank, right_letters(bank) | {"1": "a"}).results[0]
+    assert format_result(wrong, show_explanation_when_right=True) == format_result(wrong)
