@@ -16,6 +16,7 @@ this derivation tells the two apart on these models.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pytest
@@ -209,7 +210,13 @@ def with_unembedding_bias(lm, seed: int = 5):
     return lm
 
 
+@functools.cache
 def model_for(family: str):
+    """One model per family for the tests that only read it (tests that change a model build their own)."""
+    return fresh_model_for(family)
+
+
+def fresh_model_for(family: str):
     lm = tiny_model(family, seed=2)
     if family in ("gpt2", "gpt_neox"):
         randomize_biases(lm)
@@ -255,7 +262,7 @@ def test_an_interleaved_head_split_is_caught(family):
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_an_unembedding_bias_goes_into_the_constant(family):
-    lm = with_unembedding_bias(model_for(family))
+    lm = with_unembedding_bias(fresh_model_for(family))
     result = direct_logit_attribution(lm, PROMPT, "q", "x")
     ref = derive(lm, family, PROMPT, ord("q"), ord("x"), -1)
     bias = lm.model.get_output_embeddings().bias
@@ -306,7 +313,7 @@ def test_components_heads_and_top_follow_the_arrays():
 
 
 def test_a_projection_that_does_not_split_into_heads_is_refused():
-    lm = model_for("llama")
+    lm = fresh_model_for("llama")
     lm.model.config.num_attention_heads = 3  # 32 columns do not split into 3 heads
     with pytest.raises(LensError, match="does not split into 3 heads"):
         direct_logit_attribution(lm, PROMPT, "q", "x")
