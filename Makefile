@@ -8,7 +8,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench book grade lab mutation clean
+.PHONY: setup demo lint test test-fast bench book grade worker lab mutation clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS) scripts/install-system-packages.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,20 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/lensref lens "The Eiffel Tower is located in the city of" --target " Paris" --plot demo.png --json demo.json
 
-test: setup
+# ruff (lint + format check) and mypy, configured in pyproject.toml; `make test` runs it first.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup lint
 	$(PY) -m pytest -q -ra
+
+# Unit tests on tiny random models: no real model, notebooks, nbgrader, book, sandbox or browser (a few minutes).
+FAST := -m "not real_model and not slow and not browser" --ignore=tests/browser --ignore=tests/test_book.py \
+	--ignore=tests/test_exercises_release.py --ignore=tests/test_exercises_grading.py --ignore=tests/test_grading_sandbox.py
+test-fast: setup
+	$(PY) -m pytest -q -ra $(FAST)
 
 book: setup
 	bash scripts/build_book.sh
@@ -36,6 +48,12 @@ grade: setup
 # Learners: your own copies of the exercises (my-work/, never overwritten) in JupyterLab; prints the URL.
 lab: setup
 	$(VENV)/bin/lensref lab $(if $(WORK),--work $(WORK)) $(if $(PORT),--port $(PORT)) $(if $(NO_BROWSER),--no-browser)
+
+# A Dask worker for `lensref grade --scheduler`: the same .venv and model cache, one thread per core.
+worker: setup
+	@test -n "$(SCHEDULER)" || { echo "usage: make worker SCHEDULER=tcp://scheduler-host:8786"; exit 2; }
+	$(VENV)/bin/lensref lens "hello" > /dev/null
+	$(VENV)/bin/dask worker $(SCHEDULER) --nworkers 1 --nthreads $$(nproc) --name $$(hostname)
 
 bench: setup
 	$(VENV)/bin/lensref bench --json bench.json
