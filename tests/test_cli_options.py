@@ -495,6 +495,20 @@ def test_quiz_grade_class_options(capsys, tmp_path):
     )
 
 
+def test_submit_course_option(capsys, tmp_path):
+    notebook = TESTS.parent / "exercises" / "01-logit-lens" / "logit_lens.ipynb"
+    out = tmp_path / "submitted"
+    code, text, _ = run(
+        capsys, "submit", str(notebook), "--student", "ada", "--out", str(out), "--course", str(TESTS.parent)
+    )
+    assert code == 0 and (out / "ada" / "01-logit-lens" / "logit_lens.ipynb").read_bytes() == notebook.read_bytes()
+    one_line_error(
+        capsys,
+        ["submit", str(notebook), "--student", "ada", "--out", str(out), "--course", str(tmp_path)],
+        f"{tmp_path / 'solutions'}: no such folder",
+    )
+
+
 # --- the coverage table ----------------------------------------------------------------------------------------
 
 T = "test_cli_options.py::"
@@ -621,6 +635,26 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
         "test_tuned_helpers.py::test_cli_eval_bad_options_are_one_line",
     ],
     ("tuned eval", "--quiet"): ["test_tuned_helpers.py::test_cli_eval_options"],
+    ("check", "notebook"): ["test_check_submit.py::test_check_cli_exit_status_and_bad_input"],
+    ("check", "--timeout"): ["test_check_submit.py::test_check_cli_exit_status_and_bad_input"],
+    ("submit", "notebook"): [
+        "test_check_submit.py::test_submit_zip_holds_the_layout_grade_reads",
+        "test_check_submit.py::test_submit_refuses_what_is_not_the_courses",
+    ],
+    ("submit", "--student"): [
+        "test_check_submit.py::test_submit_zip_holds_the_layout_grade_reads",
+        "test_check_submit.py::test_submit_refuses_what_is_not_the_courses",
+    ],
+    ("submit", "--out"): [
+        "test_check_submit.py::test_submit_refuses_what_is_not_the_courses",
+        T + "test_submit_course_option",
+    ],
+    ("submit", "--course"): [T + "test_submit_course_option"],
+    ("lab", "--work"): ["browser/test_lab.py::test_lensref_lab_command_prints_the_url_and_serves_the_work_folder"],
+    ("lab", "--port"): ["browser/test_lab.py::test_lensref_lab_command_prints_the_url_and_serves_the_work_folder"],
+    ("lab", "--no-browser"): [
+        "browser/test_lab.py::test_lensref_lab_command_prints_the_url_and_serves_the_work_folder"
+    ],
     ("bench", "--json"): ["test_bench.py::test_cli_writes_json_list"],
     ("bench", "--sizes"): ["test_bench.py::test_cli_writes_json_list", "test_bench.py::test_cli_rejects_bad_input"],
     ("bench", "--repeats"): ["test_bench.py::test_cli_writes_json_list", "test_bench.py::test_cli_rejects_bad_input"],
@@ -697,8 +731,18 @@ def test_source(reference: str) -> str:
 test_source.__test__ = False  # a helper, not a test
 
 
+# Subcommands whose options are covered elsewhere, each with the reason.
+ELSEWHERE = {
+    "grade": "the grading tests own it (tests/test_exercises_grading.py, tests/test_grading_*.py): they run nbgrader",
+}
+
+
 def test_every_option_of_every_subcommand_is_tested():
-    options = {(cmd, opt) for cmd, opt in parser_options() if cmd.split()[0] in {c.split()[0] for c, _ in COVERAGE}}
+    commands = {cmd.split()[0] for cmd, _ in parser_options()}
+    assert commands == {c.split()[0] for c, _ in COVERAGE} | set(ELSEWHERE), (
+        "a subcommand is neither here nor ELSEWHERE"
+    )
+    options = {(cmd, opt) for cmd, opt in parser_options() if cmd.split()[0] not in ELSEWHERE}
     assert sorted(options - set(COVERAGE)) == [], "options without a test: add them to COVERAGE"
     assert sorted(set(COVERAGE) - options) == [], "COVERAGE names options the parser no longer has"
     for (command, option), references in COVERAGE.items():
