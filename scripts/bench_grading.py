@@ -1,0 +1,114 @@
+"""Grading throughput, in one run (a benchmark, not a test): ``.venv/bin/python scripts/bench_grading.py``.
+
+1. A class of N generated assignment-1 submissions (solutions and common mistakes, cycled) graded with
+   ``--jobs 1``, ``--jobs 2`` and through a local Dask cluster of 2 workers started as separate processes;
+   prints submissions per minute and the speedup over ``--jobs 1``.
+2. The per-submission dispatch overhead: M trivial submissions of a one-cell tiny notebook through the same code
+   path (local pool and Dask), as (wall time - the sandboxed runs' own time / slots) / M.
+3. The expected time for 10,000 submissions on 50 workers from the measured cost per submission and overhead.
+
+Run it on a quiet machine: every figure is a wall time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
+sys.path.insert(0, str(HERE.parent / "tests" / "fixtures" / "submissions"))
+
+KINDS = ["solution", "other_style", "forgot_norm", "double_norm", "off_by_one", "crash"]
+
+
+def _class(folder: Path, n: int) -> None:
+    import build
+
+    roster = {f"s{i:03d}_{KINDS[i % len(KINDS)]}": (KINDS[i % len(KINDS)], None) for i in range(n)}
+    build.write_class(folder, roster)
+
+
+def _timed(**kwargs) -> tuple[float, object]:
+    from lensref.course.grading.grader import grade
+
+    start = time.time()
+    report = grade(progress=lambda m: None, **kwargs)
+    return time.time() - start, report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=12)
+    parser.add_argument("--trivial", type=int, default=200)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    import tiny_course
+    from test_grading_scale import Cluster  # the same scheduler/worker processes the tests start
+
+    out: dict = {"submissions": args.submissions, "trivial": args.trivial}
+    with tempfile.TemporaryDirectory(prefix="lensref-bench-grading-") as tmp:
+        tmp = Path(tmp)
+        _class(tmp / "submitted", args.submissions)
+        cluster = Cluster(tmp)
+        try:
+            cluster.add_worker("w1")
+            cluster.add_worker("w2")
+            cluster.wait_for_workers(2)
+            runs = {}
+            for label, extra in (("jobs 1", {"jobs": 1}), ("jobs 2", {"jobs": 2}),
+                                 ("dask 2 workers", {"scheduler": cluster.address})):
+                seconds, report = _timed(assignment="01-logit-lens", submitted=tmp / "submitted",
+                                         out=tmp / label.replace(" ", "-"), **extra)
+                per = [r.seconds for r in report.results]
+                runs[label] = {"seconds": seconds, "per_minute": 60 * args.submissions / seconds,
+                               "sandbox_s": sum(r.phases.get("sandbox", 0) for r in report.results) / len(per),
+                               "judge_record_s": sum(r.phases.get("judge", 0) + r.phases.get("record", 0)
+                                                     for r in report.results) / len(per)}
+                print(f"{label:15s} {seconds:7.1f} s  {runs[label]['per_minute']:5.2f} submissions/min", flush=True)
+            base = runs["jobs 1"]["seconds"]
+            for label, run in runs.items():
+                run["speedup"] = base / run["seconds"]
+            out["class"] = runs
+
+            course = tiny_course.make_course(tmp / "tiny")
+            tiny_course.make_class(course / "submitted", args.trivial)
+            overhead = {}
+            for label, extra, slots in (("local 2", {"jobs": 2}, 2), ("dask 2 workers", {"scheduler": cluster.address}, 2)):
+                seconds, report = _timed(assignment=tiny_course.ASSIGNMENT, submitted=course / "submitted",
+                                         out=tmp / f"tiny-{label.replace(' ', '-')}", root=course, **extra)
+                sandbox = sum(r.phases.get("sandbox", 0) for r in report.results)
+                overhead[label] = {"seconds": seconds, "sandbox_s_each": sandbox / args.trivial,
+                                   "overhead_ms": 1000 * (seconds - sandbox / slots) / args.trivial}
+                print(f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission "
+                      f"(wall {seconds:.0f} s, sandboxed run {sandbox / args.trivial:.2f} s each)", flush=True)
+            out["dispatch"] = overhead
+        finally:
+            cluster.close()
+
+    # On a cluster the notebooks run in parallel on the workers, while this machine judges and records every
+    # submission in turn: the slower of the two sets the pace.
+    dask_run = runs["dask 2 workers"]
+    worker_s = dask_run["seconds"] * 2 / args.submissions  # one worker's time per submission
+    serial_s = dask_run["judge_record_s"] + overhead["dask 2 workers"]["overhead_ms"] / 1000
+    workers = 50
+    estimate = max(10_000 * worker_s / workers, 10_000 * serial_s)
+    out["estimate_10000_on_50_workers_h"] = estimate / 3600
+    print("\n| run | wall s | submissions/min | speedup over --jobs 1 |\n|---|---|---|---|")
+    for label, run in runs.items():
+        print(f"| {label} | {run['seconds']:.0f} | {run['per_minute']:.2f} | {run['speedup']:.2f} |")
+    print(f"\ndispatch overhead: local {overhead['local 2']['overhead_ms']:.0f} ms, "
+          f"dask {overhead['dask 2 workers']['overhead_ms']:.0f} ms per submission")
+    print(f"10,000 submissions on {workers} workers like these: about {estimate / 3600:.1f} h "
+          f"({worker_s:.0f} s per submission on a worker; {serial_s:.2f} s judging and recording each here)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
