@@ -22,10 +22,12 @@ import hashlib
 import io
 import json
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -162,6 +164,19 @@ class Grader:
         self.db_url = f"sqlite:///{out / 'gradebook.db'}"
         code_cells = sum(1 for nb in self.sources.values() for c in nb.cells if c.cell_type == "code")
         self.wall = timeout * (code_cells + 4) + 180
+        self._warm_queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._warm_references, daemon=True, name="lensref-warm").start()
+
+    def _warm_references(self) -> None:
+        """While the sandboxes run, compute the model passes the judge will need (memoized per model and prompt)."""
+        from ..checks._core import captured
+
+        while True:
+            case = self._warm_queue.get()
+            try:
+                captured(case, case["prompt"])
+            except Exception:  # the judge will meet the same problem and report it
+                pass
 
     # -- one student ------------------------------------------------------------------------------------------
     def _cases(self, student: str) -> dict[tuple[str, str], list[list[dict]]]:
@@ -189,6 +204,11 @@ class Grader:
 
         t0 = time.time()
         cases = self._cases(student)
+        for per_call in cases.values():
+            for call_cases in per_call:
+                for case in call_cases:
+                    if isinstance(case, dict) and "lm" in case and isinstance(case.get("prompt"), str):
+                        self._warm_queue.put(case)
         files: dict[str, bytes] = {}
         learner_code: list[str] = []
         run_notebooks = {}
