@@ -323,3 +323,31 @@ def test_format_result_shows_the_explanation_of_a_right_answer_only_when_asked(b
     )
     wrong = grade(bank, right_letters(bank) | {"1": "a"}).results[0]
     assert format_result(wrong, show_explanation_when_right=True) == format_result(wrong)
+
+
+def test_errors_name_where_the_answers_came_from(bank):
+    with pytest.raises(LensError, match=r"^answers: no answers$"):
+        grade(bank, {})
+    with pytest.raises(LensError, match=r"^my file: no answers$"):
+        grade(bank, {}, where="my file")
+
+
+def test_a_page_file_without_a_name_or_score(bank):
+    from lensref.course.quiz.scoring import PAGE_FORMAT, grade_sheet, sheet_from_data
+
+    sheet = sheet_from_data({"format": PAGE_FORMAT, "bank": bank.id, "answers": {"1": "d"}}, "page.json")
+    assert (sheet.learner, sheet.page_score, sheet.from_page, sheet.bank, sheet.where) == (
+        "",
+        None,
+        True,
+        bank.id,
+        "page.json",
+    )
+    named = sheet_from_data(
+        {"format": PAGE_FORMAT, "bank": bank.id, "answers": {}, "learner": "  Ada \n Lovelace "}, "p"
+    )
+    assert named.learner == "Ada Lovelace"
+    result = grade_sheet(bank, sheet)
+    assert (result.answered, result.total) == (1, 15) and result.results[0].chosen == "d"
+    plain = sheet_from_data({"1": "d"}, "plain.json")
+    assert (plain.from_page, plain.learner, plain.bank, plain.answers) == (False, "", None, {"1": "d"})
