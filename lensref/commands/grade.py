@@ -24,7 +24,8 @@ def register(sub) -> None:
                    help="run the notebooks on an existing Dask cluster (e.g. tcp://10.0.0.5:8786); the verdicts and the "
                         "gradebook stay on this machine")
     p.add_argument("--baseline", action="store_true",
-                   help="also run each notebook alone, unsandboxed, and print both times (slow: for measuring)")
+                   help="also run each notebook as the learner would (visible checks only, in the same sandbox) and print "
+                        "both times (slow: for measuring)")
     p.set_defaults(func=run)
 
 

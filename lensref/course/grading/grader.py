@@ -321,16 +321,15 @@ class Grader:
         return run_nb
 
     def _run_alone(self, notebooks: dict[str, Path]) -> float:
-        """Seconds to run the submission's notebooks plainly (nbclient, no sandbox, no probes): the baseline."""
-        import nbformat
-        from nbclient import NotebookClient
+        """Seconds to run the submission's notebooks as the learner would (visible checks, no probes, no judge),
+        in the same sandbox: the baseline that grading time is compared with."""
+        from .jobs import execute
 
+        files = {f"run/{name}.ipynb": path.read_bytes() for name, path in notebooks.items()}
+        files["job.json"] = json.dumps({"notebooks": list(notebooks), "cell_timeout": self.timeout,
+                                        "interrupt_grace": 10, "max_restarts": 0, "startup_timeout": 120}).encode()
         start = time.time()
-        for path in notebooks.values():
-            with tempfile.TemporaryDirectory(prefix="lensref-alone-") as tmp:
-                nb = nbformat.read(path, as_version=4)
-                NotebookClient(nb, timeout=self.timeout, kernel_name="python3", allow_errors=True,
-                               resources={"metadata": {"path": tmp}}).execute()
+        execute(Job("baseline", files, self.limits, self.wall, self.sandboxed))
         return time.time() - start
 
 
