@@ -99,7 +99,7 @@ class LensLogits(Exercise):
     Cases decode every layer and position ``[L+1, T, d]`` and, once, the last position only ``[L+1, d]``."""
 
     name = "lens_logits"
-    forbidden = ("decode", "logit_lens", "read_states", "token_logits", "two_token_logits", "Unembed")
+    forbidden = ("decode", "logit_lens", "read_states", "token_logits", "Unembed")
 
     def cases(self, seed, lm=None, n_prompts=1):
         ref = ModelRef.of(lm).to_data()

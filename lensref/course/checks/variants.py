@@ -47,7 +47,7 @@ class LogitDiffByLayer(Exercise):
     """``logit_diff_by_layer(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``."""
 
     name = "logit_diff_by_layer"
-    forbidden = ("logit_diff", "two_token_logits", "token_logits", "Unembed")
+    forbidden = ("logit_diff", "token_logits", "Unembed")
 
     def cases(self, seed, lm=None, n_prompts=1):
         return _prompt_cases(seed, lm, n_prompts)
