@@ -92,7 +92,8 @@ def test_every_chapter_page_exists_with_its_figures(site, chapter):
     refs = parse(page)
     figures = [src for src in refs.images if "_images/" in src]
     source = (ROOT / f"{chapter}.md").read_text()
-    expected = source.count("plt.show()")
+    expected = len(re.findall(r"\bshow\(fig\b", source))
+    assert "plt.show()" not in source, f"{chapter}: draw figures with lensref.plotting.show(fig, alt=...)"
     if expected:
         assert len(figures) >= expected, f"{chapter}: {len(figures)} figures, the page draws at least {expected}"
     for src in refs.images:
@@ -142,8 +143,19 @@ def test_every_fact_is_answered_and_crystallizes_in_the_last_third(real_lm, fact
 
 @pytest.mark.real_model
 def test_layer0_echoes_the_input_token_at_most_positions(facts):
-    matches = [r.top_ids[0, p, 0].item() == r.token_ids[p] for r in facts.values() for p in range(r.n_positions)]
+    # what_you_see: the share is over every position but the first, as in the figure, and is a majority
+    matches = [r.top_ids[0, p, 0].item() == r.token_ids[p] for r in facts.values() for p in range(1, r.n_positions)]
     assert sum(matches) / len(matches) > 0.5
+    figure = [r.top1(0, p) == r.tokens[p] for r in facts.values() for p in range(1, r.n_positions)]
+    assert figure == matches  # the prose's number is the figure's layer-0 share
+    misses = [(r.tokens[p], r.top1(0, p)) for r in facts.values() for p in range(1, r.n_positions)
+              if r.top_ids[0, p, 0].item() != r.token_ids[p]]
+    inputs = {a for a, _ in misses}
+    assert "iffel" in inputs and " France" in inputs
+    from collections import Counter
+
+    (_, first), (_, second) = Counter(b for _, b in misses).most_common(2)
+    assert first + second > len(misses) / 2  # two hub tokens take most of the exceptions
 
 
 @pytest.mark.real_model
@@ -189,6 +201,25 @@ def test_answer_rank_climbs_in_the_top_third(facts):
     ranks = np.array([r.target_rank[:, -1].numpy() for r in facts.values()])
     median = np.median(ranks, axis=0)
     assert median[20] > 100 and median[27] < median[20] / 10
+    kl = np.median(np.array([r.kl_to_final[:, -1].numpy() for r in facts.values()]), axis=0)
+    assert kl[28] < 0.25 * kl[20]  # "most of the distance is covered in the last few blocks"
+
+
+@pytest.mark.real_model
+def test_logit_lens_page_claims(real_lm, facts):
+    r = facts[lp.EIFFEL]
+    assert r.top1(0) == r.tokens[-1] == " of"  # layer 0 reads back the input word
+    words = {"the", "a", "an", "and", "or", "of", "in", "on", "at", "to", "for", "with", "by", "from", "is", "my"}
+    middle = [r.top1(layer).strip().lower() for layer in range(1, 27)]
+    assert np.mean([not re.search(r"[a-z0-9]", t) or t in words for t in middle]) > 0.8
+    assert r.first_top1_layer() >= 25  # " Paris" only in the last few layers
+    ranks = r.target_rank[:, -1]
+    assert ranks[26] < ranks[20] and r.first_top1_layer() > 26  # "then it takes over"
+    others = {"The capital of Germany is": " Berlin", "The Mona Lisa was painted by Leonardo da": " Vinci",
+              lp.COLOUR_PROMPT: lp.COLOUR_ANSWER}
+    for prompt, target in others.items():
+        o = logit_lens(real_lm, prompt, target=target)
+        assert o.top1(L_LAYERS) == target and o.first_top1_layer() >= 2 * L_LAYERS // 3, prompt
 
 
 @pytest.mark.real_model
@@ -197,8 +228,11 @@ def test_predicted_then_corrected(real_lm):
     held = [layer for layer in range(L_LAYERS + 1) if r.top1(layer) == lp.CORRECTED["early"]]
     assert all(layer in held for layer in range(20, L_LAYERS)), held  # held for the last ten blocks
     assert r.top1(L_LAYERS) == lp.CORRECTED["final"]
+    assert any(layer < 10 for layer in held)  # "and already at several early layers"
     city = logit_lens(real_lm, lp.CORRECTED_CITY["prompt"])
     assert city.top1(L_LAYERS - 1) == lp.CORRECTED_CITY["early"]
+    first, second = city.top(L_LAYERS - 1)[:2]
+    assert first.prob - second.prob < 0.02  # "by a hair"
     assert city.top1(L_LAYERS) == lp.CORRECTED_CITY["final"]
 
 
@@ -217,6 +251,11 @@ def test_early_states_differ_from_the_final_one(real_lm):
     states = capture_residuals(real_lm, encode_prompt(real_lm.tokenizer, lp.EIFFEL)).states[:, 0]
     cos = torch.nn.functional.cosine_similarity(states[:, 1:], states[-1:, 1:], dim=-1).mean(-1)
     assert cos[5] < 0.5 and cos[L_LAYERS - 1] > cos[5]
+    r = logit_lens(real_lm, lp.EIFFEL)
+    assert r.top1(11, 0) == " dismant"  # the word piece the prose names
+    sample = [logit_lens(real_lm, q, top_k=1) for q in list(lp.FACTS)[:6]]
+    agree = np.mean([rr.top1(20, p) == rr.top1(L_LAYERS, p) for rr in sample for p in range(rr.n_positions)])
+    assert agree < 0.3  # "rarely agrees ... until the last layers"
 
 
 @pytest.mark.real_model
@@ -239,6 +278,10 @@ def test_residual_stream_is_a_sum_of_small_corrections(real_lm):
     h = capture_residuals(real_lm, ids).states[:, 0, 1:]
     cos = torch.nn.functional.cosine_similarity(h[1:], h[:-1], dim=-1).mean(-1)
     assert float(cos[5:L_LAYERS - 2].median()) > 0.8
+    norms = h.norm(dim=-1).mean(-1)
+    writes = (h[1:] - h[:-1]).norm(dim=-1) / h[:-1].norm(dim=-1)
+    assert float(writes.mean(-1)[5:L_LAYERS - 2].median()) < 1  # a correction, smaller than the state
+    assert norms[-1] > 2 * norms[1]  # the stream grows
 
 
 @pytest.mark.real_model
@@ -248,9 +291,18 @@ def test_logit_difference_claims(real_lm, facts):
     ld = logit_diff(real_lm, lp.EIFFEL, " Paris", " London")
     first = ld.first_positive_layer()
     assert first is not None and first < facts[lp.EIFFEL].first_top1_layer() and ld.at(-1)[-1] > 0
+    assert all(v > 0 for v in ld.at(-1)[first:])  # "leads from layer X to the top"
+    top = ld.diff[-1].numpy()
+    leaders = {ld.tokens[i] for i in top.argsort()[::-1][:3]}
+    assert leaders <= {" in", " the", " city", " of"}  # where a city name could come next
+    iffel = ld.tokens.index("iffel")
+    assert ld.diff[0, iffel] > 5 and ld.diff[1:, iffel].max() < ld.diff[0, iffel] / 2  # red at layer 0 only
     contest = logit_diff(real_lm, lp.NEAR_MISS["prompt"], lp.NEAR_MISS["right"], lp.NEAR_MISS["final"])
     values = contest.at(-1)
     assert all(v < 0 for v in values[20:]) and values[-1] > values[20] + 5  # trails, but closes the gap
+    widens = [layer for layer in range(21, L_LAYERS + 1) if values[layer] < values[layer - 1]]
+    assert widens  # "but not steadily"
+    assert abs(values[-1]) < 0.5 * abs(values[L_LAYERS - 3])  # "the last few blocks close most of the rest"
 
 
 @pytest.mark.real_model
@@ -261,3 +313,82 @@ def test_dla_adds_up_and_the_late_layers_write_most(real_lm):
     assert abs(r.total - r.logit_diff) < 1e-2
     late = sum(float(r.attn[l] + r.mlp[l]) for l in range(2 * L_LAYERS // 3, L_LAYERS))
     assert late / r.logit_diff > 0.5
+    assert len(r.components()) - 1 == 1 + 2 * L_LAYERS  # the formula's components; the last is the constant
+    assert r.components()[-1].kind == "constant" and r.constant == 0.0  # SmolLM2 has no biases
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_patchscope_regimes_are_ordered(real_lm):
+    from lensref.patchscope import patchscope
+
+    result = patchscope(real_lm, lp.EIFFEL, position=3, layers=list(range(0, L_LAYERS + 1, 3)))
+    answers = result.answers()
+    echo = [l for l, a in answers.items() if a == "Tower"]
+    expanded = [l for l, a in answers.items() if a.startswith("Tower ")]
+    ignored = [l for l, a in answers.items() if a == "hello"]
+    assert echo and expanded and ignored and 0 in echo
+    assert max(echo) < min(expanded) and max(expanded) < min(ignored)  # bottom, middle, top
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_tuned_lens_page_claims(real_lm):
+    from lensref.tuned import compare_lenses, get_or_train_tuned_lens, load_corpus
+
+    tuned = get_or_train_tuned_lens(real_lm)  # the lens the page uses (trained on the model's own text)
+    corpus = load_corpus(real_lm.tokenizer, max_train_tokens=128, max_heldout_tokens=512)
+    comparison = compare_lenses(real_lm, corpus.heldout, tuned, progress=False)
+    assert comparison.layers_where_tuned_not_better() == []
+    plain = logit_lens(real_lm, lp.EIFFEL, target=" Paris")
+    through = logit_lens(real_lm, lp.EIFFEL, target=" Paris", translator=tuned)
+    assert through.first_top1_layer() <= plain.first_top1_layer()  # "rises earlier"
+    p_model = float(plain.target_prob[L_LAYERS, -1])
+    p_tuned = through.target_prob[:L_LAYERS, -1].numpy()
+    assert p_tuned.max() > p_model  # "climbs above the probability the model itself ends with"
+    peak = int(p_tuned.argmax())
+    assert float(through.entropy[peak, -1]) < float(plain.entropy[L_LAYERS, -1])  # sharper than the model
+
+
+# --- the figures' own checks (lensref.plotting.display), on small synthetic figures ---------------------
+
+def test_figure_checks_catch_small_text_missing_glyphs_and_colour_only_lines():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lensref.plotting.display import check_alt, check_figure, png_bytes, read_png_info, show
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1], label="logit lens")
+    ax.plot([0, 1], [1, 0], label="tuned lens")  # same style and marker: only the colour differs
+    ax.set_title("␣Paris \u0e01", fontsize=6)  # a Thai letter: not in DejaVu Sans
+    ax.legend()
+    check = check_figure(fig)
+    assert check.min_font_pt == 6
+    assert check.missing_glyphs == "\u0e01"  # ␣ is drawn, the Thai letter is not
+    assert check.ambiguous_lines == ["'logit lens' / 'tuned lens'"]
+    info = read_png_info(png_bytes(fig, "A test figure with two lines and a title."))
+    assert info["Description"] == "A test figure with two lines and a title."
+    assert float(info["lensref:width_in"]) < 6.5 and info["lensref:min_font_pt"] == "6"
+    with pytest.raises(ValueError, match="illegible figure: text of 6 pt.*cannot draw.*only by colour"):
+        show(fig, "A test figure with two lines and a title.")
+    with pytest.raises(ValueError, match="sentence"):
+        check_alt("grid.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot([0, 1], [0, 1], ls="-", label="logit lens")
+    ax.plot([0, 1], [1, 0], ls="--", label="tuned lens")
+    ax.legend(fontsize=9)
+    check = check_figure(fig)
+    assert check.ambiguous_lines == [] and check.missing_glyphs == "" and check.min_font_pt >= 8
+    plt.close("all")
+
+
+def test_patchscope_plot_labels_each_run_of_answers_once():
+    from lensref.plotting.patchscope import _runs
+
+    answers = {0: "Tower", 3: "Tower", 6: "Tower of Hano", 9: "Tower of Hano", 12: "Tower of Hano", 15: "hello"}
+    assert _runs([6, 9, 12], answers, 3) == [(6, 12, "Tower of Hano")]
+    assert _runs([0, 3, 15], answers, 3) == [(0, 3, "Tower"), (15, 15, "hello")]

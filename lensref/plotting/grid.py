@@ -1,4 +1,5 @@
 """The classic logit-lens grid: layers down, positions across, each cell its top token."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -29,7 +30,7 @@ def _cell_values(result: LensResult, colour_by: str) -> np.ndarray:
     raise ValueError(f"colour_by must be one of {', '.join(COLOURINGS)}, not {colour_by!r}")
 
 
-def _short(token: str, width: int = 9) -> str:
+def _short(token: str, width: int = 7) -> str:
     text = show_token(token)
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -48,23 +49,32 @@ def plot_grid(
     layers = list(range(result.n_layers + 1)) if layers is None else list(layers)
     positions = list(range(result.n_positions)) if positions is None else [p % result.n_positions for p in positions]
     values = values[np.ix_(layers, positions)]
-    fig, ax = plt.subplots(figsize=(1.0 + 0.95 * len(positions), 0.8 + 0.28 * len(layers)))
+    # 8 pt text on a figure at most 8 inches wide for up to 10 positions: legible at the lesson's column width.
+    fig, ax = plt.subplots(figsize=(1.6 + 0.64 * len(positions), 1.4 + 0.26 * len(layers)))
     vmin, vmax = (0.0, 1.0) if colour_by == "prob" else (float(values.min()), float(values.max()) or 1.0)
     image = ax.imshow(values, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, origin="lower")
     for i, layer in enumerate(layers):
         for j, pos in enumerate(positions):
             shade = (values[i, j] - vmin) / ((vmax - vmin) or 1.0)
             dark = shade > 0.55 if cmap in ("Blues", "viridis_r") else shade > 0.5
-            ax.text(j, i, _short(result.top1(layer, pos)), ha="center", va="center", fontsize=7,
-                    color="white" if dark else "black")
+            ax.text(
+                j,
+                i,
+                _short(result.top1(layer, pos)),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
+            )
     ax.set_xticks(range(len(positions)))
-    ax.set_xticklabels([_short(result.tokens[p], 12) for p in positions], rotation=40, ha="right", fontsize=8)
+    ax.set_xticklabels([_short(result.tokens[p], 10) for p in positions], rotation=40, ha="right", fontsize=9)
     ax.set_yticks(range(len(layers)))
-    ax.set_yticklabels([str(layer) for layer in layers], fontsize=7)
-    ax.set_xlabel("input token (the cell shows the prediction for the next token)")
-    ax.set_ylabel("layer (0 = embeddings)")
+    ax.set_yticklabels([str(layer) for layer in layers], fontsize=8)
+    ax.set_xlabel("input token (each cell: the lens's guess for the next token; ␣ = a space)", fontsize=9)
+    ax.set_ylabel("layer (0 = embeddings)", fontsize=9)
     bar = fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02)
-    bar.set_label(label + (" = log10(rank)" if log_rank else ""))
+    bar.set_label(label + (" = log10(rank)" if log_rank else ""), fontsize=9)
+    bar.ax.tick_params(labelsize=8)
     ax.set_title(title or f"Logit lens on {result.model}: top token per layer and position", fontsize=10)
     fig.tight_layout()
     if path:
