@@ -1,7 +1,7 @@
 """One learner's run inside a bubblewrap sandbox (Debian's ``bwrap``): what it sees, what it may use, when it dies.
 
 Inside: a scratch folder (the learner's notebook, the cases, room for the outputs) as the home and working
-folder; the system (``/usr``, ``/etc``), the Python installation, the course's virtual environment, the ``lensref``
+folder; the system (``/usr`` and the few files of ``/etc`` programs need to start), the Python installation, the course's virtual environment, the ``lensref``
 package and the model cache, all read-only; a private ``/tmp``, ``/proc`` and ``/dev``; no network but its own
 loopback; new user, PID, IPC and UTS namespaces, no capabilities. Nothing else of the machine is mounted: not the
 course folder (``solutions/``, the gradebook, other learners' work), not the grader's home. Memory and processes
@@ -25,6 +25,8 @@ from ...errors import LensError
 from .limits import Confinement, Limits, confinement
 
 HOME = "/home/learner"  # where the scratch folder appears inside the sandbox
+ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "fonts", "localtime", "mime.types", "passwd",
+       "group", "nsswitch.conf", "hosts", "host.conf", "ssl", "ca-certificates", "matplotlibrc", "os-release")
 CACHE = "/opt/lensref-cache"  # where the model cache appears inside the sandbox
 
 
@@ -83,7 +85,11 @@ def bwrap_command(scratch: Path, argv: list[str], env: dict[str, str], network: 
            "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
     if not network:
         cmd.append("--unshare-net")
-    cmd += ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    cmd += ["--ro-bind", "/usr", "/usr"]
+    for name in ETC:  # only what programs need to start: never shadow, ssh keys, machine secrets
+        path = Path("/etc") / name
+        if path.exists():
+            cmd += ["--ro-bind", str(path), str(path)]
     for top in ("bin", "lib", "lib32", "lib64", "sbin"):
         host = Path("/") / top
         if host.is_symlink():
