@@ -317,3 +317,18 @@ def test_a_projection_that_does_not_split_into_heads_is_refused():
     lm.model.config.num_attention_heads = 3  # 32 columns do not split into 3 heads
     with pytest.raises(LensError, match="does not split into 3 heads"):
         direct_logit_attribution(lm, PROMPT, "q", "x")
+
+
+def test_the_report_prints_the_numbers_of_the_result():
+    r = direct_logit_attribution(model_for("gpt2"), PROMPT, "q", "x")
+    lines = r.format_table(top=2).splitlines()
+    assert lines[0] == "tiny-gpt2: logit q - logit x after 'x'"
+    assert lines[1] == (
+        f"model: {r.logit_diff:.4f}   sum of components: {r.total:.4f}   (embed {r.embed:.3f}, "
+        f"attention {float(r.attn.sum()):.3f}, MLPs {float(r.mlp.sum()):.3f}, constant {r.constant:.3f})"
+    )
+    assert lines[2] == "largest components:" and lines[5] == "largest heads:" and len(lines) == 8
+    assert lines[3:5] == [f"  {c.name:>10}  {c.value:+8.3f}" for c in r.top(2)]
+    assert lines[6:8] == [f"  {c.name:>10}  {c.value:+8.3f}" for c in r.top(2, heads=True)]
+    assert len(r.format_table().splitlines()) == 3 + 8 + 1 + 10  # all 8 components, ten of the 12 heads
+    assert len(r.top()) == 8 and len(r.top(heads=True)) == 10
