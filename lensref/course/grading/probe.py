@@ -24,6 +24,10 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
         exercise = EXERCISES[call["exercise"]]
         fn = namespace.get(call["function"])
         outcomes = []
+        if call["function"] not in namespace:  # its cell never ran (stuck, crashed) or it was never written
+            missing = f"NameError: name {call['function']!r} is not defined"
+            results.append([{"error": missing} for _ in call["cases"]])
+            continue
         for case in call["cases"]:
             try:
                 args = exercise.inputs(case)
