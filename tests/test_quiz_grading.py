@@ -351,3 +351,37 @@ def test_a_page_file_without_a_name_or_score(bank):
     assert (result.answered, result.total) == (1, 15) and result.results[0].chosen == "d"
     plain = sheet_from_data({"1": "d"}, "plain.json")
     assert (plain.from_page, plain.learner, plain.bank, plain.answers) == (False, "", None, {"1": "d"})
+
+
+def test_answer_files_that_cannot_be_read(tmp_path):
+    with pytest.raises(LensError, match=r"^.*missing\.json: no such answers file$"):
+        load_answers(tmp_path / "missing.json")
+    binary = tmp_path / "answers.json"
+    binary.write_bytes(b'{"1": "\xff\xfe"}')
+    with pytest.raises(LensError, match=r"answers\.json: cannot read answers \("):
+        load_answers(binary)
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("answers", '{"1": "a", "1": "d"}', "key '1' appears twice"),  # no extension, starts with {: JSON
+        ("answers.txt", '{"1": "a", "1": "d"}', "key '1' appears twice"),
+        ("answers.yml", '{"1": "a", "1": "d"}', "duplicate key"),  # a YAML flow mapping, read as YAML
+        ("answers", "1: a\n1: d\n", "duplicate key"),
+    ],
+)
+def test_json_or_yaml_by_extension_then_by_content(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LensError, match=message):
+        load_answers(path)
+
+
+def test_a_page_score_that_is_not_a_number_is_ignored(bank):
+    from lensref.course.quiz.scoring import PAGE_FORMAT, sheet_from_data
+
+    page = {"format": PAGE_FORMAT, "bank": bank.id, "answers": {}}
+    assert sheet_from_data(page | {"score": 3}, "p").page_score == 3
+    assert sheet_from_data(page | {"score": "3"}, "p").page_score is None
+    assert sheet_from_data(page | {"score": True}, "p").page_score is None  # a bool is not a score
