@@ -9,6 +9,7 @@
 
 Run it on a quiet machine: every figure is a wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,32 +61,53 @@ def main() -> int:
             cluster.add_worker("w2")
             cluster.wait_for_workers(2)
             runs = {}
-            for label, extra in (("jobs 1", {"jobs": 1}), ("jobs 2", {"jobs": 2}),
-                                 ("dask 2 workers", {"scheduler": cluster.address})):
-                seconds, report = _timed(assignment="01-logit-lens", submitted=tmp / "submitted",
-                                         out=tmp / label.replace(" ", "-"), **extra)
+            for label, extra in (
+                ("jobs 1", {"jobs": 1}),
+                ("jobs 2", {"jobs": 2}),
+                ("dask 2 workers", {"scheduler": cluster.address}),
+            ):
+                seconds, report = _timed(
+                    assignment="01-logit-lens", submitted=tmp / "submitted", out=tmp / label.replace(" ", "-"), **extra
+                )
                 per = [r.seconds for r in report.results]
-                runs[label] = {"seconds": seconds, "per_minute": 60 * args.submissions / seconds,
-                               "sandbox_s": sum(r.phases.get("sandbox", 0) for r in report.results) / len(per),
-                               "judge_record_s": sum(r.phases.get("judge", 0) + r.phases.get("record", 0)
-                                                     for r in report.results) / len(per)}
+                runs[label] = {
+                    "seconds": seconds,
+                    "per_minute": 60 * args.submissions / seconds,
+                    "sandbox_s": sum(r.phases.get("sandbox", 0) for r in report.results) / len(per),
+                    "judge_record_s": sum(r.phases.get("judge", 0) + r.phases.get("record", 0) for r in report.results)
+                    / len(per),
+                }
                 print(f"{label:15s} {seconds:7.1f} s  {runs[label]['per_minute']:5.2f} submissions/min", flush=True)
             base = runs["jobs 1"]["seconds"]
-            for label, run in runs.items():
+            for run in runs.values():
                 run["speedup"] = base / run["seconds"]
             out["class"] = runs
 
             course = tiny_course.make_course(tmp / "tiny")
             tiny_course.make_class(course / "submitted", args.trivial)
             overhead = {}
-            for label, extra, slots in (("local 2", {"jobs": 2}, 2), ("dask 2 workers", {"scheduler": cluster.address}, 2)):
-                seconds, report = _timed(assignment=tiny_course.ASSIGNMENT, submitted=course / "submitted",
-                                         out=tmp / f"tiny-{label.replace(' ', '-')}", root=course, **extra)
+            for label, extra, slots in (
+                ("local 2", {"jobs": 2}, 2),
+                ("dask 2 workers", {"scheduler": cluster.address}, 2),
+            ):
+                seconds, report = _timed(
+                    assignment=tiny_course.ASSIGNMENT,
+                    submitted=course / "submitted",
+                    out=tmp / f"tiny-{label.replace(' ', '-')}",
+                    root=course,
+                    **extra,
+                )
                 sandbox = sum(r.phases.get("sandbox", 0) for r in report.results)
-                overhead[label] = {"seconds": seconds, "sandbox_s_each": sandbox / args.trivial,
-                                   "overhead_ms": 1000 * (seconds - sandbox / slots) / args.trivial}
-                print(f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission "
-                      f"(wall {seconds:.0f} s, sandboxed run {sandbox / args.trivial:.2f} s each)", flush=True)
+                overhead[label] = {
+                    "seconds": seconds,
+                    "sandbox_s_each": sandbox / args.trivial,
+                    "overhead_ms": 1000 * (seconds - sandbox / slots) / args.trivial,
+                }
+                print(
+                    f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission "
+                    f"(wall {seconds:.0f} s, sandboxed run {sandbox / args.trivial:.2f} s each)",
+                    flush=True,
+                )
             out["dispatch"] = overhead
         finally:
             cluster.close()
@@ -101,10 +123,14 @@ def main() -> int:
     print("\n| run | wall s | submissions/min | speedup over --jobs 1 |\n|---|---|---|---|")
     for label, run in runs.items():
         print(f"| {label} | {run['seconds']:.0f} | {run['per_minute']:.2f} | {run['speedup']:.2f} |")
-    print(f"\ndispatch overhead: local {overhead['local 2']['overhead_ms']:.0f} ms, "
-          f"dask {overhead['dask 2 workers']['overhead_ms']:.0f} ms per submission")
-    print(f"10,000 submissions on {workers} workers like these: about {estimate / 3600:.1f} h "
-          f"({worker_s:.0f} s per submission on a worker; {serial_s:.2f} s judging and recording each here)")
+    print(
+        f"\ndispatch overhead: local {overhead['local 2']['overhead_ms']:.0f} ms, "
+        f"dask {overhead['dask 2 workers']['overhead_ms']:.0f} ms per submission"
+    )
+    print(
+        f"10,000 submissions on {workers} workers like these: about {estimate / 3600:.1f} h "
+        f"({worker_s:.0f} s per submission on a worker; {serial_s:.2f} s judging and recording each here)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

@@ -4,6 +4,7 @@ Every expected score is read back from nbgrader's gradebook AND from the CSV. Th
 64 processes) so an attack that beat them could not take the machine down. These run real notebooks on the real
 model (about a minute per submission on a busy 2-core machine), so they are marked slow; `make test` runs them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -62,8 +63,9 @@ def graded_class(tmp_path_factory, warm_model_cache):
     expected.update(adversarial.write(submitted, {"root": ROOT, "out": out, "submitted": submitted}))
     before = sorted(p.name for p in ROOT.iterdir())
     start = time.time()
-    report = grade(ASSIGNMENT, submitted=submitted, out=out, timeout=TIMEOUT, limits=LIMITS, jobs=2,
-                   progress=lambda m: None)
+    report = grade(
+        ASSIGNMENT, submitted=submitted, out=out, timeout=TIMEOUT, limits=LIMITS, jobs=2, progress=lambda m: None
+    )
     print(f"\ngraded a class of {len(expected)} in {time.time() - start:.0f} s")
     print(report.summary())
     return base, report, expected, before
@@ -173,30 +175,62 @@ def test_regrading_never_loses_or_duplicates_scores(graded_class):
     base, _, _, _ = graded_class
     db = base / "out" / "gradebook.db"
     before = _gradebook(db, ASSIGNMENT)
-    again = grade(ASSIGNMENT, submitted=base / "submitted", out=base / "out", timeout=TIMEOUT, limits=LIMITS,
-                  progress=lambda m: None)
+    again = grade(
+        ASSIGNMENT,
+        submitted=base / "submitted",
+        out=base / "out",
+        timeout=TIMEOUT,
+        limits=LIMITS,
+        progress=lambda m: None,
+    )
     assert {r.student: r.status for r in again.results if r.student in before} == {s: UNCHANGED for s in before}
     assert _gradebook(db, ASSIGNMENT) == before
     target = base / "submitted" / "cy_released" / ASSIGNMENT / "logit_lens.ipynb"
     target.write_text(nbformat.writes(build.submission("solution")))
     os.utime(target, (time.time() + 5, time.time() + 5))
-    third = grade(ASSIGNMENT, submitted=base / "submitted", out=base / "out", timeout=TIMEOUT, limits=LIMITS,
-                  progress=lambda m: None)
+    third = grade(
+        ASSIGNMENT,
+        submitted=base / "submitted",
+        out=base / "out",
+        timeout=TIMEOUT,
+        limits=LIMITS,
+        progress=lambda m: None,
+    )
     assert {r.student: r.status for r in third.results}["cy_released"] == GRADED
     after = _gradebook(db, ASSIGNMENT)
     assert after["cy_released"] == (10.0, 10.0, before["cy_released"][2])
-    assert {s: v for s, v in after.items() if s != "cy_released"} == {s: v for s, v in before.items() if s != "cy_released"}
+    assert {s: v for s, v in after.items() if s != "cy_released"} == {
+        s: v for s, v in before.items() if s != "cy_released"
+    }
     assert _csv(third.csv_path)["cy_released"]["score"] == "10"
 
 
-@pytest.mark.parametrize("assignment,notebook", [("02-reading-the-grid", "reading_the_grid"), ("03-variants", "variants")])
+@pytest.mark.parametrize(
+    "assignment,notebook", [("02-reading-the-grid", "reading_the_grid"), ("03-variants", "variants")]
+)
 def test_solutions_score_full_points_and_releases_score_zero(tmp_path, warm_model_cache, assignment, notebook):
     """Through the CLI: exit status 0 when every submission was graded."""
     roster = {"solution": ("solution", None), "released": ("released", None)}
     build.write_class(tmp_path / "submitted", roster, assignment, notebook)
-    run = subprocess.run([sys.executable, "-m", "lensref", "grade", assignment, "--submitted", str(tmp_path / "submitted"),
-                          "--out", str(tmp_path / "out"), "--timeout", str(TIMEOUT)],
-                         capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lensref",
+            "grade",
+            assignment,
+            "--submitted",
+            str(tmp_path / "submitted"),
+            "--out",
+            str(tmp_path / "out"),
+            "--timeout",
+            str(TIMEOUT),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     scores = _gradebook(tmp_path / "out" / "gradebook.db", assignment)
     max_score = scores["solution"][1]
@@ -214,24 +248,43 @@ def test_cli_exit_status_1_when_a_submission_cannot_be_graded(tmp_path):
     (tmp_path / "submitted" / "bob" / ASSIGNMENT).mkdir(parents=True)
     (tmp_path / "submitted" / "bob" / ASSIGNMENT / "a.ipynb").write_text("{}")
     (tmp_path / "submitted" / "bob" / ASSIGNMENT / "b.ipynb").write_text("{}")
-    run = subprocess.run([sys.executable, "-m", "lensref", "grade", ASSIGNMENT, "--submitted", str(tmp_path / "submitted"),
-                          "--out", str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lensref",
+            "grade",
+            ASSIGNMENT,
+            "--submitted",
+            str(tmp_path / "submitted"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
     assert run.returncode == 1, run.stdout + run.stderr
     rows = _csv(tmp_path / "out" / f"grades-{ASSIGNMENT}.csv")
     assert rows["ann"]["status"] == "malformed" and rows["bob"]["status"] == "missing"
     assert "found a.ipynb, b.ipynb" in rows["bob"]["message"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["no-such-assignment"], "unknown assignment"),
-    ([ASSIGNMENT, "--memory", "10"], "--memory must be at least"),
-    ([ASSIGNMENT, "--max-procs", "2"], "--max-procs must be at least"),
-    ([ASSIGNMENT, "--timeout", "0"], "--timeout must be at least"),
-    ([ASSIGNMENT, "--submitted", "/nonexistent/folder"], "no submissions folder"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["no-such-assignment"], "unknown assignment"),
+        ([ASSIGNMENT, "--memory", "10"], "--memory must be at least"),
+        ([ASSIGNMENT, "--max-procs", "2"], "--max-procs must be at least"),
+        ([ASSIGNMENT, "--timeout", "0"], "--timeout must be at least"),
+        ([ASSIGNMENT, "--submitted", "/nonexistent/folder"], "no submissions folder"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(args, message):
-    run = subprocess.run([sys.executable, "-m", "lensref", "grade", *args], capture_output=True, text=True, cwd=ROOT,
-                         timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "lensref", "grade", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], run.stderr

@@ -3,9 +3,9 @@
 Each test runs a small hostile Python script in the same sandbox a submission's notebook runs in, with the limits
 set low (1 GB, 64 processes) so a limit that fails cannot take the machine down.
 """
+
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import sys
@@ -34,9 +34,11 @@ def _run(tmp_path: Path, script: str, wall: float = 60, limits: Limits = LOW) ->
 
 
 def test_the_course_folder_and_home_are_not_there(tmp_path):
-    run, log = _run(tmp_path, f"""
+    run, log = _run(
+        tmp_path,
+        f"""
         import os
-        for path in [{str(ROOT / 'solutions')!r}, {str(ROOT / 'nbgrader_config.py')!r}, {str(Path.home() / '.cache')!r}, {str(tmp_path)!r},
+        for path in [{str(ROOT / "solutions")!r}, {str(ROOT / "nbgrader_config.py")!r}, {str(Path.home() / ".cache")!r}, {str(tmp_path)!r},
                      "../solutions", "../../solutions", "/etc/shadow", "/etc/ssh", "/etc/machine-id"]:
             print(path, os.path.exists(path))
         here, found = os.getcwd(), []
@@ -49,7 +51,8 @@ def test_the_course_folder_and_home_are_not_there(tmp_path):
             here = os.path.dirname(here)
         print("found", found)
         print("lensref importable", __import__("importlib").util.find_spec("lensref") is not None)
-    """)
+    """,
+    )
     assert run.returncode == 0, log
     assert "found []" in log
     assert "lensref importable True" in log
@@ -59,10 +62,12 @@ def test_the_course_folder_and_home_are_not_there(tmp_path):
 
 
 def test_nothing_outside_the_scratch_folder_can_be_written(tmp_path):
-    run, log = _run(tmp_path, f"""
+    run, log = _run(
+        tmp_path,
+        f"""
         import os
-        targets = [{str(ROOT / 'planted.txt')!r}, {str(ROOT / 'lensref' / 'planted.py')!r},
-                   {str(Path(sys.prefix) / 'planted.txt')!r}, "/usr/planted", "/etc/planted"]
+        targets = [{str(ROOT / "planted.txt")!r}, {str(ROOT / "lensref" / "planted.py")!r},
+                   {str(Path(sys.prefix) / "planted.txt")!r}, "/usr/planted", "/etc/planted"]
         for path in targets:
             try:
                 open(path, "w").write("x")
@@ -70,7 +75,8 @@ def test_nothing_outside_the_scratch_folder_can_be_written(tmp_path):
             except OSError as exc:
                 print("refused", path, type(exc).__name__)
         open("mine.txt", "w").write("fine")
-    """)
+    """,
+    )
     assert run.returncode == 0, log
     assert "WROTE" not in log
     assert not (ROOT / "planted.txt").exists() and not (ROOT / "lensref" / "planted.py").exists()
@@ -85,7 +91,9 @@ def test_no_network_beyond_its_own_loopback(tmp_path):
     accepted = []
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
     try:
-        run, log = _run(tmp_path, f"""
+        run, log = _run(
+            tmp_path,
+            f"""
             import socket
             try:
                 socket.create_connection(("127.0.0.1", {port}), timeout=3)
@@ -95,7 +103,8 @@ def test_no_network_beyond_its_own_loopback(tmp_path):
             own = socket.socket(); own.bind(("127.0.0.1", 0)); own.listen(1)
             socket.create_connection(own.getsockname(), timeout=3)
             print("own loopback works")
-        """)
+        """,
+        )
     finally:
         server.close()
     assert "REACHED" not in log and not accepted
@@ -103,14 +112,17 @@ def test_no_network_beyond_its_own_loopback(tmp_path):
 
 
 def test_an_allocation_far_above_the_limit_is_killed(tmp_path):
-    run, log = _run(tmp_path, """
+    run, log = _run(
+        tmp_path,
+        """
         import numpy as np
         blocks = []
         for i in range(40):                       # 40 x 256 MB = 10 GB, ten times the limit
             blocks.append(np.ones(256 * 2**20, dtype=np.uint8))
             print("holding", (i + 1) * 256, "MB", flush=True)
         print("SURVIVED")
-    """)
+    """,
+    )
     assert "SURVIVED" not in log
     assert run.returncode != 0
     held = [int(line.split()[1]) for line in log.splitlines() if line.startswith("holding")]
@@ -118,7 +130,9 @@ def test_an_allocation_far_above_the_limit_is_killed(tmp_path):
 
 
 def test_a_fork_storm_is_capped(tmp_path):
-    run, log = _run(tmp_path, """
+    run, log = _run(
+        tmp_path,
+        """
         import os, time
         children = 0
         try:
@@ -130,7 +144,9 @@ def test_a_fork_storm_is_capped(tmp_path):
         except OSError as exc:
             print("fork refused after", children, type(exc).__name__, flush=True)
         os._exit(0)
-    """, wall=30)
+    """,
+        wall=30,
+    )
     counts = [int(line.split()[3]) for line in log.splitlines() if line.startswith("fork refused")]
     assert counts and counts[0] < LOW.max_procs, log
 
@@ -138,7 +154,9 @@ def test_a_fork_storm_is_capped(tmp_path):
 def test_the_wall_limit_kills_the_whole_tree_even_when_signals_are_ignored(tmp_path):
     marker = tmp_path / "scratch" / "still-alive"
     start = time.time()
-    run, log = _run(tmp_path, """
+    run, log = _run(
+        tmp_path,
+        """
         import os, signal, time
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_IGN)
@@ -149,7 +167,9 @@ def test_the_wall_limit_kills_the_whole_tree_even_when_signals_are_ignored(tmp_p
                 open("still-alive", "a").write(".")
         while True:
             pass
-    """, wall=4)
+    """,
+        wall=4,
+    )
     assert run.timed_out
     assert time.time() - start < 30
     size = marker.stat().st_size if marker.exists() else 0

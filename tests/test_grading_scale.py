@@ -1,6 +1,7 @@
 """Grading at scale: --jobs N gives the same gradebook as --jobs 1, and a real Dask cluster (a scheduler and two
 workers started as separate processes on 127.0.0.1) grades the same class with the same results, also when a worker
 is killed in the middle of a run. A tiny assignment (no model in the notebook) keeps these fast."""
+
 from __future__ import annotations
 
 import os
@@ -28,13 +29,16 @@ A = tiny_course.ASSIGNMENT
 
 def _rows(db: Path) -> list[tuple]:
     with Gradebook(f"sqlite:///{db}") as gb:
-        return sorted((sub.student.id, nb.name, g.name, float(g.score), float(g.max_score))
-                      for sub in gb.find_assignment(A).submissions for nb in sub.notebooks for g in nb.grades)
+        return sorted(
+            (sub.student.id, nb.name, g.name, float(g.score), float(g.max_score))
+            for sub in gb.find_assignment(A).submissions
+            for nb in sub.notebooks
+            for g in nb.grades
+        )
 
 
 def _grade(course: Path, out: Path, **kwargs):
-    return grade(A, submitted=course / "submitted", out=out, root=course, timeout=60, progress=lambda m: None,
-                 **kwargs)
+    return grade(A, submitted=course / "submitted", out=out, root=course, timeout=60, progress=lambda m: None, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +72,22 @@ class Cluster:
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
         self.tmp = tmp
-        self._start("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
-                                  "--no-dashboard"])
+        self._start(
+            "scheduler",
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(self.port), "--no-dashboard"],
+        )
         self._wait_for_port()
 
     def _start(self, name: str, argv: list[str], env: dict | None = None) -> None:
         log = open(self.tmp / f"{name}.log", "w")
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp,
-                                            env={**os.environ, **(env or {})}, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.tmp,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
 
     def _wait_for_port(self) -> None:
         for _ in range(150):
@@ -87,8 +99,21 @@ class Cluster:
         raise RuntimeError("the dask scheduler did not start")
 
     def add_worker(self, name: str, env: dict | None = None) -> None:
-        self._start(name, [str(BIN / "dask"), "worker", self.address, "--nthreads", "1", "--no-nanny",
-                           "--name", name, "--no-dashboard"], env)
+        self._start(
+            name,
+            [
+                str(BIN / "dask"),
+                "worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--name",
+                name,
+                "--no-dashboard",
+            ],
+            env,
+        )
 
     def wait_for_workers(self, n: int) -> None:
         from distributed import Client
@@ -162,8 +187,23 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, cluster, warm_model_cac
 
 def test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2(course, tmp_path):
     folder, _ = course
-    run = subprocess.run([sys.executable, "-m", "lensref", "grade", A, "--scheduler", f"tcp://127.0.0.1:{_free_port()}",
-                          "--out", str(tmp_path / "out")], cwd=folder, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lensref",
+            "grade",
+            A,
+            "--scheduler",
+            f"tcp://127.0.0.1:{_free_port()}",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "no Dask scheduler answers at tcp://127.0.0.1:" in lines[0], run.stderr
@@ -173,8 +213,13 @@ def test_a_worker_without_the_model_cache_is_named(course, tmp_path, cluster):
     folder, _ = course
     cluster.add_worker("bare", env={"LENSREF_CACHE": str(tmp_path / "empty-cache")})
     cluster.wait_for_workers(1)
-    run = subprocess.run([sys.executable, "-m", "lensref", "grade", A, "--scheduler", cluster.address,
-                          "--out", str(tmp_path / "out")], cwd=folder, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-m", "lensref", "grade", A, "--scheduler", cluster.address, "--out", str(tmp_path / "out")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 2, run.stdout + run.stderr
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "Dask worker" in lines[0] and "no model cache" in lines[0], run.stderr

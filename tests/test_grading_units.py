@@ -1,5 +1,6 @@
 """The grading pieces one by one, with hostile input: the wire format, the plan, the code reader, the notebook merge,
 the feedback page. No sandbox, no model."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # --- wire ---------------------------------------------------------------------------------------------------
 
+
 def test_wire_round_trip_keeps_types(tmp_path):
-    value = [{"value": (torch.arange(6, dtype=torch.int64).reshape(2, 3), torch.ones(2, dtype=torch.float16))},
-             {"value": [1, 2.5, None, True, "lost", float("nan"), float("-inf")]}, {"value": {"k": torch.tensor(3.0)}}]
+    value = [
+        {"value": (torch.arange(6, dtype=torch.int64).reshape(2, 3), torch.ones(2, dtype=torch.float16))},
+        {"value": [1, 2.5, None, True, "lost", float("nan"), float("-inf")]},
+        {"value": {"k": torch.tensor(3.0)}},
+    ]
     wire.save(tmp_path / "x", value)
     back = wire.load(tmp_path / "x")
     ids, halves = back[0]["value"]
@@ -43,14 +48,17 @@ def test_wire_refuses_what_is_not_data(tmp_path):
         wire.save(tmp_path / "x", {1: "int key"})
 
 
-@pytest.mark.parametrize("doc", [
-    {"value": {"__tensor__": "missing"}},
-    {"value": {"__pickle__": "gASVCAAAAAAAAACMBHRlc3SULg=="}},
-    {"value": {"__tuple__": "not a list"}},
-    {"value": {"__float__": "__import__('os')"}},
-    {"no value": 1},
-    ["a", "list"],
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"value": {"__tensor__": "missing"}},
+        {"value": {"__pickle__": "gASVCAAAAAAAAACMBHRlc3SULg=="}},
+        {"value": {"__tuple__": "not a list"}},
+        {"value": {"__float__": "__import__('os')"}},
+        {"no value": 1},
+        ["a", "list"],
+    ],
+)
 def test_wire_load_rejects_forged_documents(tmp_path, doc):
     (tmp_path / "x.json").write_text(json.dumps(doc))
     with pytest.raises(wire.WireError):
@@ -76,23 +84,30 @@ def test_wire_load_caps_sizes_and_ignores_links(tmp_path, monkeypatch):
 
 # --- plan ---------------------------------------------------------------------------------------------------
 
+
 def test_plan_parses_check_calls_with_options():
-    calls = parse_test_cell('# visible\nchecks.check_capture_states(capture_states)\n### BEGIN HIDDEN TESTS\n'
-                            'checks.check_capture_states(capture_states, n_prompts=3, '
-                            'lm=lensref.tiny_model("gpt2", seed=4))\n### END HIDDEN TESTS', "cell")
+    calls = parse_test_cell(
+        "# visible\nchecks.check_capture_states(capture_states)\n### BEGIN HIDDEN TESTS\n"
+        "checks.check_capture_states(capture_states, n_prompts=3, "
+        'lm=lensref.tiny_model("gpt2", seed=4))\n### END HIDDEN TESTS',
+        "cell",
+    )
     assert [c.exercise for c in calls] == ["capture_states", "capture_states"]
     assert calls[1].options == {"n_prompts": 3, "lm": {"family": "gpt2", "seed": 4}}
     assert calls[0].function == "capture_states"
 
 
-@pytest.mark.parametrize("source", [
-    "assert classify([1]) == 'right throughout'",
-    "checks.check_classify(classify, cases=make_cases())",
-    "import os\nchecks.check_classify(classify)",
-    "checks.check_classify(classify, **opts)",
-    "print('hi')",
-    "",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "assert classify([1]) == 'right throughout'",
+        "checks.check_classify(classify, cases=make_cases())",
+        "import os\nchecks.check_classify(classify)",
+        "checks.check_classify(classify, **opts)",
+        "print('hi')",
+        "",
+    ],
+)
 def test_plan_rejects_anything_but_check_calls(source):
     with pytest.raises(LensError) as info:
         parse_test_cell(source, "solutions/x.ipynb cell test_x")
@@ -101,26 +116,34 @@ def test_plan_rejects_anything_but_check_calls(source):
 
 # --- reading the code -----------------------------------------------------------------------------------------
 
+
 def test_reference_calls_are_found_through_helpers_aliases_and_getattr():
-    sources = ['import lensref\nfrom lensref import capture_residuals as cr\n',
-               'def _grab(lm, ids):\n    return cr(lm, ids).states[:, 0]\n\n'
-               'def capture_states(lm, input_ids):\n    return _grab(lm, input_ids)\n',
-               'def lens_logits(lm, states):\n    return getattr(lm.adapter, "decode")(states)\n',
-               'def top_k(logits, k):\n    p = logits.softmax(-1)\n    return p.topk(k)\n']
-    report = inspect_code(sources, {"capture_states": ("capture_residuals",), "lens_logits": ("adapter.decode",),
-                                    "top_k": ("adapter.decode",)})
+    sources = [
+        "import lensref\nfrom lensref import capture_residuals as cr\n",
+        "def _grab(lm, ids):\n    return cr(lm, ids).states[:, 0]\n\n"
+        "def capture_states(lm, input_ids):\n    return _grab(lm, input_ids)\n",
+        'def lens_logits(lm, states):\n    return getattr(lm.adapter, "decode")(states)\n',
+        "def top_k(logits, k):\n    p = logits.softmax(-1)\n    return p.topk(k)\n",
+    ]
+    report = inspect_code(
+        sources,
+        {"capture_states": ("capture_residuals",), "lens_logits": ("adapter.decode",), "top_k": ("adapter.decode",)},
+    )
     assert report.uses_reference == {"capture_states": ["capture_residuals"], "lens_logits": ["adapter.decode"]}
 
 
 def test_honest_code_is_not_flagged_and_obfuscation_is_reported_for_review():
-    sources = ['def answer_ranks(lm, prompt, answer):\n    print(lm.tokenizer.decode([1]))\n    return []\n',
-               'def classify(ranks):\n    return eval("\'lost\'")\n']
+    sources = [
+        "def answer_ranks(lm, prompt, answer):\n    print(lm.tokenizer.decode([1]))\n    return []\n",
+        "def classify(ranks):\n    return eval(\"'lost'\")\n",
+    ]
     report = inspect_code(sources, {"answer_ranks": ("adapter.decode",), "classify": ("ref_classify",)})
     assert report.uses_reference == {}
     assert report.review == ["classify: calls eval()"]
 
 
 # --- finding and merging notebooks ----------------------------------------------------------------------------
+
 
 def _touch(folder: Path, *names: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,11 +158,14 @@ def test_a_single_renamed_notebook_is_graded_with_a_note(tmp_path):
     assert found.notes == ["graded logit_lens (1).ipynb as logit_lens.ipynb"]
 
 
-@pytest.mark.parametrize("files,expected", [
-    (["a.ipynb", "b.ipynb"], "found a.ipynb, b.ipynb in"),
-    ([], "found no notebook in"),
-    (["notes.txt"], "found no notebook in"),
-])
+@pytest.mark.parametrize(
+    "files,expected",
+    [
+        (["a.ipynb", "b.ipynb"], "found a.ipynb, b.ipynb in"),
+        ([], "found no notebook in"),
+        (["notes.txt"], "found no notebook in"),
+    ],
+)
 def test_several_or_no_notebooks_is_one_line(tmp_path, files, expected):
     _touch(tmp_path, *files)
     found = find_notebooks(tmp_path, ["logit_lens"])
@@ -172,8 +198,9 @@ def test_prepare_restores_locked_cells_and_probes_every_test_cell():
         if _gid(cell) == "setup":
             cell.source = "import os; os.system('touch /tmp/pwned')"  # an edited locked cell
     sub.cells = [c for c in sub.cells if _gid(c) != "test_entropy"]  # a deleted test cell
-    extra = nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": "test_fake", "grade": True,
-                                                                       "points": 100, "locked": True}})
+    extra = nbformat.v4.new_code_cell(
+        "x = 1", metadata={"nbgrader": {"grade_id": "test_fake", "grade": True, "points": 100, "locked": True}}
+    )
     sub.cells.insert(3, extra)  # a forged graded cell
     prepared = prepare(sub, _source(), "logit_lens").notebook
     cells = {_gid(c): c for c in prepared.cells if _gid(c)}
@@ -220,8 +247,9 @@ HOSTILE = [
 
 def test_feedback_escapes_everything_a_submission_printed():
     executed = _released()
-    md = nbformat.v4.new_markdown_cell('[click](javascript:alert(5)) <img src=x onerror=alert(6)> <script>x()</script>'
-                                       ' [ok](https://example.org/)')
+    md = nbformat.v4.new_markdown_cell(
+        "[click](javascript:alert(5)) <img src=x onerror=alert(6)> <script>x()</script> [ok](https://example.org/)"
+    )
     code = nbformat.v4.new_code_cell("print('<b>hi</b>')")
     code.outputs = [nbformat.v4.new_output(kind, data=data) for kind, data in HOSTILE]
     code.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="<iframe src=javascript:alert(7)>"))

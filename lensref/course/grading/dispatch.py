@@ -5,6 +5,7 @@ results in student order and alone judges and writes the gradebook, so the outco
 what order the runs happened. A Dask task that loses its worker is rescheduled by Dask on another worker; one that
 fails again is reported, never judged twice.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,24 +43,32 @@ class DaskPool:
         try:
             self.client = Client(address, timeout=connect_timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise LensError(f"no Dask scheduler answers at {address} ({type(exc).__name__}); start one with "
-                            "`dask scheduler` and check the address") from None
+            raise LensError(
+                f"no Dask scheduler answers at {address} ({type(exc).__name__}); start one with "
+                "`dask scheduler` and check the address"
+            ) from None
         workers = self.client.scheduler_info().get("workers", {})
         if not workers:
             self.client.close()
-            raise LensError(f"the Dask scheduler at {address} has no workers; start `dask worker {address}` on a "
-                            "machine with the course installed")
+            raise LensError(
+                f"the Dask scheduler at {address} has no workers; start `dask worker {address}` on a "
+                "machine with the course installed"
+            )
         problems = {w: p for w, p in self.client.run(worker_problem).items() if p}
         if problems:
             worker, problem = sorted(problems.items())[0]
             self.client.close()
-            raise LensError(f"Dask worker {worker} cannot grade: {problem}"
-                            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+            raise LensError(
+                f"Dask worker {worker} cannot grade: {problem}"
+                + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            )
         self.slots = sum(w.get("nthreads", 1) for w in workers.values())
         self.address = address
 
     def submit(self, job: Job):
-        return self.client.submit(execute, job, pure=False, retries=0, key=f"lensref-grade-{job.student}-{os.urandom(4).hex()}")
+        return self.client.submit(
+            execute, job, pure=False, retries=0, key=f"lensref-grade-{job.student}-{os.urandom(4).hex()}"
+        )
 
     def close(self, cancel: bool = False) -> None:
         self.client.close()

@@ -5,6 +5,7 @@ relative links kept; images are embedded only when they are real PNG or JPEG dat
 as its plain-text form. A Content-Security-Policy that allows no script at all backs this up. Test cells show their
 visible check (never the hidden part) and the grader's verdict lines.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,7 +37,7 @@ def _markdown(text: str) -> str:
         lowered = url.strip().lower()
         return lowered.startswith(SAFE_SCHEMES) or (":" not in lowered.split("/")[0] and not lowered.startswith("//"))
 
-    md.validateLink = safe_link
+    md.validateLink = safe_link  # type: ignore[method-assign]
     return md.render(text)
 
 
@@ -45,7 +46,9 @@ def _image(data: str, mime: str) -> str | None:
         raw = base64.b64decode(data.replace("\n", ""), validate=True)
     except (ValueError, TypeError):
         return None
-    if (mime == "image/png" and raw.startswith(b"\x89PNG\r\n\x1a\n")) or (mime == "image/jpeg" and raw[:3] == b"\xff\xd8\xff"):
+    if (mime == "image/png" and raw.startswith(b"\x89PNG\r\n\x1a\n")) or (
+        mime == "image/jpeg" and raw[:3] == b"\xff\xd8\xff"
+    ):
         return f'<img alt="a figure the notebook drew" src="data:{mime};base64,{base64.b64encode(raw).decode()}">'
     return None
 
@@ -71,8 +74,10 @@ def _outputs(outputs: list) -> str:
                 shown = f"<pre>{html.escape(text)}</pre>"
             parts.append(f'<div class="out">{shown}</div>')
         elif kind == "error":
-            parts.append(f'<div class="out err"><pre>{html.escape(str(out.get("ename", "")))}: '
-                         f'{html.escape(str(out.get("evalue", "")))}</pre></div>')
+            parts.append(
+                f'<div class="out err"><pre>{html.escape(str(out.get("ename", "")))}: '
+                f"{html.escape(str(out.get('evalue', '')))}</pre></div>"
+            )
     return "".join(parts)
 
 
@@ -97,26 +102,37 @@ def render(title: str, executed, source, verdicts: dict[str, CellVerdict], notes
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="score">Score: {score:.1f} / {max_score:.1f}</p>']
     if notes:
         body.append('<div class="note"><ul>' + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul></div>")
-    body.append("<table><tr><th>exercise</th><th>points</th></tr>" + "".join(
-        f"<tr><td>{html.escape(v.grade_id)}</td><td>{v.points:g} / {v.max_points:g}</td></tr>"
-        for v in verdicts.values()) + "</table>")
+    body.append(
+        "<table><tr><th>exercise</th><th>points</th></tr>"
+        + "".join(
+            f"<tr><td>{html.escape(v.grade_id)}</td><td>{v.points:g} / {v.max_points:g}</td></tr>"
+            for v in verdicts.values()
+        )
+        + "</table>"
+    )
     for cell in executed.cells:
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if gid in verdicts:
             verdict = verdicts[gid]
             visible = visible_part(source_cells[gid].source) if gid in source_cells else ""
             cls = "pass" if verdict.passed else "fail"
-            body.append(f'<div class="verdict {cls}"><pre>{html.escape(visible)}</pre>'
-                        f'<p class="score">{verdict.points:g} / {verdict.max_points:g} points</p>'
-                        + "".join(f"<pre>{html.escape(line)}</pre>" for line in verdict.lines) + "</div>")
+            body.append(
+                f'<div class="verdict {cls}"><pre>{html.escape(visible)}</pre>'
+                f'<p class="score">{verdict.points:g} / {verdict.max_points:g} points</p>'
+                + "".join(f"<pre>{html.escape(line)}</pre>" for line in verdict.lines)
+                + "</div>"
+            )
         elif cell.cell_type == "markdown":
             body.append(f'<div class="md">{_markdown(str(cell.source))}</div>')
         elif cell.cell_type == "code":
             body.append(f"<pre>{html.escape(str(cell.source))}</pre>{_outputs(cell.get('outputs', []))}")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def write(path: Path, text: str) -> None:

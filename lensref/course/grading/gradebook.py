@@ -5,6 +5,7 @@ assignment's cells are registered by ``nbgrader generate_assignment``; here each
 and its grades are set on every run, so a re-run replaces scores and never adds rows. The CSV is written from what
 this module reads back, so the two cannot disagree.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -55,6 +56,10 @@ def read(db_url: str, assignment: str, student: str) -> StoredScores | None:
             sub = gb.find_submission(assignment, student)
         except MissingEntry:
             return None
-        cells = {f"{nb.name}:{grade.name}": float(grade.score) for nb in sub.notebooks for grade in nb.grades
-                 if grade.max_score}
+        cells = {
+            f"{nb.name}:{grade.name}": float(grade.score)
+            for nb in sub.notebooks
+            for grade in nb.grades
+            if grade.max_score
+        }
         return StoredScores(float(sub.score), float(sub.max_score), cells)

@@ -14,6 +14,7 @@ For each student, in name order:
 The CSV is written last, from the gradebook. Unchanged submissions that were graded before are skipped unless
 ``force``. One grader at a time per output folder (a lock file).
 """
+
 from __future__ import annotations
 
 import csv
@@ -81,8 +82,10 @@ class GradeReport:
     confinement: str = ""
 
     def summary(self) -> str:
-        lines = [f"{self.assignment}: {len(self.results)} submission(s), {self.seconds:.1f} s"
-                 + (f"; sandbox limits: {self.confinement}" if self.confinement else "")]
+        lines = [
+            f"{self.assignment}: {len(self.results)} submission(s), {self.seconds:.1f} s"
+            + (f"; sandbox limits: {self.confinement}" if self.confinement else "")
+        ]
         for r in self.results:
             score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
             timing = f"{r.seconds:6.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()) + ")"
@@ -122,10 +125,24 @@ def _register_assignment(assignment: str, root: Path, db_url: str) -> None:
     """``nbgrader generate_assignment`` on the instructor's source: it puts the cells and points in the gradebook."""
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     with tempfile.TemporaryDirectory(prefix="lensref-release-") as release:
-        run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-                              f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url={db_url}",
-                              f"--CourseDirectory.release_directory={release}"],
-                             cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nbgrader",
+                "generate_assignment",
+                assignment,
+                "--force",
+                f"--CourseDirectory.root={root}",
+                f"--CourseDirectory.db_url={db_url}",
+                f"--CourseDirectory.release_directory={release}",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     if run.returncode != 0:
         errors = [ln.strip() for ln in (run.stdout + run.stderr).splitlines() if "[ERROR]" in ln or "Error:" in ln]
         raise LensError(f"nbgrader generate_assignment {assignment} failed: {(errors or ['see its output'])[-1][:200]}")
@@ -149,8 +166,17 @@ class Pending:
 class Grader:
     """Grades students of one assignment, one at a time; the gradebook is written by this process only."""
 
-    def __init__(self, assignment: str, root: Path, out: Path, timeout: int, limits: Limits, sandboxed: bool,
-                 baseline: bool = False, progress=print):
+    def __init__(
+        self,
+        assignment: str,
+        root: Path,
+        out: Path,
+        timeout: int,
+        limits: Limits,
+        sandboxed: bool,
+        baseline: bool = False,
+        progress=print,
+    ):
         import nbformat
 
         from ..checks import EXERCISES
@@ -218,11 +244,20 @@ class Grader:
             run_notebooks[plan.name] = prepared.notebook
             files[f"run/{plan.name}.ipynb"] = nbformat.writes(prepared.notebook).encode()
             for cell in plan.test_cells:
-                calls = [{"exercise": c.exercise, "function": c.function, "cases": cs}
-                         for c, cs in zip(cell.calls, cases[(plan.name, cell.grade_id)])]
+                calls = [
+                    {"exercise": c.exercise, "function": c.function, "cases": cs}
+                    for c, cs in zip(cell.calls, cases[(plan.name, cell.grade_id)])
+                ]
                 files[f"cases/{plan.name}/{cell.grade_id}.json"] = json.dumps({"calls": calls}).encode()
-        files["job.json"] = json.dumps({"notebooks": [p.name for p in self.plans], "cell_timeout": self.timeout,
-                                        "interrupt_grace": 10, "max_restarts": 3, "startup_timeout": 120}).encode()
+        files["job.json"] = json.dumps(
+            {
+                "notebooks": [p.name for p in self.plans],
+                "cell_timeout": self.timeout,
+                "interrupt_grace": 10,
+                "max_restarts": 3,
+                "startup_timeout": 120,
+            }
+        ).encode()
         job = Job(student, files, self.limits, self.wall, self.sandboxed)
         return Pending(student, notebooks, notes, cases, learner_code, run_notebooks, job, t0, time.time() - t0)
 
@@ -256,9 +291,13 @@ class Grader:
                 statuses = self._cell_statuses(scratch, plan.name, pending.run_notebooks[plan.name])
                 verdicts = {}
                 for cell in plan.test_cells:
-                    verdict = judge_cell(cell, cases[(plan.name, cell.grade_id)],
-                                         scratch / "outputs" / plan.name / cell.grade_id,
-                                         statuses.get(cell.grade_id), code.uses_reference)
+                    verdict = judge_cell(
+                        cell,
+                        cases[(plan.name, cell.grade_id)],
+                        scratch / "outputs" / plan.name / cell.grade_id,
+                        statuses.get(cell.grade_id),
+                        code.uses_reference,
+                    )
                     verdicts[cell.grade_id] = verdict
                     points[(plan.name, cell.grade_id)] = verdict.points
                 verdicts_by_nb[plan.name] = verdicts
@@ -267,24 +306,53 @@ class Grader:
             gradebook.record(self.db_url, self.assignment, student, points)
             done = self.out / "autograded" / student / self.assignment
             done.mkdir(parents=True, exist_ok=True)
-            write_json(done / "verdicts.json", {
-                "student": student, "assignment": self.assignment, "notes": notes,
-                "cells": [{"notebook": v.notebook, "grade_id": v.grade_id, "points": v.points,
-                           "max_points": v.max_points, "lines": v.lines}
-                          for verdicts in verdicts_by_nb.values() for v in verdicts.values()]})
+            write_json(
+                done / "verdicts.json",
+                {
+                    "student": student,
+                    "assignment": self.assignment,
+                    "notes": notes,
+                    "cells": [
+                        {
+                            "notebook": v.notebook,
+                            "grade_id": v.grade_id,
+                            "points": v.points,
+                            "max_points": v.max_points,
+                            "lines": v.lines,
+                        }
+                        for verdicts in verdicts_by_nb.values()
+                        for v in verdicts.values()
+                    ],
+                },
+            )
             for plan in self.plans:
                 executed = self._executed(scratch, plan.name, pending.run_notebooks[plan.name])
                 nbformat.write(executed, done / f"{plan.name}.ipynb")
-                page = feedback.render(f"{self.assignment} / {plan.name}: feedback for {student}", executed,
-                                       self.sources[plan.name], verdicts_by_nb[plan.name], notes)
+                page = feedback.render(
+                    f"{self.assignment} / {plan.name}: feedback for {student}",
+                    executed,
+                    self.sources[plan.name],
+                    verdicts_by_nb[plan.name],
+                    notes,
+                )
                 feedback.write(self.out / "feedback" / student / self.assignment / f"{plan.name}.html", page)
             (self.out / "autograded" / student / f"{self.assignment}.grading.log").write_text(run.log)
             phases["record"] = time.time() - t2
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         stored = gradebook.read(self.db_url, self.assignment, student)
-        result = StudentResult(student, GRADED, stored.score, stored.max_score, time.time() - pending.started,
-                               "; ".join(notes), stored.cells, phases=phases)
+        if stored is None:  # record() made the submission just above
+            raise LensError(f"the gradebook lost {student}'s submission while grading")
+        result = StudentResult(
+            student,
+            GRADED,
+            stored.score,
+            stored.max_score,
+            time.time() - pending.started,
+            "; ".join(notes),
+            stored.cells,
+            phases=phases,
+        )
         if self.baseline:
             result.baseline_seconds = self._run_alone(pending.notebooks)
         return result
@@ -326,8 +394,15 @@ class Grader:
         from .jobs import execute
 
         files = {f"run/{name}.ipynb": path.read_bytes() for name, path in notebooks.items()}
-        files["job.json"] = json.dumps({"notebooks": list(notebooks), "cell_timeout": self.timeout,
-                                        "interrupt_grace": 10, "max_restarts": 0, "startup_timeout": 120}).encode()
+        files["job.json"] = json.dumps(
+            {
+                "notebooks": list(notebooks),
+                "cell_timeout": self.timeout,
+                "interrupt_grace": 10,
+                "max_restarts": 0,
+                "startup_timeout": 120,
+            }
+        ).encode()
         start = time.time()
         execute(Job("baseline", files, self.limits, self.wall, self.sandboxed))
         return time.time() - start
@@ -365,10 +440,14 @@ def grade(
     out = Path(out or root).resolve()
     submitted = Path(submitted or root / "submitted").resolve()
     if not submitted.is_dir():
-        raise LensError(f"no submissions folder {submitted}; put each student's work in {submitted}/<student>/{assignment}/")
+        raise LensError(
+            f"no submissions folder {submitted}; put each student's work in {submitted}/<student>/{assignment}/"
+        )
     students = sorted(p.name for p in submitted.iterdir() if (p / assignment).is_dir())
     if not students:
-        raise LensError(f"no submissions for {assignment} in {submitted} (expected {submitted}/<student>/{assignment}/)")
+        raise LensError(
+            f"no submissions for {assignment} in {submitted} (expected {submitted}/<student>/{assignment}/)"
+        )
     limits = limits or Limits()
     if sandboxed and not scheduler:
         sandbox.check_bwrap()
@@ -390,14 +469,23 @@ def grade(
             except KeyboardInterrupt:
                 pool.close(cancel=True)
                 write_csv(csv_path, assignment, results, grader.db_url)
-                raise LensError(f"interrupted: {len(results)} of {len(students)} submission(s) done and kept in the "
-                                "gradebook; run the same command again to grade the rest") from None
+                raise LensError(
+                    f"interrupted: {len(results)} of {len(students)} submission(s) done and kept in the "
+                    "gradebook; run the same command again to grade the rest"
+                ) from None
             write_csv(csv_path, assignment, results, grader.db_url)
     finally:
         pool.close()
     confinement = sandbox.describe(limits) if sandboxed else "none (--no-sandbox)"
-    return GradeReport(assignment, results, csv_path, out / "feedback", out / "gradebook.db", time.time() - start,
-                       f"{confinement}; {pool.describe()}")
+    return GradeReport(
+        assignment,
+        results,
+        csv_path,
+        out / "feedback",
+        out / "gradebook.db",
+        time.time() - start,
+        f"{confinement}; {pool.describe()}",
+    )
 
 
 def _triage(grader: Grader, student: str, folder: Path, force: bool) -> StudentResult | Pending:
@@ -414,13 +502,20 @@ def _triage(grader: Grader, student: str, folder: Path, force: bool) -> StudentR
     done = grader.out / "autograded" / student / grader.assignment
     stored = gradebook.read(grader.db_url, grader.assignment, student)
     if not force and stored is not None and done.is_dir() and _newest_mtime(done) >= _newest_mtime(folder):
-        return StudentResult(student, UNCHANGED, stored.score, stored.max_score, cells=stored.cells,
-                             message="already graded (use --force to regrade)")
+        return StudentResult(
+            student,
+            UNCHANGED,
+            stored.score,
+            stored.max_score,
+            cells=stored.cells,
+            message="already graded (use --force to regrade)",
+        )
     return grader.make_job(student, found.notebooks, list(found.notes))
 
 
-def _grade_all(grader: Grader, pool, students: list[str], submitted: Path, force: bool,
-               results: list[StudentResult], bar: bool) -> None:
+def _grade_all(
+    grader: Grader, pool, students: list[str], submitted: Path, force: bool, results: list[StudentResult], bar: bool
+) -> None:
     """Keep the pool busy; judge and record strictly in student order (one writer, a fixed order)."""
     from collections import deque
 
@@ -438,8 +533,12 @@ def _grade_all(grader: Grader, pool, students: list[str], submitted: Path, force
             try:
                 run = future.result()
             except Exception as exc:  # the run itself failed (a worker lost twice, the sandbox could not start)
-                result = StudentResult(entry.student, FAILED, message=f"the run failed: {type(exc).__name__}: "
-                                       f"{(str(exc).splitlines() or [''])[0][:200]}; nothing recorded")
+                result = StudentResult(
+                    entry.student,
+                    FAILED,
+                    message=f"the run failed: {type(exc).__name__}: "
+                    f"{(str(exc).splitlines() or [''])[0][:200]}; nothing recorded",
+                )
             else:
                 result = grader.finish(entry, run)
         results.append(result)
@@ -473,9 +572,17 @@ def write_csv(path: Path, assignment: str, results: list[StudentResult], db_url:
     writer = csv.writer(buffer)
     writer.writerow(["student", "assignment", "score", "max_score", "status", *cell_names, "message"])
     for r, s in rows:
-        writer.writerow([r.student, assignment, "" if s is None else f"{s.score:g}",
-                         "" if s is None else f"{s.max_score:g}", r.status,
-                         *(f"{s.cells[c]:g}" if s and c in s.cells else "" for c in cell_names), _cell(r.message)])
+        writer.writerow(
+            [
+                r.student,
+                assignment,
+                "" if s is None else f"{s.score:g}",
+                "" if s is None else f"{s.max_score:g}",
+                r.status,
+                *(f"{s.cells[c]:g}" if s and c in s.cells else "" for c in cell_names),
+                _cell(r.message),
+            ]
+        )
     write_atomically(path, buffer.getvalue())
 
 

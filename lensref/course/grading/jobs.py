@@ -5,6 +5,7 @@ A :class:`Job` is the files the sandbox needs (the notebook to run, the cases, `
 bytes, size-capped, plus how the run ended. Nothing else crosses: the worker runs learner code only inside the
 sandbox, and the verdict is made on the instructor's machine from these bytes.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,11 +84,17 @@ def execute(job: Job) -> JobResult:
     try:
         materialize(job.files, scratch)
         os.chmod(scratch, 0o777)
-        run = sandbox.run(scratch, [sys.executable, "-m", "lensref.course.grading.runner"], job.limits, job.wall_s,
-                          sandboxed=job.sandboxed)
+        run = sandbox.run(
+            scratch,
+            [sys.executable, "-m", "lensref.course.grading.runner"],
+            job.limits,
+            job.wall_s,
+            sandboxed=job.sandboxed,
+        )
         files, truncated = collect(scratch)
-        return JobResult(job.student, files, run.seconds, run.timed_out, run.oom_kills, run.log,
-                         socket.gethostname(), truncated)
+        return JobResult(
+            job.student, files, run.seconds, run.timed_out, run.oom_kills, run.log, socket.gethostname(), truncated
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

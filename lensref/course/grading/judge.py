@@ -5,6 +5,7 @@ This runs in the grader's own process, which never runs learner code: it reads t
 A test cell earns its points when every check call in it passes on every case (as the visible check would);
 otherwise 0, with the first failure's one-line diagnosis for the feedback.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,8 +37,13 @@ def _why_missing(status: str | None, error: str) -> str:
     }.get(status, f"no answers were recorded ({error})")
 
 
-def judge_cell(cell: TestCell, cases: list[list[dict]], outputs: Path, cell_status: str | None,
-               uses_reference: dict[str, list[str]]) -> CellVerdict:
+def judge_cell(
+    cell: TestCell,
+    cases: list[list[dict]],
+    outputs: Path,
+    cell_status: str | None,
+    uses_reference: dict[str, list[str]],
+) -> CellVerdict:
     """Score one test cell; ``cases[i]`` are the cases of ``cell.calls[i]``, ``outputs`` the recorded answers' stem."""
     from ..checks import EXERCISES
     from ..checks._core import CheckFailed, Outcome, unwrap
@@ -48,16 +54,21 @@ def judge_cell(cell: TestCell, cases: list[list[dict]], outputs: Path, cell_stat
     if flagged:
         call = flagged[0]
         names = ", ".join(uses_reference[call.exercise])
-        verdict.lines.append(f"✗ {call.exercise}: calls {names}, the reference it was asked to write, instead of "
-                             "computing it; scored 0 and flagged for the instructor")
+        verdict.lines.append(
+            f"✗ {call.exercise}: calls {names}, the reference it was asked to write, instead of "
+            "computing it; scored 0 and flagged for the instructor"
+        )
         return verdict
     try:
         recorded = wire.load(outputs)
     except wire.WireError as exc:
         verdict.lines.append(f"✗ {cell.calls[0].exercise}: {_why_missing(cell_status, str(exc))}")
         return verdict
-    if not (isinstance(recorded, list) and len(recorded) == len(cell.calls)
-            and all(isinstance(r, list) and len(r) == len(c) for r, c in zip(recorded, cases))):
+    if not (
+        isinstance(recorded, list)
+        and len(recorded) == len(cell.calls)
+        and all(isinstance(r, list) and len(r) == len(c) for r, c in zip(recorded, cases))
+    ):
         verdict.lines.append(f"✗ {cell.calls[0].exercise}: the recorded answers do not match the cases asked")
         return verdict
     all_passed = True
@@ -77,8 +88,11 @@ def judge_cell(cell: TestCell, cases: list[list[dict]], outputs: Path, cell_stat
                 except CheckFailed:
                     raise
                 except Exception as exc:  # an answer of a shape the judge could not even compare
-                    raise CheckFailed(call.exercise, f"your answer could not be checked ({type(exc).__name__}).",
-                                      "return the type and shape the exercise asks for.") from None
+                    raise CheckFailed(
+                        call.exercise,
+                        f"your answer could not be checked ({type(exc).__name__}).",
+                        "return the type and shape the exercise asks for.",
+                    ) from None
             verdict.lines.append(f"✓ {call.exercise}: {detail}".rstrip(": "))
         except CheckFailed as failure:
             all_passed = False

@@ -5,6 +5,7 @@ ceiling on the resident memory of the whole process tree, a ceiling on the numbe
 report, and a way to kill every process of the run at once. Where no control group can be made (no permission),
 it falls back to per-process rlimits (address space and, for a non-root user, the process count) and says so.
 """
+
 from __future__ import annotations
 
 import os
@@ -74,8 +75,7 @@ class Confinement:
 
     def describe(self) -> str:
         note = "" if os.geteuid() != 0 else " (not enforced for root: give the grader a writable cgroup)"
-        return (f"rlimits: address space {self.limits.memory_mb} MB per process, "
-                f"{self.limits.max_procs} processes{note}")
+        return f"rlimits: address space {self.limits.memory_mb} MB per process, {self.limits.max_procs} processes{note}"
 
 
 class CgroupConfinement(Confinement):

@@ -8,6 +8,7 @@ The plan turns them into data: which exercise, which learner function, which opt
 cases from it, the sandbox calls the learner's functions on them, the judge scores them. A test cell holding
 anything else is an instructor's mistake, reported by cell and line before any submission runs.
 """
+
 from __future__ import annotations
 
 import ast
@@ -47,7 +48,7 @@ class NotebookPlan:
 def _model_option(node: ast.AST, where: str) -> dict:
     """``lensref.tiny_model("gpt2", seed=3)`` -> ``{"family": "gpt2", "seed": 3}``."""
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "tiny_model"):
-        raise LensError(f"{where}: lm= must be lensref.tiny_model(\"<family>\", seed=<int>)")
+        raise LensError(f'{where}: lm= must be lensref.tiny_model("<family>", seed=<int>)')
     args = [ast.literal_eval(a) for a in node.args]
     kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
     family = args[0] if args else kwargs.pop("family", "llama")
@@ -67,11 +68,19 @@ def parse_test_cell(source: str, where: str) -> tuple[CheckCall, ...]:
     for stmt in tree.body:
         line = f"{where}, line {stmt.lineno}"
         call = stmt.value if isinstance(stmt, ast.Expr) else None
-        func = call.func if isinstance(call, ast.Call) else None
-        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "checks"
-                and func.attr.startswith("check_") and len(call.args) == 1 and isinstance(call.args[0], ast.Name)):
+        if not isinstance(call, ast.Call):
             raise LensError(f"{line}: a graded test cell may only hold calls checks.check_<name>(<function>, ...)")
-        options = {}
+        func = call.func
+        if not (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "checks"
+            and func.attr.startswith("check_")
+            and len(call.args) == 1
+            and isinstance(call.args[0], ast.Name)
+        ):
+            raise LensError(f"{line}: a graded test cell may only hold calls checks.check_<name>(<function>, ...)")
+        options: dict = {}
         for kw in call.keywords:
             if kw.arg is None:
                 raise LensError(f"{line}: no **options in a graded test cell")
@@ -82,7 +91,9 @@ def parse_test_cell(source: str, where: str) -> tuple[CheckCall, ...]:
                 options[kw.arg] = _plain(ast.literal_eval(kw.value))
             except ValueError:
                 raise LensError(f"{line}: option {kw.arg}= must be a literal") from None
-        calls.append(CheckCall(func.attr.removeprefix("check_"), call.args[0].id, options))
+        target = call.args[0]
+        assert isinstance(target, ast.Name)
+        calls.append(CheckCall(func.attr.removeprefix("check_"), target.id, options))
     if not calls:
         raise LensError(f"{where}: a graded test cell with no check")
     return tuple(calls)

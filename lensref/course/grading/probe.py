@@ -7,6 +7,7 @@ learner's function, and writes every outcome (a value, or the one-line error it 
 this module, to the checks or to torch only changes what is written here, and the grader outside compares that
 with a reference it computes itself.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
     for call in plan["calls"]:
         exercise = EXERCISES[call["exercise"]]
         fn = namespace.get(call["function"])
-        outcomes = []
+        outcomes: list[dict] = []
         if call["function"] not in namespace:  # its cell never ran (stuck, crashed) or it was never written
             missing = f"NameError: name {call['function']!r} is not defined"
             results.append([{"error": missing} for _ in call["cases"]])
@@ -34,7 +35,7 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
             except Exception as exc:  # the environment was tampered with: nothing to record for this case
                 outcomes.append({"error": f"the inputs could not be built ({type(exc).__name__})"})
                 continue
-            outcome = run_learner(fn, *args)
+            outcome = run_learner(fn, *args)  # type: ignore[arg-type]  # not callable is an outcome too
             outcomes.append({"value": outcome.value} if outcome.error is None else {"error": outcome.error})
         results.append(outcomes)
     folder = Path("outputs") / notebook
@@ -42,8 +43,10 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
     try:
         wire.save(folder / grade_id, results)
     except wire.WireError as exc:  # a return value that is not data: record the reason instead
-        safe = [[{"error": o["error"]} if "error" in o else _plain_or_error(o["value"]) for o in outcomes]
-                for outcomes in results]
+        safe = [
+            [{"error": o["error"]} if "error" in o else _plain_or_error(o["value"]) for o in outcomes]
+            for outcomes in results
+        ]
         wire.save(folder / grade_id, safe)
         print(f"note: {exc}")
     print(f"recorded {sum(len(o) for o in results)} answer(s) for {grade_id}")

@@ -9,6 +9,7 @@ goes on after the cell that failed, so the other exercises still earn their poin
 Nothing here judges anything: this process runs beside learner code and is trusted with nothing. The probe cells
 write the learner's answers as data; the grader outside decides.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,13 +80,22 @@ class Kernel:
                 outputs.append(nbformat.v4.new_output("stream", name=content.get("name", "stdout"), text=text))
             elif kind in ("display_data", "execute_result"):
                 chars += sum(len(str(v)) for v in content.get("data", {}).values())
-                outputs.append(nbformat.v4.new_output("display_data", data=content.get("data", {}),
-                                                      metadata=content.get("metadata", {})))
+                outputs.append(
+                    nbformat.v4.new_output(
+                        "display_data", data=content.get("data", {}), metadata=content.get("metadata", {})
+                    )
+                )
             elif kind == "error":
                 if status == "ok":
                     status = "error"
-                outputs.append(nbformat.v4.new_output("error", ename=str(content.get("ename", ""))[:200],
-                                                      evalue=str(content.get("evalue", ""))[:2000], traceback=[]))
+                outputs.append(
+                    nbformat.v4.new_output(
+                        "error",
+                        ename=str(content.get("ename", ""))[:200],
+                        evalue=str(content.get("evalue", ""))[:2000],
+                        traceback=[],
+                    )
+                )
         return status, outputs
 
     def close(self) -> None:
@@ -118,14 +128,21 @@ def run_notebook(path: Path, out: Path, job: dict) -> list[CellRun]:
             if status == "ok":
                 done.append(index)
             if status in ("stuck", "died"):
-                cell.outputs.append(nbformat.v4.new_output(
-                    "error", ename="CellTimeoutError" if status == "stuck" else "KernelDied",
-                    evalue=("the cell ran past its time limit and ignored the interrupt; the kernel was restarted"
-                            if status == "stuck" else "the kernel died (a crash or the memory limit); it was restarted"),
-                    traceback=[]))
+                cell.outputs.append(
+                    nbformat.v4.new_output(
+                        "error",
+                        ename="CellTimeoutError" if status == "stuck" else "KernelDied",
+                        evalue=(
+                            "the cell ran past its time limit and ignored the interrupt; the kernel was restarted"
+                            if status == "stuck"
+                            else "the kernel died (a crash or the memory limit); it was restarted"
+                        ),
+                        traceback=[],
+                    )
+                )
                 kernel.close()
                 if restarts_left <= 0:
-                    for rest in nb.cells[index + 1:]:
+                    for rest in nb.cells[index + 1 :]:
                         if rest.cell_type == "code":
                             runs.append(CellRun(nb.cells.index(rest), "skipped"))
                     break
@@ -137,8 +154,14 @@ def run_notebook(path: Path, out: Path, job: dict) -> list[CellRun]:
                     if replay in ("stuck", "died"):
                         break
             elif status == "timeout":
-                cell.outputs.append(nbformat.v4.new_output(
-                    "error", ename="CellTimeoutError", evalue=f"the cell ran past its {timeout:g} s limit", traceback=[]))
+                cell.outputs.append(
+                    nbformat.v4.new_output(
+                        "error",
+                        ename="CellTimeoutError",
+                        evalue=f"the cell ran past its {timeout:g} s limit",
+                        traceback=[],
+                    )
+                )
     finally:
         kernel.close()
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ loopback; new user, PID, IPC and UTS namespaces, no capabilities. Nothing else o
 course folder (``solutions/``, the gradebook, other learners' work), not the grader's home. Memory and processes
 are capped by :mod:`.limits`; at the wall limit, or when the grader stops, the whole process tree is killed.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -25,8 +26,24 @@ from ...errors import LensError
 from .limits import Confinement, Limits, confinement
 
 HOME = "/home/learner"  # where the scratch folder appears inside the sandbox
-ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "fonts", "localtime", "mime.types", "passwd",
-       "group", "nsswitch.conf", "hosts", "host.conf", "ssl", "ca-certificates", "matplotlibrc", "os-release")
+ETC = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "alternatives",
+    "fonts",
+    "localtime",
+    "mime.types",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "hosts",
+    "host.conf",
+    "ssl",
+    "ca-certificates",
+    "matplotlibrc",
+    "os-release",
+)
 CACHE = "/opt/lensref-cache"  # where the model cache appears inside the sandbox
 
 
@@ -73,16 +90,32 @@ def _model_cache() -> Path:
 
 def read_only_paths() -> list[Path]:
     """What a run may read besides its scratch folder: the system, Python, the venv, lensref, the model cache."""
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sysconfig.get_paths()["purelib"]),
-             _package_root() / "lensref"}
+    paths = {
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sysconfig.get_paths()["purelib"]),
+        _package_root() / "lensref",
+    }
     resolved = Path(sys.executable).resolve()
     paths.add(resolved.parent.parent)
     return sorted(p for p in paths if p.exists() and not str(p).startswith(("/usr/", "/etc/")) and p != Path("/usr"))
 
 
 def bwrap_command(scratch: Path, argv: list[str], env: dict[str, str], network: bool = False) -> list[str]:
-    cmd = ["bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-           "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
+    cmd = [
+        "bwrap",
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+    ]
     if not network:
         cmd.append("--unshare-net")
     cmd += ["--ro-bind", "/usr", "/usr"]
@@ -110,10 +143,18 @@ def bwrap_command(scratch: Path, argv: list[str], env: dict[str, str], network: 
 
 def sandbox_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
-        "HOME": HOME, "USER": "learner", "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-        "LENSREF_CACHE": CACHE, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
-        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "HOME": HOME,
+        "USER": "learner",
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "LENSREF_CACHE": CACHE,
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
     }
     env.update(extra or {})
     return env
@@ -122,15 +163,19 @@ def sandbox_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def check_bwrap() -> None:
     """Raise one line saying why the sandbox cannot start on this machine, or return."""
     if shutil.which("bwrap") is None:
-        raise LensError("cannot sandbox submissions: bubblewrap (bwrap) is not installed "
-                        "(apt-get install bubblewrap), or grade with --no-sandbox at your own risk")
+        raise LensError(
+            "cannot sandbox submissions: bubblewrap (bwrap) is not installed "
+            "(apt-get install bubblewrap), or grade with --no-sandbox at your own risk"
+        )
     with _scratch_probe() as scratch:
         cmd = bwrap_command(scratch, [sys.executable, "-c", "print('ok')"], sandbox_env())
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if run.returncode != 0 or run.stdout.strip() != "ok":
             why = (run.stderr.strip().splitlines() or ["no output"])[-1]
-            raise LensError(f"cannot sandbox submissions: bwrap failed ({why}); user namespaces may be disabled "
-                            "here (sysctl kernel.unprivileged_userns_clone), or grade with --no-sandbox at your own risk")
+            raise LensError(
+                f"cannot sandbox submissions: bwrap failed ({why}); user namespaces may be disabled "
+                "here (sysctl kernel.unprivileged_userns_clone), or grade with --no-sandbox at your own risk"
+            )
 
 
 class _scratch_probe:
@@ -144,16 +189,27 @@ class _scratch_probe:
         self._tmp.cleanup()
 
 
-def run(scratch: Path, argv: list[str], limits: Limits, wall_s: float, sandboxed: bool = True,
-        env: dict[str, str] | None = None) -> SandboxRun:
+def run(
+    scratch: Path,
+    argv: list[str],
+    limits: Limits,
+    wall_s: float,
+    sandboxed: bool = True,
+    env: dict[str, str] | None = None,
+) -> SandboxRun:
     """Run ``argv`` in the sandbox over ``scratch`` (or, unsandboxed, in ``scratch`` itself) within ``wall_s``."""
     full_env = sandbox_env(env)
     if sandboxed:
         cmd = bwrap_command(scratch, argv, full_env)
         cwd, proc_env = None, {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     else:
-        full_env = {**full_env, "HOME": str(scratch), "LENSREF_CACHE": str(_model_cache()),
-                    "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"), "PATH": os.environ.get("PATH", "")}
+        full_env = {
+            **full_env,
+            "HOME": str(scratch),
+            "LENSREF_CACHE": str(_model_cache()),
+            "MPLCONFIGDIR": str(scratch / ".config" / "matplotlib"),
+            "PATH": os.environ.get("PATH", ""),
+        }
         cmd, cwd, proc_env = argv, str(scratch), full_env
     box: Confinement = confinement(limits)
 
@@ -165,8 +221,16 @@ def run(scratch: Path, argv: list[str], limits: Limits, wall_s: float, sandboxed
     log_path = scratch / ".sandbox.log"
     try:
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=proc_env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=preexec)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                env=proc_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
             with _LIVE_LOCK:
                 _LIVE[proc.pid] = box
             timed_out = False

@@ -6,6 +6,7 @@ every top-level function and name of the notebook that it uses, and reports a fo
 path. Constructs that can hide a call from such a reading (``exec``, ``eval``, ``__import__``, ``importlib``,
 ``getattr`` with a computed name, ``sys.modules``, ``builtins``) are reported for review, without costing points.
 """
+
 from __future__ import annotations
 
 import ast
@@ -51,9 +52,9 @@ def _strip_magics(source: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
-def _dotted(node: ast.Attribute) -> list[str]:
+def _dotted(node: ast.expr) -> list[str]:
     """``lm.adapter.decode`` -> ["decode", "adapter.decode", "lm.adapter.decode"] (every dotted tail)."""
-    parts = []
+    parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.insert(0, node.attr)
         node = node.value
@@ -74,8 +75,14 @@ def _names_used(node: ast.AST) -> set[str]:
             used.update(sub.name.split("."))
             if sub.asname:
                 used.add(sub.asname)
-        elif (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr"
-              and len(sub.args) > 1 and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str)):
+        elif (
+            isinstance(sub, ast.Call)
+            and isinstance(sub.func, ast.Name)
+            and sub.func.id == "getattr"
+            and len(sub.args) > 1
+            and isinstance(sub.args[1], ast.Constant)
+            and isinstance(sub.args[1].value, str)
+        ):
             owner = sub.args[0]
             tails = _dotted(owner) if isinstance(owner, ast.Attribute) else [getattr(owner, "id", "")]
             used.update(f"{tail}.{sub.args[1].value}" for tail in tails if tail)
@@ -115,15 +122,22 @@ def _review(node: ast.AST) -> list[str]:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in SUSPICIOUS_CALLS:
             found.append(f"calls {sub.func.id}()")
-        elif (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr"
-              and len(sub.args) > 1 and not isinstance(sub.args[1], ast.Constant)):
+        elif (
+            isinstance(sub, ast.Call)
+            and isinstance(sub.func, ast.Name)
+            and sub.func.id == "getattr"
+            and len(sub.args) > 1
+            and not isinstance(sub.args[1], ast.Constant)
+        ):
             found.append("getattr() with a computed name")
         elif isinstance(sub, ast.Name) and sub.id in SUSPICIOUS_NAMES:
             found.append(f"uses {sub.id}")
         elif isinstance(sub, ast.Attribute) and set(_dotted(sub)) & SUSPICIOUS_ATTRIBUTES:
             found.append(f"uses {sorted(set(_dotted(sub)) & SUSPICIOUS_ATTRIBUTES)[0]}")
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
-            mods = [a.name for a in sub.names] + ([sub.module] if isinstance(sub, ast.ImportFrom) and sub.module else [])
+            mods = [a.name for a in sub.names] + (
+                [sub.module] if isinstance(sub, ast.ImportFrom) and sub.module else []
+            )
             found += [f"imports {m}" for m in mods if m.split(".")[0] in SUSPICIOUS_NAMES]
     return found
 

@@ -8,6 +8,7 @@ was found and what was expected. Any nbformat version and any editor's metadata 
 autograder does): locked cells come from the source, test cells become calls of the probe, cells the learner
 deleted are put back where the source has them, cells the learner added stay where they are.
 """
+
 from __future__ import annotations
 
 import json
@@ -89,8 +90,10 @@ def _grade_id(cell) -> str | None:
 
 
 def probe_source(notebook: str, grade_id: str) -> str:
-    return (f"import lensref.course.grading.probe as _lensref_probe\n"
-            f"_lensref_probe.record({notebook!r}, {grade_id!r}, globals())")
+    return (
+        f"import lensref.course.grading.probe as _lensref_probe\n"
+        f"_lensref_probe.record({notebook!r}, {grade_id!r}, globals())"
+    )
 
 
 @dataclass
@@ -115,7 +118,9 @@ def prepare(submission, source, notebook: str) -> Prepared:
             cell.source = probe_source(notebook, gid)
         return cell
 
-    out, placed, learner_code = [], {}, []
+    out: list = []
+    placed: dict[str, int] = {}
+    learner_code: list[str] = []
     for cell in submission.cells:
         gid = _grade_id(cell)
         if gid in source_cells:
@@ -146,8 +151,9 @@ def prepare(submission, source, notebook: str) -> Prepared:
         out.insert(at, from_source(gid))
         placed = {g: (p + 1 if p >= at else p) for g, p in placed.items()}
         placed[gid] = at
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                           "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     for i, cell in enumerate(out):
         cell["id"] = f"cell-{i}"  # ids of copied and learner cells may collide
         if cell.cell_type == "code":

@@ -4,6 +4,7 @@
 anything that is not plain data: None, bools, numbers, strings, lists, tuples, string-keyed dicts and tensors.
 The reader treats both files as hostile: sizes are capped, every marker is checked, unknown shapes are errors.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,7 @@ def decode(tree: Any, tensors: dict, depth: int = 0) -> Any:
     if isinstance(tree, list):
         return [decode(v, tensors, depth + 1) for v in tree]
     if isinstance(tree, dict) and len(tree) == 1:
-        (marker, inner), = tree.items()
+        ((marker, inner),) = tree.items()
         if marker == "__tensor__" and isinstance(inner, str) and inner in tensors:
             return tensors[inner]
         if marker == "__tuple__" and isinstance(inner, list):
