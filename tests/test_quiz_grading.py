@@ -369,6 +369,8 @@ def test_answer_files_that_cannot_be_read(tmp_path):
         ("answers.txt", '{"1": "a", "1": "d"}', "key '1' appears twice"),
         ("answers.yml", '{"1": "a", "1": "d"}', "duplicate key"),  # a YAML flow mapping, read as YAML
         ("answers", "1: a\n1: d\n", "duplicate key"),
+        ("answers.json", "1: d\n", "not valid JSON"),  # the extension decides, whatever the content
+        ("answers.JSON", "1: d\n", "not valid JSON"),
     ],
 )
 def test_json_or_yaml_by_extension_then_by_content(tmp_path, name, text, message):
@@ -385,3 +387,9 @@ def test_a_page_score_that_is_not_a_number_is_ignored(bank):
     assert sheet_from_data(page | {"score": 3}, "p").page_score == 3
     assert sheet_from_data(page | {"score": "3"}, "p").page_score is None
     assert sheet_from_data(page | {"score": True}, "p").page_score is None  # a bool is not a score
+
+
+def test_yaml_content_in_a_file_of_another_extension_is_read_as_yaml(tmp_path):
+    path = tmp_path / "answers.txt"
+    path.write_text("1: d\nearly-layers: a\n", encoding="utf-8")
+    assert load_answers(path) == {1: "d", "early-layers": "a"}
