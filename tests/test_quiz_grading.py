@@ -368,6 +368,8 @@ def test_answer_files_that_cannot_be_read(tmp_path):
         ("answers", '{"1": "a", "1": "d"}', "key '1' appears twice"),  # no extension, starts with {: JSON
         ("answers.txt", '{"1": "a", "1": "d"}', "key '1' appears twice"),
         ("answers.yml", '{"1": "a", "1": "d"}', "duplicate key"),  # a YAML flow mapping, read as YAML
+        ("answers.YAML", '{"1": "a", "1": "d"}', "duplicate key"),
+        ("answers", '  \n {"1": "a", "1": "d"}', "key '1' appears twice"),  # leading blank space
         ("answers", "1: a\n1: d\n", "duplicate key"),
         ("answers.json", "1: d\n", "not valid JSON"),  # the extension decides, whatever the content
         ("answers.JSON", "1: d\n", "not valid JSON"),
