@@ -14,14 +14,42 @@ from .errors import LensError
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "Adapter": "adapters", "adapter_for": "adapters", "supported_families": "adapters",
-    "LensResult": "lens", "logit_lens": "lens", "read_states": "readout",
-    "DEFAULT_MODEL": "models", "LoadedModel": "models", "load_model": "models", "tiny_model": "models",
-    "Residuals": "residual", "capture_residuals": "residual",
-    "Unembed": "unembed", "BlockWrites": "hooks", "capture_block_writes": "hooks",
+    "Adapter": "adapters",
+    "adapter_for": "adapters",
+    "supported_families": "adapters",
+    "LensResult": "lens",
+    "logit_lens": "lens",
+    "read_states": "readout",
+    "DEFAULT_MODEL": "models",
+    "LoadedModel": "models",
+    "load_model": "models",
+    "tiny_model": "models",
+    "Residuals": "residual",
+    "capture_residuals": "residual",
+    "Unembed": "unembed",
+    "BlockWrites": "hooks",
+    "capture_block_writes": "hooks",
 }
 
-__all__ = ["LensError", "__version__", *_EXPORTS]
+__all__ = [
+    "LensError",
+    "__version__",
+    "Adapter",
+    "adapter_for",
+    "supported_families",
+    "LensResult",
+    "logit_lens",
+    "read_states",
+    "DEFAULT_MODEL",
+    "LoadedModel",
+    "load_model",
+    "tiny_model",
+    "Residuals",
+    "capture_residuals",
+    "Unembed",
+    "BlockWrites",
+    "capture_block_writes",
+]
 
 if TYPE_CHECKING:
     __version__: str

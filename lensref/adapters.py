@@ -5,6 +5,7 @@ embedding, the list of transformer blocks, the final norm and the unembedding.
 Their attribute paths differ between families, so one table says where they are.
 Adding a family is one row.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,13 +34,39 @@ class FamilySpec:
 
 
 FAMILIES: tuple[FamilySpec, ...] = (
-    FamilySpec("llama", ("llama", "mistral", "qwen2", "qwen3"), embed="model.embed_tokens", blocks="model.layers",
-               final_norm="model.norm", unembed="lm_head", attn="self_attn", mlp="mlp", attn_out_proj="o_proj"),
-    FamilySpec("gpt2", ("gpt2",), embed="transformer.wte", blocks="transformer.h",
-               final_norm="transformer.ln_f", unembed="lm_head", attn="attn", mlp="mlp", attn_out_proj="c_proj"),
-    FamilySpec("gpt_neox", ("gpt_neox",), embed="gpt_neox.embed_in", blocks="gpt_neox.layers",
-               final_norm="gpt_neox.final_layer_norm", unembed="lm_head", attn="attention", mlp="mlp",
-               attn_out_proj="dense"),
+    FamilySpec(
+        "llama",
+        ("llama", "mistral", "qwen2", "qwen3"),
+        embed="model.embed_tokens",
+        blocks="model.layers",
+        final_norm="model.norm",
+        unembed="lm_head",
+        attn="self_attn",
+        mlp="mlp",
+        attn_out_proj="o_proj",
+    ),
+    FamilySpec(
+        "gpt2",
+        ("gpt2",),
+        embed="transformer.wte",
+        blocks="transformer.h",
+        final_norm="transformer.ln_f",
+        unembed="lm_head",
+        attn="attn",
+        mlp="mlp",
+        attn_out_proj="c_proj",
+    ),
+    FamilySpec(
+        "gpt_neox",
+        ("gpt_neox",),
+        embed="gpt_neox.embed_in",
+        blocks="gpt_neox.layers",
+        final_norm="gpt_neox.final_layer_norm",
+        unembed="lm_head",
+        attn="attention",
+        mlp="mlp",
+        attn_out_proj="dense",
+    ),
 )
 
 

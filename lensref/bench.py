@@ -15,6 +15,7 @@ alike. Peak memory is measured in a fresh process per method: the process loads 
 pass, resets the kernel's peak-RSS mark (Linux ``/proc/self/clear_refs``), runs the method once and reports
 peak RSS (``VmHWM``) minus RSS before the method: the memory the method needs beyond the model and a forward pass.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -22,8 +23,8 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 
@@ -41,8 +42,10 @@ TOP_K = 5
 TINY_PREFIX = "tiny:"  # "tiny:llama" benchmarks lensref.tiny_model("llama") (for tests)
 
 
-HEADER = (f"{'T':>5} {'forward s':>10} {'floor s':>9} {'lens s':>9} {'naive s':>9} {'lens/floor':>10} "
-          f"{'naive/lens':>10} {'lens MB':>9} {'naive MB':>9}")
+HEADER = (
+    f"{'T':>5} {'forward s':>10} {'floor s':>9} {'lens s':>9} {'naive s':>9} {'lens/floor':>10} "
+    f"{'naive/lens':>10} {'lens MB':>9} {'naive MB':>9}"
+)
 
 
 @dataclass
@@ -71,9 +74,11 @@ class BenchRecord:
     def format_row(self) -> str:
         """One line under :data:`HEADER`."""
         mb = lambda v: f"{v:9.0f}" if v is not None else f"{'-':>9}"  # noqa: E731
-        return (f"{self.T:>5} {self.forward_s:10.3f} {self.floor_s:9.3f} {self.lens_s:9.3f} {self.naive_s:9.3f} "
-                f"{self.lens_over_floor:10.2f} {self.naive_over_lens:10.2f} {mb(self.lens_peak_mb)} "
-                f"{mb(self.naive_peak_mb)}")
+        return (
+            f"{self.T:>5} {self.forward_s:10.3f} {self.floor_s:9.3f} {self.lens_s:9.3f} {self.naive_s:9.3f} "
+            f"{self.lens_over_floor:10.2f} {self.naive_over_lens:10.2f} {mb(self.lens_peak_mb)} "
+            f"{mb(self.naive_peak_mb)}"
+        )
 
 
 # --- the methods ---------------------------------------------------------------------------------
@@ -82,7 +87,7 @@ class BenchRecord:
 def load(spec: str | None) -> LoadedModel:
     """The model to benchmark: None for the default model, ``tiny:FAMILY`` for a tiny random model."""
     if spec is not None and spec.startswith(TINY_PREFIX):
-        return tiny_model(spec[len(TINY_PREFIX):])
+        return tiny_model(spec[len(TINY_PREFIX) :])
     return load_model(spec)
 
 
@@ -122,7 +127,9 @@ def naive_grid(lm: LoadedModel, ids: torch.Tensor, target_id: int) -> GridStats:
     out = lm.model(input_ids=ids[None], output_hidden_states=True)
     hidden = [h[0] for h in out.hidden_states]  # L+1 states [T, d]
     unembed = Unembed.of(lm)
-    logits = torch.stack([unembed(h) for h in hidden[:-1]] + [unembed.unembed_normed(hidden[-1])]).float()  # [L+1, T, V]
+    logits = torch.stack(
+        [unembed(h) for h in hidden[:-1]] + [unembed.unembed_normed(hidden[-1])]
+    ).float()  # [L+1, T, V]
     logp = torch.log_softmax(logits, dim=-1)
     p = logp.exp()
     top_p, top_ids = p.topk(TOP_K, dim=-1)
@@ -174,7 +181,7 @@ def time_methods(lm: LoadedModel, T: int, repeats: int) -> dict[str, float]:
     matmul = None
     for r in range(repeats):
         names = list(methods)
-        names = names[r % len(names):] + names[: r % len(names)]  # rotate the order between repeats
+        names = names[r % len(names) :] + names[: r % len(names)]  # rotate the order between repeats
         for name in names:
             times[name].append(_seconds(methods[name]))
         if matmul is None:  # allocate the floor's output only after the first naive run has freed its memory
@@ -279,14 +286,18 @@ def run_bench(
             lens_mb = round(peak_memory_mb("lens", T, model), 1)
             naive_mb = round(peak_memory_mb("naive", T, model), 1)
         record = BenchRecord(
-            T=T, forward_s=t["forward"], lens_s=t["lens"], naive_s=t["naive"],
-            floor_s=t["forward"] + t["matmul"], lens_peak_mb=lens_mb, naive_peak_mb=naive_mb,
+            T=T,
+            forward_s=t["forward"],
+            lens_s=t["lens"],
+            naive_s=t["naive"],
+            floor_s=t["forward"] + t["matmul"],
+            lens_peak_mb=lens_mb,
+            naive_peak_mb=naive_mb,
         )
         records.append(record)
         if log is not None:
             log(record.format_row())
     return records
-
 
 
 def format_table(records: list[BenchRecord]) -> str:

@@ -14,6 +14,7 @@ block's output splits further into heads: the output projection is linear in the
 outputs, so head ``h`` contributes ``z_h @ W_O[:, h]`` plus nothing else; the projection's bias is kept
 as its own per-layer term. All the parts add up to the model's real logit difference.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -92,7 +93,8 @@ class DLAResult:
     def head_contributions(self) -> list[Contribution]:
         return [
             Contribution(f"L{layer}H{head}", "head", float(self.heads[layer, head]), layer, head)
-            for layer in range(self.n_layers) for head in range(self.n_heads)
+            for layer in range(self.n_layers)
+            for head in range(self.n_heads)
         ]
 
     def top(self, k: int = 10, heads: bool = False) -> list[Contribution]:
@@ -189,10 +191,20 @@ def direct_logit_attribution(
     rebuilt = embed + attn.sum(0) + mlp.sum(0)
     logits = writes.logits.double()
     return DLAResult(
-        model=lm.name, tokens=token_texts(lm.tokenizer, ids), position=position,
-        target=target, distractor=distractor, target_id=target_id, distractor_id=distractor_id,
-        embed=float(embed @ v), attn=(attn @ v).float(), mlp=(mlp @ v).float(),
-        heads=torch.stack(heads).float(), attn_bias=torch.tensor(attn_bias, dtype=torch.float32),
-        constant=frozen.constant, logit_diff=float(logits[target_id] - logits[distractor_id]),
-        norm_scale=frozen.scale, reconstruction_error=float((rebuilt - writes.final.double()).abs().max()),
+        model=lm.name,
+        tokens=token_texts(lm.tokenizer, ids),
+        position=position,
+        target=target,
+        distractor=distractor,
+        target_id=target_id,
+        distractor_id=distractor_id,
+        embed=float(embed @ v),
+        attn=(attn @ v).float(),
+        mlp=(mlp @ v).float(),
+        heads=torch.stack(heads).float(),
+        attn_bias=torch.tensor(attn_bias, dtype=torch.float32),
+        constant=frozen.constant,
+        logit_diff=float(logits[target_id] - logits[distractor_id]),
+        norm_scale=frozen.scale,
+        reconstruction_error=float((rebuilt - writes.final.double()).abs().max()),
     )

@@ -12,8 +12,9 @@ when the forward pass raises (a hook left behind would silently change every lat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -114,7 +115,11 @@ def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None 
     L = adapter.n_layers
     at = slice(None) if position is None else position
     found: dict[str, list[torch.Tensor | None]] = {
-        "embed": [None], "final": [None], "attn": [None] * L, "mlp": [None] * L, "heads": [None] * L,
+        "embed": [None],
+        "final": [None],
+        "attn": [None] * L,
+        "mlp": [None] * L,
+        "heads": [None] * L,
     }
 
     def record_input(key: str, index: int) -> PreHook:
@@ -141,5 +146,11 @@ def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None 
     if missing:
         raise LensError(f"could not capture {', '.join(missing)} for {lm.name}; is its architecture supported?")
     got = cast("dict[str, list[torch.Tensor]]", found)
-    return BlockWrites(embed=got["embed"][0], attn=torch.stack(got["attn"]), mlp=torch.stack(got["mlp"]),
-                       heads=torch.stack(got["heads"]), final=got["final"][0], logits=logits)
+    return BlockWrites(
+        embed=got["embed"][0],
+        attn=torch.stack(got["attn"]),
+        mlp=torch.stack(got["mlp"]),
+        heads=torch.stack(got["heads"]),
+        final=got["final"][0],
+        logits=logits,
+    )

@@ -1,4 +1,5 @@
 """The logit lens: decode every layer's residual state with the model's own final norm and unembedding."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,8 +54,11 @@ class LensResult:
     def top(self, layer: int, position: int = -1) -> list[Token]:
         position %= self.n_positions
         return [
-            Token(self.top_tokens[layer][position][j], int(self.top_ids[layer, position, j]),
-                  float(self.top_probs[layer, position, j]))
+            Token(
+                self.top_tokens[layer][position][j],
+                int(self.top_ids[layer, position, j]),
+                float(self.top_probs[layer, position, j]),
+            )
             for j in range(self.top_ids.shape[-1])
         ]
 
@@ -69,7 +73,9 @@ class LensResult:
 
     def format_table(self, position: int = -1) -> str:
         """One line per layer at ``position``: entropy, KL, the target's probability and rank, the top tokens."""
-        header = f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if self.target else "") + "top tokens"
+        header = (
+            f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if self.target else "") + "top tokens"
+        )
         lines = [f"{self.model}: next-token predictions after {show_token(self.tokens[position])!r}", header]
         for layer in range(self.n_layers + 1):
             tops = "  ".join(f"{show_token(t.token)} {t.prob:.3f}" for t in self.top(layer, position))
@@ -77,8 +83,10 @@ class LensResult:
             if self.target_prob is not None and self.target_rank is not None:
                 prob, rank = float(self.target_prob[layer, position]), int(self.target_rank[layer, position])
                 target = f"{prob:.4f} / {rank:<6} "
-            lines.append(f"{layer:>5}  {float(self.entropy[layer, position]):7.3f}  "
-                         f"{float(self.kl_to_final[layer, position]):7.3f}  {target}{tops}")
+            lines.append(
+                f"{layer:>5}  {float(self.entropy[layer, position]):7.3f}  "
+                f"{float(self.kl_to_final[layer, position]):7.3f}  {target}{tops}"
+            )
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -87,13 +95,15 @@ class LensResult:
         for layer in range(self.n_layers + 1):
             positions = []
             for pos in range(self.n_positions):
-                positions.append({
-                    "top": [t.__dict__ for t in self.top(layer, pos)],
-                    "entropy": float(self.entropy[layer, pos]),
-                    "kl_to_final": float(self.kl_to_final[layer, pos]),
-                    "target_prob": None if self.target_prob is None else float(self.target_prob[layer, pos]),
-                    "target_rank": None if self.target_rank is None else int(self.target_rank[layer, pos]),
-                })
+                positions.append(
+                    {
+                        "top": [t.__dict__ for t in self.top(layer, pos)],
+                        "entropy": float(self.entropy[layer, pos]),
+                        "kl_to_final": float(self.kl_to_final[layer, pos]),
+                        "target_prob": None if self.target_prob is None else float(self.target_prob[layer, pos]),
+                        "target_rank": None if self.target_rank is None else int(self.target_rank[layer, pos]),
+                    }
+                )
             layers.append({"layer": layer, "positions": positions})
         target = None if self.target is None else {"text": self.target, "id": self.target_id}
         return {"model": self.model, "tokens": self.tokens, "target": target, "layers": layers}
@@ -126,8 +136,17 @@ def logit_lens(
 
     top_tokens = [[[text(int(i)) for i in row] for row in layer] for layer in stats.top_ids.tolist()]
     return LensResult(
-        model=lm.name, tokens=token_texts(lm.tokenizer, ids), token_ids=ids.tolist(),
-        top_ids=stats.top_ids, top_probs=stats.top_probs, top_tokens=top_tokens,
-        entropy=stats.entropy, kl_to_final=stats.kl, target=target, target_id=target_id,
-        target_prob=stats.target_prob, target_rank=stats.target_rank, logits=logits,
+        model=lm.name,
+        tokens=token_texts(lm.tokenizer, ids),
+        token_ids=ids.tolist(),
+        top_ids=stats.top_ids,
+        top_probs=stats.top_probs,
+        top_tokens=top_tokens,
+        entropy=stats.entropy,
+        kl_to_final=stats.kl,
+        target=target,
+        target_id=target_id,
+        target_prob=stats.target_prob,
+        target_rank=stats.target_rank,
+        logits=logits,
     )

@@ -6,6 +6,7 @@ We decode only the two rows of the unembedding we need (not the whole vocabulary
 one final norm per state plus a ``[d, 2]`` product. At the last layer it is the model's own logit
 difference.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -60,12 +61,16 @@ class LogitDiffResult:
         """One line per layer at ``position``: the difference and both logits, then where it turns positive."""
         position = check_position(position, self.n_positions)
         target, distractor = show_token(self.target), show_token(self.distractor)
-        lines = [f"{self.model}: logit {target} - logit {distractor} after {show_token(self.tokens[position])!r}",
-                 f"{'layer':>5}  {'diff':>8}  {target:>10}  {distractor:>10}"]
+        lines = [
+            f"{self.model}: logit {target} - logit {distractor} after {show_token(self.tokens[position])!r}",
+            f"{'layer':>5}  {'diff':>8}  {target:>10}  {distractor:>10}",
+        ]
         for layer in range(self.n_layers + 1):
-            lines.append(f"{layer:>5}  {float(self.diff[layer, position]):8.3f}  "
-                         f"{float(self.target_logit[layer, position]):10.3f}  "
-                         f"{float(self.distractor_logit[layer, position]):10.3f}")
+            lines.append(
+                f"{layer:>5}  {float(self.diff[layer, position]):8.3f}  "
+                f"{float(self.target_logit[layer, position]):10.3f}  "
+                f"{float(self.distractor_logit[layer, position]):10.3f}"
+            )
         first = self.first_positive_layer(position)
         lines.append(f"positive from layer {first} on" if first is not None else "not positive at the last layer")
         return "\n".join(lines)
@@ -111,8 +116,14 @@ def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str) -> Lo
     pair = Unembed.of(lm).token_logits(res.states[:, 0], [target_id, distractor_id]).cpu()  # [L+1, T, 2]
     final = res.logits[0].float().cpu()
     return LogitDiffResult(
-        model=lm.name, tokens=token_texts(lm.tokenizer, ids), token_ids=ids.tolist(),
-        target=target, distractor=distractor, target_id=target_id, distractor_id=distractor_id,
-        target_logit=pair[..., 0], distractor_logit=pair[..., 1],
+        model=lm.name,
+        tokens=token_texts(lm.tokenizer, ids),
+        token_ids=ids.tolist(),
+        target=target,
+        distractor=distractor,
+        target_id=target_id,
+        distractor_id=distractor_id,
+        target_logit=pair[..., 0],
+        distractor_logit=pair[..., 1],
         model_diff=final[:, target_id] - final[:, distractor_id],
     )

@@ -1,4 +1,5 @@
 """Loading models: the default SmolLM2 GGUF (cached as safetensors), local folders, hub ids, tiny test models."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -112,8 +113,12 @@ def default_model_folder() -> Path:
         shutil.rmtree(folder, ignore_errors=True)
     source = gguf_path()
     code = "import sys; from lensref.models import _convert_gguf; _convert_gguf(sys.argv[1], sys.argv[2])"
-    proc = subprocess.run([sys.executable, "-c", code, str(source), str(folder)],
-                          capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(source), str(folder)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
     if proc.returncode != 0 or not (folder / "COMPLETE").exists():
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
         raise LensError(f"could not convert {source.name} into {folder}: {lines[-1]}")
@@ -127,8 +132,9 @@ def _convert_gguf(source: str, folder: str) -> None:
 
     source_path = Path(source)
     tokenizer = AutoTokenizer.from_pretrained(source_path.parent, gguf_file=source_path.name)
-    quantized = AutoModelForCausalLM.from_pretrained(source_path.parent, gguf_file=source_path.name,
-                                                     dtype=torch.float32)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        source_path.parent, gguf_file=source_path.name, dtype=torch.float32
+    )
     # transformers refuses to save a model that came from GGUF; copy the dequantized weights into a plain one.
     config = quantized.config
     if hasattr(config, "quantization_config"):
@@ -174,7 +180,9 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LensError(f"cannot load model {spec!r}: not a local folder, and not loadable as a hub id ({first})") from None
+        raise LensError(
+            f"cannot load model {spec!r}: not a local folder, and not loadable as a hub id ({first})"
+        ) from None
     recipe = {"family": None, "seed": 0} if name == DEFAULT_MODEL else None
     return _finish(name, model, tokenizer, device, recipe)
 
@@ -192,16 +200,25 @@ def tiny_config(family: str, vocab_size: int = 512, n_layers: int = 3, d_model: 
     if family in ("llama", "mistral", "qwen2"):
         cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config}[family]
         return cls(
-            hidden_size=d_model, intermediate_size=2 * d_model, num_hidden_layers=n_layers,
-            num_attention_heads=n_heads, num_key_value_heads=n_heads // 2, max_position_embeddings=256,
-            tie_word_embeddings=(family != "mistral"), **common,
+            hidden_size=d_model,
+            intermediate_size=2 * d_model,
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=n_heads // 2,
+            max_position_embeddings=256,
+            tie_word_embeddings=(family != "mistral"),
+            **common,
         )
     if family == "gpt2":
         return tf.GPT2Config(n_layer=n_layers, n_embd=d_model, n_head=n_heads, n_positions=256, **common)
     if family == "gpt_neox":
         return tf.GPTNeoXConfig(
-            num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
-            intermediate_size=2 * d_model, max_position_embeddings=256, **common,
+            num_hidden_layers=n_layers,
+            hidden_size=d_model,
+            num_attention_heads=n_heads,
+            intermediate_size=2 * d_model,
+            max_position_embeddings=256,
+            **common,
         )
     raise LensError(f"no tiny config for family {family!r}; choose from {', '.join(TINY_FAMILIES)}")
 

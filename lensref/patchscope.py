@@ -14,6 +14,7 @@ and is the only one patched (its cached keys and values carry the patch to every
 differ, :func:`fit_residual_map` fits an affine map between their residual spaces by least squares on
 text both models read.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -37,9 +38,22 @@ DEFAULT_NEW_TOKENS = 4
 shared_texts = prose_windows  # offline English prose both models can read, to fit a residual map on
 
 __all__ = [
-    "IDENTITY_PROMPT", "PLACEHOLDER", "DEFAULT_NEW_TOKENS", "ResidualMap", "Readout", "PatchscopeResult",
-    "fit_affine", "aligned_positions", "paired_states", "fit_residual_maps", "fit_residual_map", "find_placeholder",
-    "generate_patched", "patchscope", "shared_texts", "parse_layers",
+    "IDENTITY_PROMPT",
+    "PLACEHOLDER",
+    "DEFAULT_NEW_TOKENS",
+    "ResidualMap",
+    "Readout",
+    "PatchscopeResult",
+    "fit_affine",
+    "aligned_positions",
+    "paired_states",
+    "fit_residual_maps",
+    "fit_residual_map",
+    "find_placeholder",
+    "generate_patched",
+    "patchscope",
+    "shared_texts",
+    "parse_layers",
 ]
 
 
@@ -65,16 +79,23 @@ class ResidualMap:
         return (states.double() @ self.weight.double() + self.bias.double()).to(states.dtype)
 
     def to_dict(self) -> dict:
-        return {"source_layer": self.source_layer, "target_layer": self.target_layer, "n_fit": self.n_fit,
-                "fit_error": self.fit_error, "shape": list(self.weight.shape)}
+        return {
+            "source_layer": self.source_layer,
+            "target_layer": self.target_layer,
+            "n_fit": self.n_fit,
+            "fit_error": self.fit_error,
+            "shape": list(self.weight.shape),
+        }
 
 
 def fit_affine(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Least-squares ``y ~ x @ W + b`` for ``x [N, d_in]``, ``y [N, d_out]``; returns ``(W, b, relative error)``."""
     n, d_in = x.shape
     if n < d_in + 1:
-        raise LensError(f"fitting a residual map needs at least {d_in + 1} aligned tokens (the source width + 1); "
-                        f"got {n}: give more shared text")
+        raise LensError(
+            f"fitting a residual map needs at least {d_in + 1} aligned tokens (the source width + 1); "
+            f"got {n}: give more shared text"
+        )
     x, y = x.double(), y.double()
     x_mean, y_mean = x.mean(0), y.mean(0)
     solution = torch.linalg.lstsq(x - x_mean, y - y_mean, driver="gelsd").solution  # centring fits the bias
@@ -89,20 +110,27 @@ def _prefix_ends(tokenizer, ids: list[int]) -> list[str]:
     return [tokenizer.decode(ids[: i + 1]) for i in range(len(ids))]
 
 
-def aligned_positions(source_lm: LoadedModel, target_lm: LoadedModel, text: str) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+def aligned_positions(
+    source_lm: LoadedModel, target_lm: LoadedModel, text: str
+) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
     """Token ids of ``text`` for both models and the position pairs where both end at the same character."""
     source_ids = encode_prompt(source_lm.tokenizer, text, source_lm.max_context)
     target_ids = encode_prompt(target_lm.tokenizer, text, target_lm.max_context)
     if source_ids.tolist() == target_ids.tolist():
         return source_ids, target_ids, [(i, i) for i in range(len(source_ids))]
     target_end = {prefix: j for j, prefix in enumerate(_prefix_ends(target_lm.tokenizer, target_ids.tolist()))}
-    pairs = [(i, target_end[prefix]) for i, prefix in enumerate(_prefix_ends(source_lm.tokenizer, source_ids.tolist()))
-             if prefix in target_end]
+    pairs = [
+        (i, target_end[prefix])
+        for i, prefix in enumerate(_prefix_ends(source_lm.tokenizer, source_ids.tolist()))
+        if prefix in target_end
+    ]
     return source_ids, target_ids, pairs
 
 
 @torch.no_grad()
-def paired_states(source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+def paired_states(
+    source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Residual states of both models at aligned tokens of ``texts``: ``[L_s+1, N, d_s]`` and ``[L_t+1, N, d_t]``."""
     if isinstance(texts, str) or not texts:
         raise LensError("give a list of shared texts to fit the residual map on")
@@ -120,8 +148,9 @@ def paired_states(source_lm: LoadedModel, target_lm: LoadedModel, texts: list[st
     return torch.cat(source_parts, dim=1), torch.cat(target_parts, dim=1)
 
 
-def fit_residual_maps(source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str],
-                      layer_pairs: dict[int, int]) -> dict[int, ResidualMap]:
+def fit_residual_maps(
+    source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str], layer_pairs: dict[int, int]
+) -> dict[int, ResidualMap]:
     """One affine map per ``{source_layer: target_layer}`` pair, all fitted on one pass over ``texts``."""
     for source_layer, target_layer in layer_pairs.items():
         check_layer(source_layer, source_lm.n_layers, "source layer")
@@ -130,13 +159,15 @@ def fit_residual_maps(source_lm: LoadedModel, target_lm: LoadedModel, texts: lis
     maps = {}
     for source_layer, target_layer in layer_pairs.items():
         weight, bias, error = fit_affine(source[source_layer], target[target_layer])
-        maps[source_layer] = ResidualMap(weight.float(), bias.float(), source_layer, target_layer,
-                                         source.shape[1], error)
+        maps[source_layer] = ResidualMap(
+            weight.float(), bias.float(), source_layer, target_layer, source.shape[1], error
+        )
     return maps
 
 
-def fit_residual_map(source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str],
-                     source_layer: int, target_layer: int) -> ResidualMap:
+def fit_residual_map(
+    source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str], source_layer: int, target_layer: int
+) -> ResidualMap:
     """A least-squares affine map from ``source_lm``'s layer to ``target_lm``'s layer, fitted on ``texts``."""
     return fit_residual_maps(source_lm, target_lm, texts, {source_layer: target_layer})[source_layer]
 
@@ -202,18 +233,26 @@ class PatchscopeResult:
             "target_tokens": self.target_tokens,
             "placeholder_position": self.placeholder_position,
             "readouts": [
-                {"layer": r.layer, "target_layer": r.target_layer, "tokens": r.tokens, "text": r.text,
-                 "answer": r.answer, "first_prob": r.first_prob,
-                 "map": self.maps[r.layer].to_dict() if r.layer in self.maps else None}
+                {
+                    "layer": r.layer,
+                    "target_layer": r.target_layer,
+                    "tokens": r.tokens,
+                    "text": r.text,
+                    "answer": r.answer,
+                    "first_prob": r.first_prob,
+                    "map": self.maps[r.layer].to_dict() if r.layer in self.maps else None,
+                }
                 for r in self.readouts
             ],
         }
 
     def format_table(self) -> str:
         """One line per source layer: the layer it was patched into, the first token's probability, the readout."""
-        lines = [f"{self.source_model} -> {self.target_model}: {show_token(self.source_token)!r} "
-                 f"(position {self.position}) read through {self.target_prompt!r}",
-                 f"{'layer':>5}  {'-> l*':>5}  {'p(first)':>8}  readout"]
+        lines = [
+            f"{self.source_model} -> {self.target_model}: {show_token(self.source_token)!r} "
+            f"(position {self.position}) read through {self.target_prompt!r}",
+            f"{'layer':>5}  {'-> l*':>5}  {'p(first)':>8}  readout",
+        ]
         for r in self.readouts:
             lines.append(f"{r.layer:>5}  {r.target_layer:>5}  {r.first_prob:8.3f}  {show_token(r.text)}")
         return "\n".join(lines)
@@ -225,8 +264,9 @@ def find_placeholder(tokenizer, ids: torch.Tensor, placeholder: str) -> int:
     for position in range(len(texts) - 1, -1, -1):
         if texts[position].strip() == placeholder.strip():
             return position
-    raise LensError(f"the placeholder {placeholder!r} is not a token of the target prompt "
-                    f"(its tokens are {' | '.join(texts)})")
+    raise LensError(
+        f"the placeholder {placeholder!r} is not a token of the target prompt (its tokens are {' | '.join(texts)})"
+    )
 
 
 def _patch_hook(rows: torch.Tensor, position: int, vectors: torch.Tensor, active: dict) -> PreHook:
@@ -249,8 +289,9 @@ def _cache_kwarg(model) -> str:
 
 
 @torch.no_grad()
-def generate_patched(lm: LoadedModel, ids: torch.Tensor, position: int, target_layers: list[int],
-                     vectors: torch.Tensor, n_tokens: int) -> tuple[list[list[int]], list[float]]:
+def generate_patched(
+    lm: LoadedModel, ids: torch.Tensor, position: int, target_layers: list[int], vectors: torch.Tensor, n_tokens: int
+) -> tuple[list[list[int]], list[float]]:
     """Greedy continuation of ``ids`` in a batch, row ``r`` with ``vectors[r]`` written at ``position`` in
     layer ``target_layers[r]``. Returns the new token ids per row and each row's first-token probability.
 
@@ -332,12 +373,15 @@ def patchscope(
         vector = states[layer]
         if layer in maps:
             if maps[layer].target_layer != dest:
-                raise LensError(f"the map for source layer {layer} goes to target layer {maps[layer].target_layer}, "
-                                f"not {dest}")
+                raise LensError(
+                    f"the map for source layer {layer} goes to target layer {maps[layer].target_layer}, not {dest}"
+                )
             vector = maps[layer](vector[None])[0]
         elif source_lm.adapter.d_model != target_lm.adapter.d_model:
-            raise LensError(f"the source model is {source_lm.adapter.d_model} wide and the target model "
-                            f"{target_lm.adapter.d_model}: fit a residual map for layer {layer} first")
+            raise LensError(
+                f"the source model is {source_lm.adapter.d_model} wide and the target model "
+                f"{target_lm.adapter.d_model}: fit a residual map for layer {layer} first"
+            )
         vectors.append(vector)
     new_ids, first_prob = generate_patched(target_lm, target_ids, slot, target_layers, torch.stack(vectors), n_tokens)
 
@@ -346,7 +390,13 @@ def patchscope(
         for layer, dest, row, prob in zip(layers, target_layers, new_ids, first_prob)
     ]
     return PatchscopeResult(
-        source_model=source_lm.name, target_model=target_lm.name, source_tokens=token_texts(source_lm.tokenizer, source_ids),
-        position=position, target_prompt=target_prompt, target_tokens=token_texts(target_lm.tokenizer, target_ids),
-        placeholder_position=slot, readouts=readouts, maps={k: v for k, v in maps.items() if k in layers},
+        source_model=source_lm.name,
+        target_model=target_lm.name,
+        source_tokens=token_texts(source_lm.tokenizer, source_ids),
+        position=position,
+        target_prompt=target_prompt,
+        target_tokens=token_texts(target_lm.tokenizer, target_ids),
+        placeholder_position=slot,
+        readouts=readouts,
+        maps={k: v for k, v in maps.items() if k in layers},
     )

@@ -20,10 +20,11 @@ entropy ``= log s - sum(exp(z - m) (z - m)) / s``; ``sum(p_final log p) = sum(p_
 ``KL(final || row) = sum(p_final log p_final) - sum(p_final log p)``, where the first term is the final row's
 own value of the second, so KL at the last layer is exactly 0.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -182,14 +183,14 @@ def read_states(
             kept[first:last] = block
         for r0, r1 in _slices(first, last, T, slice_rows):
             final_positions = slice(r0 - L * T, r1 - L * T) if r0 >= L * T else None
-            _slice_stats(block[r0 - first : r1 - first], slice(r0, r1), final_positions, target_id,
-                         work[: r1 - r0], acc)
+            _slice_stats(
+                block[r0 - first : r1 - first], slice(r0, r1), final_positions, target_id, work[: r1 - r0], acc
+            )
     stats = _grid_stats(acc, unembed, normed, n_layers_plus, T)
     return stats, (kept.view(n_layers_plus, T, vocab).cpu() if kept is not None else None)
 
 
-def _grid_stats(acc: _Accumulator, unembed: Unembed, normed: torch.Tensor, n_layers_plus: int,
-                T: int) -> GridStats:
+def _grid_stats(acc: _Accumulator, unembed: Unembed, normed: torch.Tensor, n_layers_plus: int, T: int) -> GridStats:
     """Turn the per-row sums into probabilities, entropy and KL on the ``[layer, position]`` grid.
 
     ``sum_v p_final(v) z_v`` is linear in the row's logits ``z = normed @ W.T (+ b)``, so it equals
@@ -208,6 +209,10 @@ def _grid_stats(acc: _Accumulator, unembed: Unembed, normed: torch.Tensor, n_lay
         target_prob = grid(torch.exp(acc.target_z - lse))
         target_rank = grid(acc.larger.long() + 1)
     return GridStats(
-        top_ids=grid(acc.top_ids), top_probs=grid(torch.exp(acc.top_z - lse[:, None])), entropy=grid(acc.entropy),
-        kl=kl.cpu(), target_prob=target_prob, target_rank=target_rank,
+        top_ids=grid(acc.top_ids),
+        top_probs=grid(torch.exp(acc.top_z - lse[:, None])),
+        entropy=grid(acc.entropy),
+        kl=kl.cpu(),
+        target_prob=target_prob,
+        target_rank=target_rank,
     )

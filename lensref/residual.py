@@ -5,6 +5,7 @@ output of block ``l - 1``; layer ``L`` is the last block's output *before* the f
 these with forward pre-hooks instead of ``output_hidden_states``, whose last entry transformers has
 already passed through the final norm (normalizing it again is the classic double-norm bug).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

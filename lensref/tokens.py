@@ -1,9 +1,13 @@
 """Tokenizing prompts and single tokens, and showing tokens readably."""
+
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import LensError
+
+if TYPE_CHECKING:
+    import torch  # only for annotations: showing tokens must not import torch
 
 VISIBLE = {" ": "␣", "\n": "↵", "\t": "⇥"}
 

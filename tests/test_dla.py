@@ -6,11 +6,11 @@ import torch
 
 from lensref import LensError, tiny_model
 from lensref.cli import main
+from lensref.course.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
 from lensref.dla import direct_logit_attribution
 from lensref.hooks import capture_block_writes
-from lensref.unembed import frozen_norm_direction
-from lensref.course.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
 from lensref.tokens import encode_prompt
+from lensref.unembed import frozen_norm_direction
 
 PROMPT = "hello world"
 

@@ -11,10 +11,25 @@ from ..files import write_atomically, write_json
 from ._validate import check_figure_output, check_output
 
 __all__ = [
-    "add_model_options", "add_pair_options", "add_prompt_command", "add_output_options", "check_at_least_one",
+    "add_model_options",
+    "add_pair_options",
+    "add_prompt_command",
+    "add_output_options",
+    "check_at_least_one",
     "check_outputs",
-    "write_outputs", "write_atomically", "write_json",  # the writers live in lensref.files
+    "write_outputs",
+    "load_model",
+    "write_atomically",
+    "write_json",  # the writers live in lensref.files
 ]
+
+
+def load_model(spec: str | None = None, device: str = "cpu") -> Any:
+    """:func:`lensref.models.load_model`, imported when a command runs: building the parser (for ``lensref quiz``
+    or ``--help``) must not import torch."""
+    from ..models import load_model as load
+
+    return load(spec, device=device)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:

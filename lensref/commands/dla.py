@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
-from ..dla import DLAResult, direct_logit_attribution
-from ..models import load_model
-from ._common import add_output_options, add_prompt_command, check_at_least_one, check_outputs, write_outputs
+from typing import TYPE_CHECKING
+
+from ._common import (
+    add_output_options,
+    add_prompt_command,
+    check_at_least_one,
+    check_outputs,
+    load_model,
+    write_outputs,
+)
+
+if TYPE_CHECKING:
+    from ..dla import DLAResult
 
 
 def register(sub) -> None:
-    p = add_prompt_command(sub, "dla", "direct logit attribution: split a logit difference into blocks and heads",
-                           pair=True)
+    p = add_prompt_command(
+        sub, "dla", "direct logit attribution: split a logit difference into blocks and heads", pair=True
+    )
     p.add_argument("--position", type=int, default=-1, help="the position to attribute (default -1, the last)")
     p.add_argument("--top", type=int, default=10, help="how many components and heads to list (default 10)")
-    add_output_options(p, json="write every component and head as JSON",
-                       plot="write the bar chart and head heatmap as PNG")
+    add_output_options(
+        p, json="write every component and head as JSON", plot="write the bar chart and head heatmap as PNG"
+    )
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..dla import direct_logit_attribution  # here, not at the top: the parser alone must not import torch
+
     check_at_least_one(args, "top")
     check_outputs(args)
     lm = load_model(args.model, device=args.device)

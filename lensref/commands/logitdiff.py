@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-from ..logitdiff import LogitDiffResult, logit_diff
-from ..models import load_model
-from ._common import add_output_options, add_prompt_command, check_outputs, write_outputs
+from typing import TYPE_CHECKING
+
+from ._common import add_output_options, add_prompt_command, check_outputs, load_model, write_outputs
+
+if TYPE_CHECKING:
+    from ..logitdiff import LogitDiffResult
 
 
 def register(sub) -> None:
-    p = add_prompt_command(sub, "logitdiff", "logit(target) - logit(distractor) through the lens, layer by layer",
-                           pair=True)
+    p = add_prompt_command(
+        sub, "logitdiff", "logit(target) - logit(distractor) through the lens, layer by layer", pair=True
+    )
     p.add_argument("--position", type=int, default=-1, help="position for the table and line plot (default -1)")
     add_output_options(p, json="write every layer and position as JSON", plot="write the plot across layers as PNG")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from ..logitdiff import logit_diff  # here, not at the top: the parser alone must not import torch
+
     check_outputs(args)
     lm = load_model(args.model, device=args.device)
     result = logit_diff(lm, args.prompt, args.target, args.distractor)

@@ -1,4 +1,5 @@
 """``lensref tuned train`` and ``lensref tuned eval``: fit a tuned lens, and compare it with the logit lens."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,9 +16,15 @@ def register(sub) -> None:
     t = tsub.add_parser("train", help="train a tuned lens on pydoc prose (and your text) and save it")
     add_model_options(t)
     t.add_argument("--out", default=None, metavar="DIR", help="where to save it (default: <cache>/tuned/<model>)")
-    t.add_argument("--text", action="append", default=[], metavar="FILE", help="also train on this text file (repeatable)")
-    t.add_argument("--preset", default="full", choices=["quick", "full"],
-                   help="full (default): 32k tokens, least squares + 200 KL fine-tune steps; quick: 8k tokens, 20 steps")
+    t.add_argument(
+        "--text", action="append", default=[], metavar="FILE", help="also train on this text file (repeatable)"
+    )
+    t.add_argument(
+        "--preset",
+        default="full",
+        choices=["quick", "full"],
+        help="full (default): 32k tokens, least squares + 200 KL fine-tune steps; quick: 8k tokens, 20 steps",
+    )
     t.add_argument("--max-tokens", type=int, default=None, metavar="N", help="training tokens (overrides the preset)")
     t.add_argument("--steps", type=int, default=None, metavar="N", help="KL fine-tune steps, 0 = least squares only")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -55,9 +62,11 @@ def run_train(args) -> int:
     lm = load_model(args.model, device=args.device)
     lens, report, folder = train_and_save(lm, config, args.out, texts, progress=not args.quiet)
     loss = "" if report.loss_end is None else f"; fine-tune KL {report.loss_start:.3f} -> {report.loss_end:.3f}"
-    print(f"trained a tuned lens for {lm.name} on {report.n_tokens} tokens in {report.seconds:.0f} s "
-          f"(states {report.seconds_cache:.0f} s, least squares {report.seconds_least_squares:.0f} s, "
-          f"fine-tune {report.seconds_finetune:.0f} s{loss})")
+    print(
+        f"trained a tuned lens for {lm.name} on {report.n_tokens} tokens in {report.seconds:.0f} s "
+        f"(states {report.seconds_cache:.0f} s, least squares {report.seconds_least_squares:.0f} s, "
+        f"fine-tune {report.seconds_finetune:.0f} s{loss})"
+    )
     print(f"saved to {folder}")
     return 0
 
@@ -76,8 +85,12 @@ def run_eval(args) -> int:
     result = compare_lenses(lm, corpus.heldout, lens, progress=not args.quiet)
     print(result.format_table())
     worse = result.layers_where_tuned_not_better()
-    print("tuned lens KL is lower at every layer 0.." + str(result.n_layers - 1) if not worse
-          else f"tuned lens KL is NOT lower at layers {worse}", file=sys.stdout)
+    print(
+        "tuned lens KL is lower at every layer 0.." + str(result.n_layers - 1)
+        if not worse
+        else f"tuned lens KL is NOT lower at layers {worse}",
+        file=sys.stdout,
+    )
     write_outputs(args, {"lens": str(folder), **result.to_dict()}, lambda path: _plot(result, path))
     return 0
 

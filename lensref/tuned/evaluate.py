@@ -5,6 +5,7 @@ token inside its chunk) and every layer, both lenses decode the residual state; 
 ``KL(final || lens)`` (how far the lens is from the model's own prediction) and the cross-entropy of the lens's
 prediction against the true next token (how good a language model the truncated network is).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -53,8 +54,10 @@ class LensComparison:
             f"{'layer':>5}  {'KL logit':>9}  {'KL tuned':>9}  {'CE logit':>9}  {'CE tuned':>9}",
         ]
         for l in range(self.n_layers + 1):
-            lines.append(f"{l:>5}  {self.kl_logit[l]:9.3f}  {self.kl_tuned[l]:9.3f}  "
-                         f"{self.ce_logit[l]:9.3f}  {self.ce_tuned[l]:9.3f}")
+            lines.append(
+                f"{l:>5}  {self.kl_logit[l]:9.3f}  {self.kl_tuned[l]:9.3f}  "
+                f"{self.ce_logit[l]:9.3f}  {self.ce_tuned[l]:9.3f}"
+            )
         return "\n".join(lines)
 
 
@@ -90,5 +93,11 @@ def compare_lenses(
         count += labels.numel()
     kl /= count
     ce /= count
-    return LensComparison(model=lm.name, n_tokens=count, kl_logit=kl[0].tolist(), kl_tuned=kl[1].tolist(),
-                          ce_logit=ce[0].tolist(), ce_tuned=ce[1].tolist())
+    return LensComparison(
+        model=lm.name,
+        n_tokens=count,
+        kl_logit=kl[0].tolist(),
+        kl_tuned=kl[1].tolist(),
+        ce_logit=ce[0].tolist(),
+        ce_tuned=ce[1].tolist(),
+    )

@@ -4,6 +4,7 @@ A lens trained for one model is meaningless for another, so loading checks the m
 and width against the config (and the weights' shapes against both) and refuses a mismatch in one line.
 The folder is written next to its final place and renamed in, so a crash never leaves half a lens.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,20 @@ def save_tuned_lens(lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike,
     if folder.is_dir() and any(folder.iterdir()) and not (folder / CONFIG).exists():
         raise LensError(f"cannot save the tuned lens: {folder} is a non-empty folder that holds no tuned lens")
     config = {
-        "format": FORMAT, "version": VERSION, "model": lm.name, "family": lm.adapter.family,
-        "n_layers": lens.n_layers, "d_model": lens.d_model, "vocab_size": Unembed.of(lm).vocab_size, **(extra or {}),
+        "format": FORMAT,
+        "version": VERSION,
+        "model": lm.name,
+        "family": lm.adapter.family,
+        "n_layers": lens.n_layers,
+        "d_model": lens.d_model,
+        "vocab_size": Unembed.of(lm).vocab_size,
+        **(extra or {}),
     }
     with new_folder(folder, replace=True) as tmp:
-        tensors = {"weight": lens.weight.detach().float().cpu().contiguous(),
-                   "bias": lens.bias.detach().float().cpu().contiguous()}
+        tensors = {
+            "weight": lens.weight.detach().float().cpu().contiguous(),
+            "bias": lens.bias.detach().float().cpu().contiguous(),
+        }
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT, "model": lm.name})
         (tmp / CONFIG).write_text(json.dumps(config, indent=1) + "\n", encoding="utf-8")
     return folder

@@ -10,6 +10,7 @@ KL itself; its cost is dominated by the unembedding (d x vocab per token, layer 
 few hundred tokens per step. The final layer's logits, the KL targets, are recomputed per batch from the
 cached last-layer states rather than stored (vocab-wide rows are 85x larger than states).
 """
+
 from __future__ import annotations
 
 import math
@@ -113,8 +114,9 @@ def _normalized(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @torch.no_grad()
-def least_squares_init(lens: TunedLens, states: torch.Tensor, ridge: float = 0.01, chunk_rows: int = 8192,
-                       progress: bool = True) -> None:
+def least_squares_init(
+    lens: TunedLens, states: torch.Tensor, ridge: float = 0.01, chunk_rows: int = 8192, progress: bool = True
+) -> None:
     """Set each layer's translator to the ridge least-squares map from ``states[l]`` to ``states[L]``, both
     normalized per token: minimize ``sum |W x/|x| + b/|x| - y/|y||^2 + ridge * N * |W - I|^2`` (rms norms)."""
     L, N, d = states.shape[0] - 1, states.shape[1], states.shape[2]
@@ -144,8 +146,9 @@ def kl_final_to_lens(final_logp: torch.Tensor, lens_logits: torch.Tensor) -> tor
     return (final_logp.exp() * (final_logp - lens_logp)).sum(-1)
 
 
-def finetune(lens: TunedLens, lm: LoadedModel, states: torch.Tensor, config: TrainConfig,
-             progress: bool = True) -> list[float]:
+def finetune(
+    lens: TunedLens, lm: LoadedModel, states: torch.Tensor, config: TrainConfig, progress: bool = True
+) -> list[float]:
     """Adam on the mean KL(final || tuned lens), ``config.steps`` steps of ``config.batch_tokens`` cached tokens
     each (on ``lm``'s device), the learning rate decaying linearly to zero. Returns the loss per step."""
     if config.steps == 0:
@@ -206,8 +209,13 @@ def train_tuned_lens(
     t3 = time.perf_counter()
     k = max(1, min(10, len(losses) // 5))
     report = TrainReport(
-        config=asdict(config), n_tokens=states.shape[1], seconds_cache=t1 - t0, seconds_least_squares=t2 - t1,
-        seconds_finetune=t3 - t2, loss_start=sum(losses[:k]) / k if losses else None,
-        loss_end=sum(losses[-k:]) / k if losses else None, losses=losses,
+        config=asdict(config),
+        n_tokens=states.shape[1],
+        seconds_cache=t1 - t0,
+        seconds_least_squares=t2 - t1,
+        seconds_finetune=t3 - t2,
+        loss_start=sum(losses[:k]) / k if losses else None,
+        loss_end=sum(losses[-k:]) / k if losses else None,
+        losses=losses,
     )
     return lens, report

@@ -4,6 +4,7 @@ Layer ``l`` (0 = embeddings, ..., ``L - 1``) gets ``h -> h @ W[l].T + b[l]``; la
 output) is already what the model decodes, so it is left alone. Initialised to ``W = I, b = 0`` the tuned
 lens *is* the logit lens, exactly.
 """
+
 from __future__ import annotations
 
 import torch
