@@ -33,6 +33,7 @@ def _why_missing(status: str | None, error: str) -> str:
         "stuck": "the grading cell ran past its time limit and ignored the interrupt; the kernel was restarted",
         "died": "the kernel died while grading this exercise (a crash or the memory limit)",
         "skipped": "the notebook stopped before this exercise (too many restarts)",
+        "error": "the grading cell failed before it could record your answers (see its output)",
         None: "this exercise was never reached (the notebook stopped earlier)",
     }.get(status, f"no answers were recorded ({error})")
 

@@ -38,8 +38,9 @@ def _definitions(sources: list[str]) -> tuple[dict[str, list[ast.AST]], list[str
                 defs.setdefault(node.name, []).append(node)
             elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    for name in ast.walk(target):
+                for target in targets:  # x = ..., a, b = ...; not sys.modules[...] = ... (that defines no name)
+                    names = target.elts if isinstance(target, (ast.Tuple, ast.List)) else [target]
+                    for name in names:
                         if isinstance(name, ast.Name):
                             defs.setdefault(name.id, []).append(node)
             elif isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -101,6 +102,12 @@ def _local_names(node: ast.AST) -> set[str]:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
             local.add(sub.id)
+        elif isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and sub is not node:
+            local.add(sub.name)  # a nested helper shadows a top-level one of the same name
+        elif isinstance(sub, ast.arg):
+            local.add(sub.arg)
+        elif isinstance(sub, ast.alias):
+            local.add((sub.asname or sub.name).split(".")[0])
     return local
 
 
