@@ -395,3 +395,25 @@ def test_yaml_content_in_a_file_of_another_extension_is_read_as_yaml(tmp_path):
     path = tmp_path / "answers.txt"
     path.write_text("1: d\nearly-layers: a\n", encoding="utf-8")
     assert load_answers(path) == {1: "d", "early-layers": "a"}
+
+
+def test_resolve_answers_on_its_own(bank):
+    from lensref.course.quiz.scoring import resolve_answers
+
+    with pytest.raises(LensError, match=r"^answers: no answers$"):
+        resolve_answers(bank, {})
+    with pytest.raises(LensError, match=r"^answers: 14 question\(s\) unanswered: 2, 3, "):
+        resolve_answers(bank, {"1": "d"})  # every question is needed unless asked otherwise
+    chosen = resolve_answers(bank, {"1": "d"}, allow_unanswered=True)
+    assert list(chosen) == [1] and chosen[1].letter == "d"
+    with pytest.raises(LensError, match=r"^x\.json: expected a mapping from question \(number 1-15 or id\) to answer$"):
+        resolve_answers(bank, ["d"], "x.json")
+
+
+def test_a_file_that_is_not_a_mapping_says_what_it_is(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text('["a", "b"]', encoding="utf-8")
+    with pytest.raises(
+        LensError, match=r"list\.json: expected a mapping from question \(number or id\) to answer, got list$"
+    ):
+        load_answers(path)
