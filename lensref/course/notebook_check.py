@@ -148,11 +148,11 @@ def check_notebook(path: str | Path, *, timeout: int = DEFAULT_TIMEOUT,
 
 def _kernel_manager():
     """A kernel of the Python running this command (the course's), whatever kernels are installed elsewhere."""
-    from jupyter_client import KernelManager
+    from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
 
     specs = KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
-    return KernelManager(kernel_name="python3", kernel_spec_manager=specs)
+    return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
 
 
 def _cell_label(cell, index: int) -> str:
