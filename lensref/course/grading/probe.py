@@ -32,8 +32,13 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
         for case in call["cases"]:
             try:
                 args = exercise.inputs(case)
-            except Exception as exc:  # the environment was tampered with: nothing to record for this case
-                outcomes.append({"error": f"the inputs could not be built ({type(exc).__name__})"})
+            except Exception as exc:  # the kernel was tampered with: nothing to record for this case
+                outcomes.append(
+                    {
+                        "error": f"InputError: the grader's inputs could not be rebuilt in your kernel "
+                        f"({type(exc).__name__}; did your code change torch or lensref?)"
+                    }
+                )
                 continue
             outcome = run_learner(fn, *args)  # type: ignore[arg-type]  # not callable is an outcome too
             outcomes.append({"value": outcome.value} if outcome.error is None else {"error": outcome.error})
