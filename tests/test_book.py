@@ -340,9 +340,17 @@ def test_tuned_lens_page_claims(real_lm):
     corpus = load_corpus(real_lm.tokenizer, max_train_tokens=128, max_heldout_tokens=512)
     comparison = compare_lenses(real_lm, corpus.heldout, tuned, progress=False)
     assert comparison.layers_where_tuned_not_better() == []
+    gap = np.array(comparison.kl_logit[:L_LAYERS]) - np.array(comparison.kl_tuned[:L_LAYERS])
+    assert int(gap.argmax()) < 20  # "the gap is largest in the early and middle layers"
     plain = logit_lens(real_lm, lp.EIFFEL, target=" Paris")
     through = logit_lens(real_lm, lp.EIFFEL, target=" Paris", translator=tuned)
     assert through.first_top1_layer() <= plain.first_top1_layer()  # "rises earlier"
+    middle = [through.top1(layer) for layer in range(10, 21)]
+    name_like = [t.strip() == "" or t.strip()[:1].isupper() for t in middle]
+    assert sum(name_like) > len(middle) / 2  # "mostly a space or the first letters of a name"
+    names = {t.token for layer in range(10, 21) for t in through.top(layer)[:3]
+             if len(t.token.strip()) > 2 and t.token.strip()[:1].isupper()}
+    assert len(names) >= 2  # "just below them it ranks capitalised names"
     p_model = float(plain.target_prob[L_LAYERS, -1])
     p_tuned = through.target_prob[:L_LAYERS, -1].numpy()
     assert p_tuned.max() > p_model  # "climbs above the probability the model itself ends with"
@@ -392,3 +400,21 @@ def test_patchscope_plot_labels_each_run_of_answers_once():
     answers = {0: "Tower", 3: "Tower", 6: "Tower of Hano", 9: "Tower of Hano", 12: "Tower of Hano", 15: "hello"}
     assert _runs([6, 9, 12], answers, 3) == [(6, 12, "Tower of Hano")]
     assert _runs([0, 3, 15], answers, 3) == [(0, 3, "Tower"), (15, 15, "hello")]
+
+
+def test_tuned_lens_text_is_the_models_own_and_avoids_the_lessons_prompts():
+    from lensref import LensError as Error
+    from lensref.tuned.data import corpus_topics, model_texts, split_topics
+
+    texts = model_texts()
+    assert len(texts) >= 100  # "a hundred-odd varied openings"
+    train, heldout = split_topics(texts)
+    assert heldout and not set(train) & set(heldout)  # whole openings held out
+    everything = "\n".join(texts.values())
+    prompts = list(lp.FACTS) + [lp.COLOUR_PROMPT, lp.CORRECTED["prompt"], lp.CORRECTED_CITY["prompt"],
+                                lp.STAYS_WRONG["prompt"], lp.NEAR_MISS["prompt"]]
+    assert [p for p in prompts if p in everything] == []
+    assert not any("located in the city of" in opening or opening.startswith("The capital of") for opening in texts)
+    assert "def " not in everything[:5000] and corpus_topics("pydoc")  # plain prose; the old corpus still loads
+    with pytest.raises(Error, match="unknown corpus"):
+        corpus_topics("wiki")
