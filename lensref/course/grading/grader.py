@@ -348,7 +348,7 @@ class Grader:
             GRADED,
             stored.score,
             stored.max_score,
-            time.time() - pending.started,
+            sum(phases.values()),  # its own cost: waiting in the queue is not counted
             "; ".join(notes),
             stored.cells,
             phases=phases,
