@@ -1,6 +1,7 @@
 """The contract grading codes against: cases are data, inputs are rebuilt deterministically, the judge sees only
 returned values (after a JSON/safetensors round trip) and never calls the learner; every graded statement of the
 notebooks has the one form the grader's planner reads; the notebooks' own solutions pass their hidden verdicts."""
+
 from __future__ import annotations
 
 import ast
@@ -146,7 +147,11 @@ def test_run_learner_records_every_failure_in_one_line_and_unwrap_says_it_as_bef
         (torch.zeros(2), Outcome(error="not callable: Tensor"), "expected a function, got Tensor."),
         (stub, Outcome(error="NotImplementedError"), "not written yet (it still raises NotImplementedError)."),
         (crash, Outcome(error="RuntimeError: first"), "raised RuntimeError: first."),
-        (lambda x: 1 / 0, Outcome(error="ZeroDivisionError: division by zero"), "raised ZeroDivisionError: division by zero."),
+        (
+            lambda x: 1 / 0,
+            Outcome(error="ZeroDivisionError: division by zero"),
+            "raised ZeroDivisionError: division by zero.",
+        ),
         (quits, Outcome(error="SystemExit: 3"), "raised SystemExit: 3."),
         (lambda x: (_ for _ in ()).throw(ValueError()), Outcome(error="ValueError"), "raised ValueError."),
     ]
@@ -165,11 +170,11 @@ def solutions():
 
 def _hidden_statements(real: bool) -> list:
     out = []
-    for assignment, grade_id, statement in STATEMENTS:
+    for _, grade_id, statement in STATEMENTS:
         name, function, options = parse(statement)
         uses_default = "lm" not in options and "lm" in inspect.signature(EXERCISES[name].cases).parameters
         if uses_default == real:
-            out.append(pytest.param(name, function, options, id=f"{grade_id}:{statement[len('checks.'):60]}"))
+            out.append(pytest.param(name, function, options, id=f"{grade_id}:{statement[len('checks.') : 60]}"))
     return out
 
 

@@ -1,5 +1,6 @@
 """The checks' references against independent derivations: hand-worked cases, plain Python maths, and invariants
 of the model (never the reference compared with itself)."""
+
 from __future__ import annotations
 
 import math
@@ -86,6 +87,7 @@ def test_grid_cases_are_seeded_and_given_cases_replace_the_draw():
 
 # --- statistics: plain Python maths on the same inputs --------------------------------------------------------
 
+
 def rows(t: torch.Tensor) -> list[list[float]]:
     return t.reshape(-1, t.shape[-1]).tolist()
 
@@ -103,7 +105,9 @@ def test_entropy_and_kl_by_hand():
     assert float(_entropy(torch.zeros(8))) == pytest.approx(math.log(8), abs=1e-12)  # uniform: ln V
     # KL((1/4, 3/4) || (1/2, 1/2)) = 1/4 ln(1/2) + 3/4 ln(3/2)
     want = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
-    assert float(_kl(torch.tensor([0.0, math.log(3)], dtype=torch.float64), torch.zeros(2))) == pytest.approx(want, abs=1e-12)
+    assert float(_kl(torch.tensor([0.0, math.log(3)], dtype=torch.float64), torch.zeros(2))) == pytest.approx(
+        want, abs=1e-12
+    )
 
 
 def test_statistics_judges_accept_plain_python_answers_and_refuse_small_errors():
@@ -121,8 +125,10 @@ def test_statistics_judges_accept_plain_python_answers_and_refuse_small_errors()
 
     def py_top_k(x, k):
         picked = [sorted(enumerate(py_softmax(r)), key=lambda iv: -iv[1])[:k] for r in rows(x)]
-        return (torch.tensor([[p for _, p in row] for row in picked]).reshape(*x.shape[:-1], k),
-                torch.tensor([[i for i, _ in row] for row in picked]).reshape(*x.shape[:-1], k))
+        return (
+            torch.tensor([[p for _, p in row] for row in picked]).reshape(*x.shape[:-1], k),
+            torch.tensor([[i for i, _ in row] for row in picked]).reshape(*x.shape[:-1], k),
+        )
 
     ex, case, (p, i) = judged("top_k", py_top_k, {"k": 3, **shape})
     one_line_failure(lambda: ex.judge(case, (p * 1.01, i)))
@@ -137,8 +143,12 @@ def test_statistics_judges_accept_plain_python_answers_and_refuse_small_errors()
         final = [py_softmax(r) for r in rows(x[-1])]
         out = []
         for layer in x:
-            out.append([sum(f * (math.log(f) - math.log(q)) for f, q in zip(fr, py_softmax(r)))
-                        for fr, r in zip(final, rows(layer))])
+            out.append(
+                [
+                    sum(f * (math.log(f) - math.log(q)) for f, q in zip(fr, py_softmax(r)))
+                    for fr, r in zip(final, rows(layer))
+                ]
+            )
         return torch.tensor(out).reshape(x.shape[:-1])
 
     ex, case, got = judged("kl_to_final", py_kl, shape)
@@ -151,7 +161,8 @@ def test_statistics_judges_accept_plain_python_answers_and_refuse_small_errors()
     for case in ex.cases(5, **shape):  # the second case has ties
         x, t = ex.inputs(case)
         ex.judge(case, py_rank(x, t))
-        one_line_failure(lambda: ex.judge(case, py_rank(x, t) + 1))
+        wrong = py_rank(x, t) + 1
+        one_line_failure(lambda case=case, wrong=wrong: ex.judge(case, wrong))
 
 
 def test_rank_ties_are_really_there():
@@ -172,6 +183,7 @@ def test_statistic_cases_use_another_tensor_rank_too():
 
 # --- the model's references, against what the model itself does ----------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def llama():
     return ModelRef("llama", 0).load()
@@ -188,7 +200,9 @@ def test_captured_states_are_the_embeddings_each_block_output_and_the_final_norm
         x = block(x, position_embeddings=rotary, attention_mask=None, position_ids=positions)
         x = x[0] if isinstance(x, tuple) else x
         torch.testing.assert_close(states[layer + 1], x[0], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(llama.adapter.unembed(llama.adapter.final_norm(states[-1])), logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        llama.adapter.unembed(llama.adapter.final_norm(states[-1])), logits, rtol=1e-4, atol=1e-5
+    )
     assert torch.equal(logits, llama.model(input_ids=ids[None]).logits[0])
     again, _ = captured({"lm": LLAMA}, "abc def")
     again += 1  # the copies are fresh: editing one changes nothing for the next caller
@@ -202,8 +216,9 @@ def test_patch_reference_at_layer_0_is_a_swapped_embedding(llama):
     embeds = llama.adapter.embed(ids)[None].clone()
     embeds[0, slot] = vector
     by_embeddings = llama.model(inputs_embeds=embeds).logits[0, -1]
-    torch.testing.assert_close(patched_logits(llama, IDENTITY_PROMPT, 0, vector, [slot])[0], by_embeddings,
-                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        patched_logits(llama, IDENTITY_PROMPT, 0, vector, [slot])[0], by_embeddings, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_patch_reference_invariants(llama):
@@ -214,8 +229,9 @@ def test_patch_reference_invariants(llama):
     states, _ = captured({"lm": LLAMA}, prompt)
     slot = prompt.rindex("?")
     for layer in range(L + 1):  # writing the state the prompt already has changes nothing
-        torch.testing.assert_close(patched_logits(llama, prompt, layer, states[layer, slot], [slot])[0], clean,
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            patched_logits(llama, prompt, layer, states[layer, slot], [slot])[0], clean, rtol=1e-4, atol=1e-5
+        )
     vector = states[1, 0] * 3
     # at layer L only the final norm and the unembedding follow, position by position: the last token is untouched
     torch.testing.assert_close(patched_logits(llama, prompt, L, vector, [slot])[0], clean, rtol=1e-5, atol=1e-6)
@@ -223,8 +239,9 @@ def test_patch_reference_invariants(llama):
     # the batched form is the row-by-row form
     batch = patched_logits(llama, prompt, 1, vector, [2, slot, len(ids) - 1])
     for row, position in enumerate([2, slot, len(ids) - 1]):
-        torch.testing.assert_close(batch[row], patched_logits(llama, prompt, 1, vector, [position])[0],
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            batch[row], patched_logits(llama, prompt, 1, vector, [position])[0], rtol=1e-4, atol=1e-5
+        )
     assert [resolve_layer(s, L) for s in (0, 1, "middle", -1, -3)] == [0, 1, 1, 3, 1]
     with pytest.raises(ValueError, match="out of range"):
         resolve_layer(4, L)
@@ -237,8 +254,12 @@ def test_placeholder_positions_on_the_default_model(real_lm):
     from lensref.patchscope import find_placeholder
     from lensref.tokens import encode_prompt
 
-    expected = {IDENTITY_PROMPT: (19, 21), PROMPTS_NEAR_END[1]: (9, 11), PROMPTS_INSIDE[0]: (6, 21),
-                PROMPTS_INSIDE[1]: (4, 14)}
+    expected = {
+        IDENTITY_PROMPT: (19, 21),
+        PROMPTS_NEAR_END[1]: (9, 11),
+        PROMPTS_INSIDE[0]: (6, 21),
+        PROMPTS_INSIDE[1]: (4, 14),
+    }
     for prompt, (slot, n) in expected.items():
         ids = encode_prompt(real_lm.tokenizer, prompt)
         assert (find_placeholder(real_lm.tokenizer, ids, "?"), len(ids)) == (slot, n), prompt
@@ -258,12 +279,16 @@ def test_attribution_reference_sums_to_the_models_logit_difference():
         ex.judge(case, parts)
         model = lm.model(input_ids=lm.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
         assert float(parts.sum()) == pytest.approx(float(model[t] - model[d]), abs=1e-3)
-        one_line_failure(lambda: ex.judge(case, parts * 1.05))
+        one_line_failure(lambda case=case, wrong=parts * 1.05: ex.judge(case, wrong))
 
 
 def test_fit_reference_on_hand_worked_and_exact_data():
     weight, bias, error = fit_affine(torch.tensor([[0.0], [1.0], [2.0]]), torch.tensor([[1.0], [3.0], [5.0]]))
-    assert (float(weight), float(bias), error) == (pytest.approx(2.0), pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
+    assert (float(weight), float(bias), error) == (
+        pytest.approx(2.0),
+        pytest.approx(1.0),
+        pytest.approx(0.0, abs=1e-12),
+    )
     gen = torch.Generator().manual_seed(1)
     x, w, b = torch.randn(50, 6, generator=gen) + 4, torch.randn(6, 6, generator=gen), torch.randn(6, generator=gen)
     got_w, got_b, _ = fit_affine(x, x @ w + b)

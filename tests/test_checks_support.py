@@ -1,5 +1,6 @@
 """Helpers the check tests share (no tests here): the grading data round trip, a hidden verdict as grading runs
 it (cases -> inputs -> the learner's function -> data -> judge), and the notebooks' own solutions."""
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,10 @@ def hidden_verdict(ex: Exercise, fn, seed: int = 0, **options) -> list[str]:
         error = json.loads(json.dumps(outcome.error))
         sent.append((error, roundtrip(outcome.value) if error is None else None))
     with trusted_side():  # data only from here on
-        return [ex.judge(case, unwrap(ex.name, Outcome(value=value, error=error)))
-                for case, (error, value) in zip(cases, sent)]
+        return [
+            ex.judge(case, unwrap(ex.name, Outcome(value=value, error=error)))
+            for case, (error, value) in zip(cases, sent)
+        ]
 
 
 def one_line_failure(run) -> str:

@@ -1,5 +1,6 @@
 """The exercise checks: right answers written independently pass, and every wrong implementation listed here fails
 with its own one-line diagnosis, both in the visible check and in the hidden verdict grading computes."""
+
 from __future__ import annotations
 
 import math
@@ -37,6 +38,7 @@ def fails(name: str, fn, seeds=(0, 1), hidden: bool = True, **options) -> str:
 
 
 # --- right answers, written independently of the checks --------------------------------------------------------
+
 
 def capture_via_hidden_states(lm, ids):
     """transformers' hidden states, with the last one replaced by the final norm's input (caught by a hook)."""
@@ -198,6 +200,7 @@ def test_patch_readout_passes_on_the_real_model_prompts_too():
 
 # --- mistakes every function can make ---------------------------------------------------------------------------
 
+
 def test_not_written_yet_not_callable_and_crashes():
     def stub(*args):
         raise NotImplementedError()
@@ -206,11 +209,13 @@ def test_not_written_yet_not_callable_and_crashes():
         assert "not written yet" in fails(name, stub)
     assert "expected a function, got Tensor" in fails("entropy", torch.zeros(3))
     assert "raised ZeroDivisionError: division by zero." in fails("entropy", lambda x: 1 / 0)
-    assert "raised ValueError: first line only." in fails("classify", lambda r: (_ for _ in ()).throw(
-        ValueError("first line only\nsecond line")))
+    assert "raised ValueError: first line only." in fails(
+        "classify", lambda r: (_ for _ in ()).throw(ValueError("first line only\nsecond line"))
+    )
 
 
 # --- assignment 1 -----------------------------------------------------------------------------------------------
+
 
 def _states(lm, ids):
     return capture_via_hidden_states(lm, ids)
@@ -221,10 +226,12 @@ CAPTURE_WRONG = {
     "drops the embeddings": (lambda lm, ids: _states(lm, ids)[1:], "blocks give"),
     "takes output_hidden_states as is": (
         lambda lm, ids: torch.stack(lm.model(input_ids=ids[None], output_hidden_states=True).hidden_states)[:, 0],
-        "already final-normed"),
+        "already final-normed",
+    ),
     "shifts every layer up": (
         lambda lm, ids: torch.cat([_states(lm, ids)[1:], lm.adapter.final_norm(_states(lm, ids)[-1:])]),
-        "off by one layer: your layer l holds the reference's layer l+1"),
+        "off by one layer: your layer l holds the reference's layer l+1",
+    ),
     "keeps the last position only": (lambda lm, ids: _states(lm, ids)[:, -1], "keep every position"),
     "puts positions first": (lambda lm, ids: _states(lm, ids).transpose(0, 1), "layers come first"),
     "returns a list": (lambda lm, ids: list(_states(lm, ids)), "expected a torch.Tensor, got list"),
@@ -252,14 +259,18 @@ def _decode(lm, s):
 
 LENS_WRONG = {
     "forgets the final norm": (lambda lm, s: lm.adapter.unembed(s), "you forgot the final norm"),
-    "normalizes twice": (lambda lm, s: lm.adapter.unembed(lm.adapter.final_norm(lm.adapter.final_norm(s))),
-                         "you normalized twice"),
+    "normalizes twice": (
+        lambda lm, s: lm.adapter.unembed(lm.adapter.final_norm(lm.adapter.final_norm(s))),
+        "you normalized twice",
+    ),
     "stops at the norm": (lambda lm, s: lm.adapter.final_norm(s), "still residual states"),
     "returns probabilities": (lambda lm, s: torch.softmax(_decode(lm, s), -1), "(log-)probabilities, not logits"),
     "decodes the last layer only": (lambda lm, s: _decode(lm, s[-1]), "decode every layer"),
     "assumes three dimensions": (lambda lm, s: _decode(lm, s.flatten(0, 1)).unflatten(0, s.shape[:2]), "raised "),
-    "drops the norm's weight": (lambda lm, s: lm.adapter.unembed(
-        s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + 1e-5)), "does not reproduce the model's own logits"),
+    "drops the norm's weight": (
+        lambda lm, s: lm.adapter.unembed(s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + 1e-5)),
+        "does not reproduce the model's own logits",
+    ),
 }
 
 
@@ -298,8 +309,10 @@ def _topk(x, k, **kw):
 
 TOP_K_WRONG = {
     "logits": (lambda x, k: x.topk(k, dim=-1), "logits, not probabilities"),
-    "renormalized": (lambda x, k: (lambda t: (t.values / t.values.sum(-1, keepdim=True), t.indices))(_topk(x, k)),
-                     "renormalized"),
+    "renormalized": (
+        lambda x, k: (lambda t: (t.values / t.values.sum(-1, keepdim=True), t.indices))(_topk(x, k)),
+        "renormalized",
+    ),
     "least likely": (lambda x, k: _topk(x, k, largest=False), "least likely"),
     "ascending": (lambda x, k: tuple(t.flip(-1) for t in _topk(x, k)), "wrong order"),
     "k hard-coded to 5": (lambda x, k: _topk(x, 5), "wrong shape"),
@@ -324,8 +337,10 @@ ENTROPY_WRONG = {
     "no sum": (lambda x: x, "one entropy per row"),
     "mean over the vocabulary": (lambda x: H(x) / x.shape[-1], "averaged over the vocabulary"),
     "weighted by logits": (lambda x: -(x * torch.log_softmax(x, -1)).sum(-1), "weighted by logits"),
-    "summed over the first dimension": (lambda x: -(torch.softmax(x, -1) * torch.log_softmax(x, -1)).sum(0),
-                                        "wrong shape"),
+    "summed over the first dimension": (
+        lambda x: -(torch.softmax(x, -1) * torch.log_softmax(x, -1)).sum(0),
+        "wrong shape",
+    ),
 }
 
 
@@ -346,8 +361,10 @@ KL_WRONG = {
     "against the last position": (lambda x: kl(x[:, -1:].expand_as(x), x), "last position, not the last layer"),
     "mean over the vocabulary": (lambda x: kl(x[-1:].expand_as(x), x) / x.shape[-1], "averaged"),
     "one number": (lambda x: kl(x[-1:].expand_as(x), x).sum(), "wrong shape"),
-    "difference of probabilities": (lambda x: (torch.softmax(x[-1:], -1) * (torch.softmax(x[-1:], -1)
-                                               - torch.softmax(x, -1))).sum(-1), "differs from the reference"),
+    "difference of probabilities": (
+        lambda x: (torch.softmax(x[-1:], -1) * (torch.softmax(x[-1:], -1) - torch.softmax(x, -1))).sum(-1),
+        "differs from the reference",
+    ),
 }
 
 
@@ -361,8 +378,10 @@ RANK_WRONG = {
     "from 0": (lambda x, t: rank_by_counting(x, t) - 1, "start at 0"),
     "from the least likely": (lambda x, t: (x < x[..., t : t + 1]).sum(-1) + 1, "least likely"),
     "counts ties": (lambda x, t: (x >= x[..., t : t + 1]).sum(-1), "ties with other tokens"),
-    "position in a sort": (lambda x, t: (x.argsort(-1, descending=True) == t).int().argmax(-1) + 1,
-                           "ties with other tokens"),
+    "position in a sort": (
+        lambda x, t: (x.argsort(-1, descending=True) == t).int().argmax(-1) + 1,
+        "ties with other tokens",
+    ),
     "not whole numbers": (lambda x, t: rank_by_counting(x, t) + 0.5, "whole numbers"),
 }
 
@@ -378,8 +397,10 @@ def test_target_rank_mistakes(mistake):
 FIRST_WRONG = {
     "strict <": (lambda r, k=1: next((i for i, x in enumerate(r) if x < k), None), "compare with <="),
     "counts from 1": (lambda r, k=1: next((i + 1 for i, x in enumerate(r) if x <= k), None), "numbered from 0"),
-    "the last such layer": (lambda r, k=1: max((i for i, x in enumerate(r) if x <= k), default=None),
-                            "not a later one"),
+    "the last such layer": (
+        lambda r, k=1: max((i for i, x in enumerate(r) if x <= k), default=None),
+        "not a later one",
+    ),
     "ignores k": (lambda r, k=1: next((i for i, x in enumerate(r) if x == 1), None), "you looked for rank 1"),
     "-1 for never": (lambda r, k=1: next((i for i, x in enumerate(r) if x <= k), -1), "return None"),
     "returns the rank": (lambda r, k=1: next((x for x in r if x <= k), None), "expected"),
@@ -395,8 +416,10 @@ def test_first_top_k_layer_mistakes(mistake):
 SETTLED_WRONG = {
     "first top-1 ever": (lambda r: r.index(1) if r[-1] == 1 else None, "drops again later"),
     "the last layer": (lambda r: len(r) - 1 if r[-1] == 1 else None, "go back while the layer before"),
-    "first layer of a constant run": (lambda r: next(i for i in range(len(r)) if len(set(r[i:])) == 1),
-                                      "never settles: return None"),
+    "first layer of a constant run": (
+        lambda r: next(i for i in range(len(r)) if len(set(r[i:])) == 1),
+        "never settles: return None",
+    ),
     "one layer early": (lambda r: None if r[-1] != 1 else max(settled_by_suffix(r) - 1, 0), "not 1"),
     "never None": (lambda r: settled_by_suffix(r) or 0, "never settles: return None"),
 }
@@ -424,8 +447,10 @@ CLASSIFY_WRONG = {
     "no 'lost'": (lambda r: "stays wrong" if r[-1] != 1 else classify_by_sets(r), "got overwritten"),
     "not a label": (lambda r: "right", "return one of"),
     "first and last only": (first_and_last_only, "got overwritten"),
-    "lost only if it started right": (lambda r: ("lost" if r[0] == 1 else "stays wrong") if r[-1] != 1
-                                      else classify_by_sets(r), "got overwritten"),
+    "lost only if it started right": (
+        lambda r: ("lost" if r[0] == 1 else "stays wrong") if r[-1] != 1 else classify_by_sets(r),
+        "got overwritten",
+    ),
     "right throughout when the first and last are": (right_when_first_and_last_are, "later layers corrected it"),
     "underscores": (lambda r: classify_by_sets(r).replace(" ", "_"), "return one of"),
     "a number": (lambda r: 1, "expected a label, got int"),
@@ -468,6 +493,7 @@ def test_answer_ranks_mistakes(mistake, llama):
 
 # --- assignment 3 -----------------------------------------------------------------------------------------------
 
+
 def _diff(x, t, d):
     return x[..., t] - x[..., d]
 
@@ -475,13 +501,19 @@ def _diff(x, t, d):
 LOGIT_DIFF_WRONG = {
     "distractor minus target": (lambda lm, s, t, d: -logit_diff_by_formula(lm, s, t, d), "sign is flipped"),
     "forgets the final norm": (lambda lm, s, t, d: _diff(lm.adapter.unembed(s), t, d), "forgot the final norm"),
-    "normalizes twice": (lambda lm, s, t, d: _diff(lm.adapter.unembed(lm.adapter.final_norm(lm.adapter.final_norm(s))),
-                                                   t, d), "normalized twice"),
-    "probabilities": (lambda lm, s, t, d: _diff(torch.softmax(_decode(lm, s), -1), t, d), "difference of probabilities"),
+    "normalizes twice": (
+        lambda lm, s, t, d: _diff(lm.adapter.unembed(lm.adapter.final_norm(lm.adapter.final_norm(s))), t, d),
+        "normalized twice",
+    ),
+    "probabilities": (
+        lambda lm, s, t, d: _diff(torch.softmax(_decode(lm, s), -1), t, d),
+        "difference of probabilities",
+    ),
     "last position only": (lambda lm, s, t, d: logit_diff_by_formula(lm, s, t, d)[:, -1], "keep every position"),
     "the final layer's norm scale everywhere": (
         lambda lm, s, t, d: _diff(lm.adapter.unembed(s * (lm.adapter.final_norm(s[-1:]) / s[-1:])), t, d),
-        "differs from the reference"),
+        "differs from the reference",
+    ),
 }
 
 
@@ -499,13 +531,25 @@ def _direction(lm, t, d):
 ATTRIBUTE_WRONG = {
     "normalizes each component": (lambda lm, c, t, d: _diff(_decode(lm, c), t, d), "normalized each component"),
     "skips the norm": (lambda lm, c, t, d: c.double() @ _direction(lm, t, d), "skipped the final norm"),
-    "forgets the norm's weight": (lambda lm, c, t, d: c.double() @ (_direction(lm, t, d) / torch.sqrt(
-        c.double().sum(0).pow(2).mean() + lm.adapter.final_norm.variance_epsilon)), "forgot the norm's weight"),
+    "forgets the norm's weight": (
+        lambda lm, c, t, d: (
+            c.double()
+            @ (
+                _direction(lm, t, d)
+                / torch.sqrt(c.double().sum(0).pow(2).mean() + lm.adapter.final_norm.variance_epsilon)
+            )
+        ),
+        "forgot the norm's weight",
+    ),
     "distractor minus target": (lambda lm, c, t, d: -attribute_by_formula(lm, c, t, d), "sign is flipped"),
-    "an equal share each": (lambda lm, c, t, d: attribute_by_formula(lm, c, t, d).sum().expand(len(c)) / len(c),
-                            "the sum is right but the parts differ"),
-    "sum of squares, not mean": (lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / math.sqrt(c.shape[1]),
-                                 "not the logit difference"),
+    "an equal share each": (
+        lambda lm, c, t, d: attribute_by_formula(lm, c, t, d).sum().expand(len(c)) / len(c),
+        "the sum is right but the parts differ",
+    ),
+    "sum of squares, not mean": (
+        lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / math.sqrt(c.shape[1]),
+        "not the logit difference",
+    ),
 }
 
 
@@ -529,21 +573,38 @@ def test_attribute_refuses_a_layernorm_model(gpt2):
 
 
 PATCH_WRONG = {
-    "no effect": (lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]
-                                                   ).logits[0, -1], "no effect"),
-    "one layer late": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, site_shift=1)
-                       if layer < lm.n_layers else patch_by_rindex(lm, v, layer, p), "off by one layer"),
-    "position counted from the end": (lambda lm, v, layer, p: patch_by_rindex(
-        lm, v, layer, p, position=lambda ids, texts: len(ids) - 4), "not the placeholder '?' at position"),
-    "the first '?'": (lambda lm, v, layer, p: patch_by_rindex(
-        lm, v, layer, p, position=lambda ids, texts: [t.strip() for t in texts].index("?")),
-        "not the placeholder '?' at position"),
-    "the last token": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, position=lambda ids, texts: len(ids) - 1),
-                       "you patched the last token"),
-    "ignores the prompt": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, IDENTITY_PROMPT),
-                           "logits differ from the reference"),
-    "every position": (lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]
-                                                        ).logits[0], "last position only"),
+    "no effect": (
+        lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits[0, -1],
+        "no effect",
+    ),
+    "one layer late": (
+        lambda lm, v, layer, p: (
+            patch_by_rindex(lm, v, layer, p, site_shift=1) if layer < lm.n_layers else patch_by_rindex(lm, v, layer, p)
+        ),
+        "off by one layer",
+    ),
+    "position counted from the end": (
+        lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, position=lambda ids, texts: len(ids) - 4),
+        "not the placeholder '?' at position",
+    ),
+    "the first '?'": (
+        lambda lm, v, layer, p: patch_by_rindex(
+            lm, v, layer, p, position=lambda ids, texts: [t.strip() for t in texts].index("?")
+        ),
+        "not the placeholder '?' at position",
+    ),
+    "the last token": (
+        lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, position=lambda ids, texts: len(ids) - 1),
+        "you patched the last token",
+    ),
+    "ignores the prompt": (
+        lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, IDENTITY_PROMPT),
+        "logits differ from the reference",
+    ),
+    "every position": (
+        lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits[0],
+        "last position only",
+    ),
 }
 
 
@@ -559,8 +620,9 @@ def test_patch_readout_hook_left_attached_is_caught_at_once():
     message = fails("patch_readout", leaves_hook, seeds=(0,), hidden=False, lm=lm, layers=[1, 2])
     assert "still attached" in message
     # grading sees it through the values: the hook left by the first case changes the second
-    assert "differ" in one_line_failure(lambda: hidden_verdict(EXERCISES["patch_readout"], leaves_hook, 0,
-                                                               lm=ModelRef("llama", 7), layers=[1, 2]))
+    assert "differ" in one_line_failure(
+        lambda: hidden_verdict(EXERCISES["patch_readout"], leaves_hook, 0, lm=ModelRef("llama", 7), layers=[1, 2])
+    )
 
 
 def _lstsq_fit(x, y, centre=True, ridge=0.0):
@@ -590,10 +652,22 @@ def test_fit_translator_mistakes(mistake):
 
 
 def test_every_exercise_has_at_least_four_wrong_implementations():
-    lists = {"capture_states": CAPTURE_WRONG, "lens_logits": LENS_WRONG, "to_probs": PROBS_WRONG,
-             "top_k": TOP_K_WRONG, "entropy": ENTROPY_WRONG, "kl_to_final": KL_WRONG, "target_rank": RANK_WRONG,
-             "first_top_k_layer": FIRST_WRONG, "settled_layer": SETTLED_WRONG, "classify": CLASSIFY_WRONG,
-             "answer_ranks": ANSWER_RANKS_WRONG, "logit_diff_by_layer": LOGIT_DIFF_WRONG,
-             "attribute": ATTRIBUTE_WRONG, "patch_readout": PATCH_WRONG, "fit_translator": FIT_WRONG}
+    lists = {
+        "capture_states": CAPTURE_WRONG,
+        "lens_logits": LENS_WRONG,
+        "to_probs": PROBS_WRONG,
+        "top_k": TOP_K_WRONG,
+        "entropy": ENTROPY_WRONG,
+        "kl_to_final": KL_WRONG,
+        "target_rank": RANK_WRONG,
+        "first_top_k_layer": FIRST_WRONG,
+        "settled_layer": SETTLED_WRONG,
+        "classify": CLASSIFY_WRONG,
+        "answer_ranks": ANSWER_RANKS_WRONG,
+        "logit_diff_by_layer": LOGIT_DIFF_WRONG,
+        "attribute": ATTRIBUTE_WRONG,
+        "patch_readout": PATCH_WRONG,
+        "fit_translator": FIT_WRONG,
+    }
     assert set(lists) == set(EXERCISES)
     assert {name: len(wrong) for name, wrong in lists.items() if len(wrong) < 4} == {}

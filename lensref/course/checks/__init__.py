@@ -7,10 +7,16 @@ raises :class:`CheckFailed` whose one line says what is wrong (wrong shape, forg
 twice, off-by-one layer, ...) and gives a hint. Grading calls the learner's function in a sandbox on the
 hidden cases and judges the returned values outside it (``lensref.course.grading``).
 """
+
 from . import logit_lens, reading_the_grid, variants
 from ._core import CheckFailed, Exercise, ModelRef, Outcome, default_lm, run_check, run_learner, unwrap
 from .logit_lens import (
-    check_capture_states, check_entropy, check_kl_to_final, check_lens_logits, check_target_rank, check_to_probs,
+    check_capture_states,
+    check_entropy,
+    check_kl_to_final,
+    check_lens_logits,
+    check_target_rank,
+    check_to_probs,
     check_top_k,
 )
 from .reading_the_grid import check_answer_ranks, check_classify, check_first_top_k_layer, check_settled_layer
@@ -21,9 +27,28 @@ EXERCISES: dict[str, Exercise] = {
 }
 
 __all__ = [
-    "CheckFailed", "Exercise", "ModelRef", "Outcome", "EXERCISES", "default_lm", "run_check", "run_learner", "unwrap",
-    "check_capture_states", "check_lens_logits", "check_to_probs", "check_top_k", "check_entropy",
-    "check_kl_to_final", "check_target_rank",
-    "check_first_top_k_layer", "check_settled_layer", "check_classify", "check_answer_ranks",
-    "check_logit_diff_by_layer", "check_attribute", "check_patch_readout", "check_fit_translator",
+    "CheckFailed",
+    "Exercise",
+    "ModelRef",
+    "Outcome",
+    "EXERCISES",
+    "default_lm",
+    "run_check",
+    "run_learner",
+    "unwrap",
+    "check_capture_states",
+    "check_lens_logits",
+    "check_to_probs",
+    "check_top_k",
+    "check_entropy",
+    "check_kl_to_final",
+    "check_target_rank",
+    "check_first_top_k_layer",
+    "check_settled_layer",
+    "check_classify",
+    "check_answer_ranks",
+    "check_logit_diff_by_layer",
+    "check_attribute",
+    "check_patch_readout",
+    "check_fit_translator",
 ]

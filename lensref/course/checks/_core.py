@@ -7,13 +7,15 @@ The split lets grading run the learner's code in a sandbox and judge elsewhere: 
 ``judge(case, got)`` sees only the returned value (after a JSON/safetensors round trip) and computes its own
 reference. The visible check, :func:`run_check`, does the same steps in the learner's kernel.
 """
+
 from __future__ import annotations
 
 import functools
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,7 +60,7 @@ def passed(name: str, detail: str) -> None:
 
 # --- naming a model as data -----------------------------------------------------------------------------
 
-_MODELS: dict["ModelRef", LoadedModel] = {}
+_MODELS: dict[ModelRef, LoadedModel] = {}
 
 
 @dataclass(frozen=True)
@@ -105,8 +107,10 @@ class ModelRef:
         recipe = getattr(lm, "recipe", None)
         if not isinstance(lm, LoadedModel) or recipe is None:
             name = getattr(lm, "name", type(lm).__name__)
-            raise LensError(f"the checks cannot name the model {name!r}: use lensref.load_model() "
-                            "or lensref.tiny_model(family, seed=...)")
+            raise LensError(
+                f"the checks cannot name the model {name!r}: use lensref.load_model() "
+                "or lensref.tiny_model(family, seed=...)"
+            )
         ref = ModelRef.from_data(recipe)
         _MODELS[ref] = lm
         return ref
@@ -125,6 +129,7 @@ def model_of(case: dict) -> LoadedModel:
 def _captured(ref: ModelRef, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     lm = ref.load()
     res = capture_residuals(lm, encode_prompt(lm.tokenizer, prompt))
+    assert res.logits is not None
     return res.states[:, 0].detach().cpu(), res.logits[0].detach().cpu()
 
 
@@ -136,6 +141,7 @@ def captured(case: dict, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --- calling the learner's function ----------------------------------------------------------------------
+
 
 @dataclass
 class Outcome:
@@ -177,18 +183,25 @@ def unwrap(name: str, outcome: Outcome):
         return outcome.value
     if error.startswith(NOT_CALLABLE):
         kind = error.partition(": ")[2] or "something else"
-        raise CheckFailed(name, f"expected a function, got {kind}.",
-                          "pass the function itself, without calling it (no parentheses).")
+        raise CheckFailed(
+            name, f"expected a function, got {kind}.", "pass the function itself, without calling it (no parentheses)."
+        )
     if error == "NotImplementedError":
-        raise CheckFailed(name, "not written yet (it still raises NotImplementedError).",
-                          "replace `raise NotImplementedError()` with your code.")
-    raise CheckFailed(name, f"raised {error}".rstrip(": ") + ".",
-                      "run it on the example in the cell above and read the full traceback.")
+        raise CheckFailed(
+            name,
+            "not written yet (it still raises NotImplementedError).",
+            "replace `raise NotImplementedError()` with your code.",
+        )
+    raise CheckFailed(
+        name,
+        f"raised {error}".rstrip(": ") + ".",
+        "run it on the example in the cell above and read the full traceback.",
+    )
 
 
 def call(fn: Callable, *args, name: str | None = None):
     """Call the learner's function; 'not written yet' and crashes become one-line failures."""
-    return unwrap(name or getattr(fn, "__name__", "your function"), run_learner(fn, *args))
+    return unwrap(name or str(getattr(fn, "__name__", "your function")), run_learner(fn, *args))
 
 
 def as_returned(value):
@@ -208,6 +221,7 @@ def as_returned(value):
 
 
 # --- the exercise contract ---------------------------------------------------------------------------------
+
 
 class Exercise:
     """One learner function: its cases as data, the inputs rebuilt from a case, and a judge of its return value.
@@ -244,7 +258,9 @@ def _hook_count(lm: LoadedModel) -> int:
     def ours(hook) -> bool:
         return not getattr(getattr(hook, "func", hook), "__module__", "").startswith("transformers.")
 
-    return sum(ours(h) for m in lm.model.modules() for d in (m._forward_pre_hooks, m._forward_hooks) for h in d.values())
+    return sum(
+        ours(h) for m in lm.model.modules() for d in (m._forward_pre_hooks, m._forward_hooks) for h in d.values()
+    )
 
 
 def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) -> None:
@@ -264,8 +280,11 @@ def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) ->
         before = [_hook_count(lm) for lm in models]
         got = as_returned(unwrap(ex.name, run_learner(fn, *args)))
         if [_hook_count(lm) for lm in models] != before:
-            raise CheckFailed(ex.name, "your hook is still attached after the call: every later run of the model "
-                                       "is changed.", "remove it (handle.remove()) in a finally: block.")
+            raise CheckFailed(
+                ex.name,
+                "your hook is still attached after the call: every later run of the model is changed.",
+                "remove it (handle.remove()) in a finally: block.",
+            )
         detail = ex.judge(case, got)
     passed(ex.name, ex.summary(cases, detail))
 
@@ -277,10 +296,12 @@ def case_key(case: dict) -> str:
 
 # --- comparing values ------------------------------------------------------------------------------------
 
+
 def as_tensor(value, name: str, what: str = "a torch.Tensor") -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
-        raise CheckFailed(name, f"expected {what}, got {type(value).__name__}.",
-                          "return a tensor (torch.stack a list of tensors).")
+        raise CheckFailed(
+            name, f"expected {what}, got {type(value).__name__}.", "return a tensor (torch.stack a list of tensors)."
+        )
     return value
 
 

@@ -3,6 +3,7 @@
 The model-facing exercises take their reference from the library (``capture_residuals``, ``adapter.decode``);
 the statistics (softmax, top-k, entropy, KL, rank) are plain maths written here.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,18 @@ import torch
 
 from ...tokens import encode_prompt
 from ._core import (
-    CheckFailed, Exercise, ModelRef, as_tensor, captured, close, expect_shape, fresh_prompts, max_err, model_of,
-    random_logits, run_check,
+    CheckFailed,
+    Exercise,
+    ModelRef,
+    as_tensor,
+    captured,
+    close,
+    expect_shape,
+    fresh_prompts,
+    max_err,
+    model_of,
+    random_logits,
+    run_check,
 )
 
 LN2 = math.log(2.0)
@@ -31,18 +42,27 @@ def _statistic_cases(seed: int, shape, extra: dict | None = None) -> list[dict]:
     shape = [int(s) for s in shape]
     if not shape or min(shape) < 1:
         raise ValueError(f"shape must be a non-empty list of positive sizes, got {shape}")
-    return [{"shape": shape, "seed": rng.randrange(2**31), **(extra or {})},
-            {"shape": _other_rank(tuple(shape)), "seed": rng.randrange(2**31), **(extra or {})}]
+    return [
+        {"shape": shape, "seed": rng.randrange(2**31), **(extra or {})},
+        {"shape": _other_rank(tuple(shape)), "seed": rng.randrange(2**31), **(extra or {})},
+    ]
 
 
 # --- capture_states ---------------------------------------------------------------------------------
+
 
 class CaptureStates(Exercise):
     """``capture_states(lm, input_ids [T]) -> states [L+1, T, d]``: embeddings, each block's output, pre-final-norm."""
 
     name = "capture_states"
-    forbidden = ("capture_residuals", "read_states", "logit_lens", "paired_states", "cache_states",
-                 "capture_block_writes")
+    forbidden = (
+        "capture_residuals",
+        "read_states",
+        "logit_lens",
+        "paired_states",
+        "cache_states",
+        "capture_block_writes",
+    )
 
     def cases(self, seed, lm=None, n_prompts=2):
         ref = ModelRef.of(lm).to_data()
@@ -57,14 +77,23 @@ class CaptureStates(Exercise):
         name, L, d, T = self.name, lm.n_layers, lm.adapter.d_model, len(ids)
         ref, _ = captured(case, case["prompt"])
         got = as_tensor(got, name)
-        expect_shape(got, (L + 1, T, d), name, {
-            (L + 1, 1, T, d): "drop the batch dimension (take row 0 of each captured state).",
-            (L, T, d): f"{L} blocks give {L + 1} states: layer 0 is the embeddings, layer {L} the last block's output.",
-            (L + 2, T, d): f"{L} blocks give {L + 1} states, not {L + 2}: did you keep both the last block's "
-                           "output and the final norm's output?",
-            (T, L + 1, d): "layers come first: stack the per-layer states along dim 0.",
-            (L + 1, d): "keep every position: the states of all T tokens, not only the last one.",
-        })
+        expect_shape(
+            got,
+            (L + 1, T, d),
+            name,
+            {
+                (L + 1, 1, T, d): "drop the batch dimension (take row 0 of each captured state).",
+                (
+                    L,
+                    T,
+                    d,
+                ): f"{L} blocks give {L + 1} states: layer 0 is the embeddings, layer {L} the last block's output.",
+                (L + 2, T, d): f"{L} blocks give {L + 1} states, not {L + 2}: did you keep both the last block's "
+                "output and the final norm's output?",
+                (T, L + 1, d): "layers come first: stack the per-layer states along dim 0.",
+                (L + 1, d): "keep every position: the states of all T tokens, not only the last one.",
+            },
+        )
         got = got.detach().float()
         ok = [close(got[layer], ref[layer]) for layer in range(L + 1)]
         if all(ok):
@@ -72,26 +101,39 @@ class CaptureStates(Exercise):
         with torch.no_grad():
             normed_last = lm.adapter.final_norm(ref[L])
         if all(ok[:L]) and close(got[L], normed_last):
-            raise CheckFailed(name, f"layer {L} is already final-normed.",
-                              "output_hidden_states' last entry has the final norm applied; layer L must be the "
-                              "input of the final norm (hook lm.adapter.final_norm).")
+            raise CheckFailed(
+                name,
+                f"layer {L} is already final-normed.",
+                "output_hidden_states' last entry has the final norm applied; layer L must be the "
+                "input of the final norm (hook lm.adapter.final_norm).",
+            )
         if all(close(got[layer], ref[layer + 1]) for layer in range(L)):
-            raise CheckFailed(name, "off by one layer: your layer l holds the reference's layer l+1.",
-                              "layer 0 is the embedding output (what block 0 reads); layer l is block l-1's output.")
+            raise CheckFailed(
+                name,
+                "off by one layer: your layer l holds the reference's layer l+1.",
+                "layer 0 is the embedding output (what block 0 reads); layer l is block l-1's output.",
+            )
         if all(close(got[layer], ref[layer - 1]) for layer in range(1, L + 1)):
-            raise CheckFailed(name, "off by one layer: your layer l holds the reference's layer l-1.",
-                              "layer l is the output of block l-1, so layer L is the last block's output.")
+            raise CheckFailed(
+                name,
+                "off by one layer: your layer l holds the reference's layer l-1.",
+                "layer l is the output of block l-1, so layer L is the last block's output.",
+            )
         bad = ok.index(False)
-        raise CheckFailed(name, f"layer {bad} differs from the reference (max abs error "
-                                f"{max_err(got[bad], ref[bad]):.3g}).",
-                          "layer 0 must be the embedding output." if bad == 0
-                          else f"layer {bad} must be the output of block {bad - 1}.")
+        raise CheckFailed(
+            name,
+            f"layer {bad} differs from the reference (max abs error {max_err(got[bad], ref[bad]):.3g}).",
+            "layer 0 must be the embedding output."
+            if bad == 0
+            else f"layer {bad} must be the output of block {bad - 1}.",
+        )
 
     def summary(self, cases, detail):
         return f"matches the reference on {len(cases)} fresh prompts ({model_of(cases[0]).n_layers + 1} states each)."
 
 
 # --- lens_logits ------------------------------------------------------------------------------------
+
 
 class LensLogits(Exercise):
     """``lens_logits(lm, states [..., d]) -> logits [..., V]``: the final norm, then the unembedding.
@@ -104,8 +146,9 @@ class LensLogits(Exercise):
     def cases(self, seed, lm=None, n_prompts=1):
         ref = ModelRef.of(lm).to_data()
         prompts = fresh_prompts(n_prompts, random.Random(seed))
-        return [{"lm": ref, "prompt": p, "rows": "all"} for p in prompts] + \
-               [{"lm": ref, "prompt": prompts[0], "rows": "last"}]
+        return [{"lm": ref, "prompt": p, "rows": "all"} for p in prompts] + [
+            {"lm": ref, "prompt": prompts[0], "rows": "last"}
+        ]
 
     def _capture(self, case):
         lm = model_of(case)
@@ -127,34 +170,53 @@ class LensLogits(Exercise):
         lead = tuple(states.shape[:-1])
         ref = lm.adapter.decode(states)
         got = as_tensor(got, name)
-        expect_shape(got, (*lead, V), name, {
-            (*lead, d): "these are still residual states: apply the unembedding (lm.adapter.unembed) after the norm.",
-            lead[1:] + (V,): "decode every layer, not only the last one (keep the leading dimensions).",
-        })
+        expect_shape(
+            got,
+            (*lead, V),
+            name,
+            {
+                (
+                    *lead,
+                    d,
+                ): "these are still residual states: apply the unembedding (lm.adapter.unembed) after the norm.",
+                lead[1:] + (V,): "decode every layer, not only the last one (keep the leading dimensions).",
+            },
+        )
         if close(got, ref):
             if not close(got[-1], model_logits):  # pragma: no cover - the library itself would be wrong
                 raise CheckFailed(name, "the last layer does not reproduce the model's logits.")
             return f"matches the reference and reproduces the model's logits at layer {lm.n_layers}."
         if close(got, unembed(states)):
-            raise CheckFailed(name, "you forgot the final norm.",
-                              "apply lm.adapter.final_norm before lm.adapter.unembed (the model never "
-                              "unembeds an un-normed state).")
+            raise CheckFailed(
+                name,
+                "you forgot the final norm.",
+                "apply lm.adapter.final_norm before lm.adapter.unembed (the model never unembeds an un-normed state).",
+            )
         if close(got, unembed(norm(norm(states)))):
-            raise CheckFailed(name, "you normalized twice.",
-                              "apply lm.adapter.final_norm exactly once, then lm.adapter.unembed.")
+            raise CheckFailed(
+                name, "you normalized twice.", "apply lm.adapter.final_norm exactly once, then lm.adapter.unembed."
+            )
         if close(got, torch.softmax(ref, -1)) or close(got, torch.log_softmax(ref, -1)):
-            raise CheckFailed(name, "these are (log-)probabilities, not logits.",
-                              "return the unembedding's output itself; the softmax comes in the next exercise.")
+            raise CheckFailed(
+                name,
+                "these are (log-)probabilities, not logits.",
+                "return the unembedding's output itself; the softmax comes in the next exercise.",
+            )
         if not close(got[-1], model_logits):
-            raise CheckFailed(name, f"the last layer does not reproduce the model's own logits "
-                                    f"(max abs error {max_err(got[-1], model_logits):.3g}).",
-                              "logits = unembed(final_norm(state)), with the model's own modules.")
+            raise CheckFailed(
+                name,
+                f"the last layer does not reproduce the model's own logits "
+                f"(max abs error {max_err(got[-1], model_logits):.3g}).",
+                "logits = unembed(final_norm(state)), with the model's own modules.",
+            )
         bad = next(layer for layer in range(len(ref)) if not close(got[layer], ref[layer]))
-        raise CheckFailed(name, f"layer {bad} differs from the reference.",
-                          "use the same final norm and unembedding at every layer.")
+        raise CheckFailed(
+            name, f"layer {bad} differs from the reference.", "use the same final norm and unembedding at every layer."
+        )
 
 
 # --- to_probs -------------------------------------------------------------------------------------------
+
 
 class ToProbs(Exercise):
     """``to_probs(logits [..., V]) -> probs [..., V]``, a softmax over the vocabulary."""
@@ -177,22 +239,35 @@ class ToProbs(Exercise):
         if close(got, ref):
             return "a softmax over the vocabulary: every row sums to 1."
         if float(got.min()) < 0:
-            raise CheckFailed(name, "some values are negative: these are not probabilities.",
-                              "exponentiate and normalize: torch.softmax(logits, dim=-1).")
+            raise CheckFailed(
+                name,
+                "some values are negative: these are not probabilities.",
+                "exponentiate and normalize: torch.softmax(logits, dim=-1).",
+            )
         sums = got.double().sum(-1)
         if not close(sums, torch.ones_like(sums), atol=1e-3):
             for dim in range(len(shape) - 1):
                 if close(got, torch.softmax(logits.double(), dim=dim)):
-                    raise CheckFailed(name, f"probabilities do not sum to 1 over the vocabulary (softmax over "
-                                            f"dim={dim}).", "the vocabulary is the last dimension: dim=-1.")
-            raise CheckFailed(name, f"probabilities do not sum to 1 over the vocabulary (row sums from "
-                                    f"{float(sums.min()):.3g} to {float(sums.max()):.3g}).",
-                              "torch.softmax(logits, dim=-1) exponentiates and normalizes in one step.")
-        raise CheckFailed(name, f"rows sum to 1 but differ from softmax(logits) (max error {max_err(got, ref):.3g}).",
-                          "no temperature, no extra scaling: torch.softmax(logits, dim=-1).")
+                    raise CheckFailed(
+                        name,
+                        f"probabilities do not sum to 1 over the vocabulary (softmax over dim={dim}).",
+                        "the vocabulary is the last dimension: dim=-1.",
+                    )
+            raise CheckFailed(
+                name,
+                f"probabilities do not sum to 1 over the vocabulary (row sums from "
+                f"{float(sums.min()):.3g} to {float(sums.max()):.3g}).",
+                "torch.softmax(logits, dim=-1) exponentiates and normalizes in one step.",
+            )
+        raise CheckFailed(
+            name,
+            f"rows sum to 1 but differ from softmax(logits) (max error {max_err(got, ref):.3g}).",
+            "no temperature, no extra scaling: torch.softmax(logits, dim=-1).",
+        )
 
 
 # --- top_k ---------------------------------------------------------------------------------------
+
 
 class TopK(Exercise):
     """``top_k(logits [..., V], k) -> (probs [..., k], ids [..., k])``, most likely first."""
@@ -215,40 +290,58 @@ class TopK(Exercise):
         probs = torch.softmax(logits.double(), dim=-1)
         ref_p, ref_i = probs.topk(k, dim=-1)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise CheckFailed(name, f"expected a pair (probs, ids), got {type(out).__name__}.",
-                              "return probs, ids (for example the two parts of torch.topk).")
+            raise CheckFailed(
+                name,
+                f"expected a pair (probs, ids), got {type(out).__name__}.",
+                "return probs, ids (for example the two parts of torch.topk).",
+            )
         got_p, got_i = (as_tensor(x, name) for x in out)
         if not torch.is_floating_point(got_p) and torch.is_floating_point(got_i):
-            raise CheckFailed(name, "the pair is the wrong way round: return (probs, ids).",
-                              "probabilities first, then token ids.")
+            raise CheckFailed(
+                name, "the pair is the wrong way round: return (probs, ids).", "probabilities first, then token ids."
+            )
         expect_shape(got_p, ref_p.shape, name, {shape: "keep only the k best tokens (topk along the last dim)."})
         expect_shape(got_i, ref_i.shape, name)
         if torch.equal(got_i.long(), ref_i) and close(got_p, ref_p):
             return f"the k most likely tokens with their probabilities, best first (k = {k} and {case['k']})."
         if close(got_p, logits.topk(k, dim=-1).values):
-            raise CheckFailed(name, "your values are logits, not probabilities.",
-                              "softmax over the whole vocabulary first, then take the top k.")
+            raise CheckFailed(
+                name,
+                "your values are logits, not probabilities.",
+                "softmax over the whole vocabulary first, then take the top k.",
+            )
         if close(got_p, ref_p.log()):
-            raise CheckFailed(name, "your values are log-probabilities, not probabilities.",
-                              "torch.softmax, not torch.log_softmax.")
+            raise CheckFailed(
+                name, "your values are log-probabilities, not probabilities.", "torch.softmax, not torch.log_softmax."
+            )
         ones = torch.ones(got_p.shape[:-1])
         if close(got_p.double().sum(-1), ones, atol=1e-4) and not close(ref_p.sum(-1), ones):
-            raise CheckFailed(name, "your top-k probabilities sum to 1: you renormalized over the k tokens.",
-                              "softmax over the whole vocabulary, then take the top k (they sum to less than 1).")
+            raise CheckFailed(
+                name,
+                "your top-k probabilities sum to 1: you renormalized over the k tokens.",
+                "softmax over the whole vocabulary, then take the top k (they sum to less than 1).",
+            )
         low_p, low_i = probs.topk(k, dim=-1, largest=False)
         if torch.equal(got_i.long(), low_i) or torch.equal(got_i.long(), low_i.flip(-1)):
             raise CheckFailed(name, "these are the k least likely tokens.", "torch.topk picks the largest by default.")
         if torch.equal(got_i.long(), ref_i.flip(-1)):
-            raise CheckFailed(name, "right tokens, wrong order: most likely must come first.",
-                              "sort in descending order of probability.")
-        raise CheckFailed(name, f"for k = {k} and logits of shape {shape}, the ids or probabilities differ from the "
-                                "reference.", "probs = softmax(logits, -1); take the k largest along the last dimension.")
+            raise CheckFailed(
+                name,
+                "right tokens, wrong order: most likely must come first.",
+                "sort in descending order of probability.",
+            )
+        raise CheckFailed(
+            name,
+            f"for k = {k} and logits of shape {shape}, the ids or probabilities differ from the reference.",
+            "probs = softmax(logits, -1); take the k largest along the last dimension.",
+        )
 
     def summary(self, cases, detail):
         return f"the {cases[0]['k']} most likely tokens with their probabilities, best first."
 
 
 # --- entropy --------------------------------------------------------------------------------------
+
 
 def _entropy(logits: torch.Tensor) -> torch.Tensor:
     logp = torch.log_softmax(logits.double(), dim=-1)
@@ -283,13 +376,18 @@ class Entropy(Exercise):
             raise CheckFailed(name, "you averaged over the vocabulary instead of summing.", "H = -Σ p log p: a sum.")
         raw = -(logits.double() * torch.log_softmax(logits.double(), -1)).sum(-1)
         if close(got, raw):
-            raise CheckFailed(name, "you weighted by logits instead of probabilities.",
-                              "H = -Σ p log p with p = softmax(logits).")
-        raise CheckFailed(name, f"differs from the reference (max error {max_err(got, ref):.3g}).",
-                          "H = -Σ p log p over the vocabulary, p = softmax(logits), natural log.")
+            raise CheckFailed(
+                name, "you weighted by logits instead of probabilities.", "H = -Σ p log p with p = softmax(logits)."
+            )
+        raise CheckFailed(
+            name,
+            f"differs from the reference (max error {max_err(got, ref):.3g}).",
+            "H = -Σ p log p over the vocabulary, p = softmax(logits), natural log.",
+        )
 
 
 # --- kl_to_final ------------------------------------------------------------------------------------
+
 
 def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """KL(p || q) along the last dim."""
@@ -321,30 +419,47 @@ class KLToFinal(Exercise):
         final = logits[-1:].expand_as(logits)
         ref = _kl(final, logits)
         got = as_tensor(got, name)
-        expect_shape(got, shape[:-1], name, {shape: "sum over the vocabulary: one KL per layer and position.",
-                                             shape[1:-1]: "keep the layer dimension: one KL per layer."})
+        expect_shape(
+            got,
+            shape[:-1],
+            name,
+            {
+                shape: "sum over the vocabulary: one KL per layer and position.",
+                shape[1:-1]: "keep the layer dimension: one KL per layer.",
+            },
+        )
         if close(got, ref):
             return "KL(final ‖ layer) in nats; 0 at the last layer."
         if close(got, _kl(logits, final)):
-            raise CheckFailed(name, "the KL is reversed: you computed KL(layer ‖ final).",
-                              "KL(final ‖ layer) = Σ p_final (log p_final − log p_layer).")
+            raise CheckFailed(
+                name,
+                "the KL is reversed: you computed KL(layer ‖ final).",
+                "KL(final ‖ layer) = Σ p_final (log p_final − log p_layer).",
+            )
         if close(got, ref / LN2):
             raise CheckFailed(name, "your KL is in bits.", "use the natural log: nats.")
         first = _kl(logits[:1].expand_as(logits), logits)
         if close(got[:-1], first[:-1]) or close(got, first):
             raise CheckFailed(name, "you compared with layer 0, not the final layer.", "the final layer is logits[-1].")
         if len(shape) > 2 and close(got, _kl(logits[:, -1:].expand_as(logits), logits)):
-            raise CheckFailed(name, "you compared with the last position, not the last layer.",
-                              "layers are the first dimension: the final layer is logits[-1].")
+            raise CheckFailed(
+                name,
+                "you compared with the last position, not the last layer.",
+                "layers are the first dimension: the final layer is logits[-1].",
+            )
         if close(got, ref / shape[-1]):
             raise CheckFailed(name, "you averaged over the vocabulary instead of summing.", "KL is a sum over tokens.")
         if float(got[-1].abs().max()) > 1e-4:
             raise CheckFailed(name, "the last layer's KL to itself is not 0.", "compare every layer with logits[-1].")
-        raise CheckFailed(name, f"differs from the reference (max error {max_err(got, ref):.3g}).",
-                          "KL(final ‖ layer) = Σ p_final (log p_final − log p_layer), over the vocabulary.")
+        raise CheckFailed(
+            name,
+            f"differs from the reference (max error {max_err(got, ref):.3g}).",
+            "KL(final ‖ layer) = Σ p_final (log p_final − log p_layer), over the vocabulary.",
+        )
 
 
 # --- target_rank ------------------------------------------------------------------------------------
+
 
 class TargetRank(Exercise):
     """``target_rank(logits [..., V], target_id) -> ranks [...]``, 1 = the most likely token.
@@ -384,9 +499,11 @@ class TargetRank(Exercise):
             raise CheckFailed(name, "your ranks count from the least likely token.", "rank 1 = the largest logit.")
         tied = (logits == target).sum(-1) - 1  # other tokens with the target's logit
         if bool(((got >= ref) & (got <= ref + tied)).all()):
-            raise CheckFailed(name, "wrong where the target ties with other tokens: you counted tied tokens "
-                                    "(or broke the tie by sorting).",
-                              "rank = 1 + the number of tokens with a strictly larger logit.")
+            raise CheckFailed(
+                name,
+                "wrong where the target ties with other tokens: you counted tied tokens (or broke the tie by sorting).",
+                "rank = 1 + the number of tokens with a strictly larger logit.",
+            )
         raise CheckFailed(name, "differs from the reference.", "rank = 1 + the number of tokens with a larger logit.")
 
     def summary(self, cases, detail):

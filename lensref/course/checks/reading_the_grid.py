@@ -3,6 +3,7 @@
 The three trajectory exercises are plain logic on a list of ranks (1 = top), so their references are written
 here as the notebook defines them; ``answer_ranks`` takes its reference from the library's decode.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,6 +18,7 @@ LABELS = (CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT)
 
 
 # --- the definitions, as the notebook states them ---------------------------------------------------------
+
 
 def reference_first_top_k_layer(ranks: list[int], k: int) -> int | None:
     """The first layer whose rank is at most ``k``, or None."""
@@ -47,21 +49,21 @@ def reference_classify(ranks: list[int]) -> str:
 
 # Each one separates a definition from a plausible misreading of it (noted on the right).
 EDGE_CASES = (
-    [9, 1, 4, 1, 1],     # top-1 early, lost, back: settles at 3, first top-1 at 1 (not the last top-1 at 4)
-    [7, 3, 1, 1],        # corrected; settles at 2 (not at the last layer)
-    [6, 2, 1, 2, 3],     # lost; never settles although top-1 once
-    [8, 5, 3, 2, 2],     # stays wrong, reaches rank 2 (k = 2) and rank 5 at layer 1 (k = 5, <= not <)
-    [1, 1, 1],           # right throughout; settles at 0
-    [1],                 # a single layer
-    [3],                 # a single layer, never top-1
-    [4, 4, 4, 4],        # never moves (constant but not top-1: does not settle)
-    [1, 5, 1],           # starts and ends top-1, lost in between: corrected, settles at 2
-    [1, 1, 2],           # starts top-1 and loses it: lost
-    [1, 3],              # lost right after the embeddings
-    [2, 1],              # corrected by the last block
-    [2, 1, 2],           # lost, top-1 only in the middle
-    [1, 2, 2, 1, 1],     # corrected, settles at 3
-    [5, 1, 1, 3],        # lost after two top-1 layers
+    [9, 1, 4, 1, 1],  # top-1 early, lost, back: settles at 3, first top-1 at 1 (not the last top-1 at 4)
+    [7, 3, 1, 1],  # corrected; settles at 2 (not at the last layer)
+    [6, 2, 1, 2, 3],  # lost; never settles although top-1 once
+    [8, 5, 3, 2, 2],  # stays wrong, reaches rank 2 (k = 2) and rank 5 at layer 1 (k = 5, <= not <)
+    [1, 1, 1],  # right throughout; settles at 0
+    [1],  # a single layer
+    [3],  # a single layer, never top-1
+    [4, 4, 4, 4],  # never moves (constant but not top-1: does not settle)
+    [1, 5, 1],  # starts and ends top-1, lost in between: corrected, settles at 2
+    [1, 1, 2],  # starts top-1 and loses it: lost
+    [1, 3],  # lost right after the embeddings
+    [2, 1],  # corrected by the last block
+    [2, 1, 2],  # lost, top-1 only in the middle
+    [1, 2, 2, 1, 1],  # corrected, settles at 3
+    [5, 1, 1, 3],  # lost after two top-1 layers
     [6, 5, 4, 3, 2, 1],  # climbs one rank per layer
 )
 K_VALUES = (1, 2, 5)
@@ -88,6 +90,13 @@ def _trajectories(seed: int, n_random: int, cases) -> list[list[int]]:
     return [list(c) for c in EDGE_CASES] + [random_ranks(rng) for _ in range(n_random)]
 
 
+def _kinds(cases: list[dict]) -> str:
+    """How the visible check's ✓ line describes its trajectories."""
+    drawn = {tuple(c) for c in EDGE_CASES} <= {tuple(case["ranks"]) for case in cases}
+    n = len(cases)
+    return f"{n} trajector{'y' if n == 1 else 'ies'}" + (" (edge cases and random ones" if drawn else " (given")
+
+
 def _as_answer(got, want, name: str):
     """The learner's answer as an int, a label or None (numpy/torch integers and 0-d tensors become ints)."""
     if got is None or isinstance(got, str):
@@ -95,8 +104,11 @@ def _as_answer(got, want, name: str):
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)) or float(got) != int(got):
-        raise CheckFailed(name, f"expected {'a label' if isinstance(want, str) else 'an int or None'}, "
-                                f"got {type(got).__name__}" + (f" {got!r}." if isinstance(got, (bool, float)) else "."))
+        raise CheckFailed(
+            name,
+            f"expected {'a label' if isinstance(want, str) else 'an int or None'}, "
+            f"got {type(got).__name__}" + (f" {got!r}." if isinstance(got, (bool, float)) else "."),
+        )
     return int(got)
 
 
@@ -110,6 +122,7 @@ def _judge_one(name: str, case: dict, got, want, explain) -> str:
 
 
 # --- first_top_k_layer ------------------------------------------------------------------------------------
+
 
 def _explain_first(case, got, want):
     ranks, k = case["ranks"], case["k"]
@@ -149,10 +162,12 @@ class FirstTopKLayer(Exercise):
         return _judge_one(self.name, case, got, reference_first_top_k_layer(case["ranks"], case["k"]), _explain_first)
 
     def summary(self, cases, detail):
-        return f"right on {len(cases)} trajectories (edge cases and random ones, k = 1, 2 and 5)."
+        ks = sorted({c["k"] for c in cases})
+        return f"right on {_kinds(cases)}, k = {', '.join(map(str, ks))})."
 
 
 # --- settled_layer ------------------------------------------------------------------------------------
+
 
 def _explain_settled(case, got, want):
     ranks = case["ranks"]
@@ -161,8 +176,10 @@ def _explain_settled(case, got, want):
     if got is None:
         return f"the target is top-1 from layer {want} through the last layer: it settles there."
     if 0 <= got < want and ranks[got] == 1:
-        return (f"the target is top-1 at layer {got} but drops again later: 'settled' means it stays top-1 "
-                "through the last layer (search backwards from the end).")
+        return (
+            f"the target is top-1 at layer {got} but drops again later: 'settled' means it stays top-1 "
+            "through the last layer (search backwards from the end)."
+        )
     if 0 <= got < want:
         return f"layer {got} has rank {ranks[got]}, not 1: the settled layer is the first of the final top-1 run."
     if got > want:
@@ -186,10 +203,11 @@ class SettledLayer(Exercise):
         return _judge_one(self.name, case, got, reference_settled_layer(case["ranks"]), _explain_settled)
 
     def summary(self, cases, detail):
-        return f"right on {len(cases)} trajectories (edge cases and random ones)."
+        return f"right on {_kinds(cases)})."
 
 
 # --- classify ------------------------------------------------------------------------------------
+
 
 def _explain_classify(case, got, want):
     if got not in LABELS:
@@ -216,18 +234,23 @@ class Classify(Exercise):
 
     def judge(self, case, got):
         if got is not None and not isinstance(got, str):
-            raise CheckFailed(self.name, f"expected a label, got {type(got).__name__}.",
-                              f"return one of {', '.join(repr(x) for x in LABELS)}.")
+            raise CheckFailed(
+                self.name,
+                f"expected a label, got {type(got).__name__}.",
+                f"return one of {', '.join(repr(x) for x in LABELS)}.",
+            )
         return _judge_one(self.name, case, got, reference_classify(case["ranks"]), _explain_classify)
 
     def summary(self, cases, detail):
-        return f"right on {len(cases)} trajectories (edge cases and random ones)."
+        return f"right on {_kinds(cases)})."
 
 
 # --- answer_ranks ------------------------------------------------------------------------------------
 
-DEFAULT_ANSWER_CASES = (("The opposite of up is", " down"),
-                        ("A baker makes bread, and a carpenter makes", " furniture"))
+DEFAULT_ANSWER_CASES = (
+    ("The opposite of up is", " down"),
+    ("A baker makes bread, and a carpenter makes", " furniture"),
+)
 
 
 @torch.no_grad()
@@ -273,22 +296,31 @@ class AnswerRanks(Exercise):
             raise CheckFailed(name, f"expected a list of ints, got {type(got).__name__}.", "return one rank per layer.")
         got = [x.item() if isinstance(x, torch.Tensor) and x.numel() == 1 else x for x in got]
         if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in got):
-            raise CheckFailed(name, "expected a list of ints, one rank per layer.",
-                              "read the last position only: result.target_rank[:, -1].")
+            raise CheckFailed(
+                name,
+                "expected a list of ints, one rank per layer.",
+                "read the last position only: result.target_rank[:, -1].",
+            )
         got = [int(x) for x in got]
         if len(got) != len(low):
-            raise CheckFailed(name, f"expected {len(low)} ranks (layers 0..{len(low) - 1}), got {len(got)}.",
-                              "one rank per layer, embeddings included, at the last position only.")
+            raise CheckFailed(
+                name,
+                f"expected {len(low)} ranks (layers 0..{len(low) - 1}), got {len(got)}.",
+                "one rank per layer, embeddings included, at the last position only.",
+            )
         bad = next((i for i, (g, lo, hi) in enumerate(zip(got, low, high)) if not lo <= g <= hi), None)
         if bad is None:
             return f"right for {prompt!r} / {answer!r}."
         if all(lo - 1 <= g <= hi - 1 for g, lo, hi in zip(got, low, high)):
             raise CheckFailed(name, "off by one: your ranks start at 0.", "the most likely token has rank 1.")
-        raise CheckFailed(name, f"for {prompt!r} / {answer!r}, layer {bad}: rank {got[bad]}, expected {low[bad]}.",
-                          "read the last position (-1) with the target's rank (1 = top).")
+        raise CheckFailed(
+            name,
+            f"for {prompt!r} / {answer!r}, layer {bad}: rank {got[bad]}, expected {low[bad]}.",
+            "read the last position (-1) with the target's rank (1 = top).",
+        )
 
     def summary(self, cases, detail):
-        return f"matches the reference on {len(cases)} prompts."
+        return f"matches the reference on {len(cases)} prompt{'s' if len(cases) != 1 else ''}."
 
 
 FIRST_TOP_K_LAYER, SETTLED_LAYER, CLASSIFY, ANSWER_RANKS = FirstTopKLayer(), SettledLayer(), Classify(), AnswerRanks()

@@ -4,6 +4,7 @@ References come from the library: the lens decode (``adapter.decode``), the froz
 :mod:`lensref.unembed`, the hook helpers of :mod:`lensref.hooks`, the placeholder search, identity prompt and
 least-squares fit of :mod:`lensref.patchscope`.
 """
+
 from __future__ import annotations
 
 import random
@@ -17,11 +18,28 @@ from ...residual import capture_residuals
 from ...tokens import encode_prompt
 from ...unembed import Unembed
 from ._core import (
-    FRESH_PROMPTS, CheckFailed, Exercise, ModelRef, as_tensor, captured, close, expect_shape, fresh_prompts, max_err, model_of, run_check,
+    FRESH_PROMPTS,
+    CheckFailed,
+    Exercise,
+    ModelRef,
+    as_tensor,
+    captured,
+    close,
+    expect_shape,
+    fresh_prompts,
+    max_err,
+    model_of,
+    run_check,
 )
 
-__all__ = ["IDENTITY_PROMPT", "block_components", "check_logit_diff_by_layer", "check_attribute",
-           "check_patch_readout", "check_fit_translator"]
+__all__ = [
+    "IDENTITY_PROMPT",
+    "block_components",
+    "check_logit_diff_by_layer",
+    "check_attribute",
+    "check_patch_readout",
+    "check_fit_translator",
+]
 
 
 def _pair(lm: LoadedModel, pair_seed: int) -> tuple[int, int]:
@@ -42,6 +60,7 @@ def _states(lm: LoadedModel, prompt: str):
 
 
 # --- logit difference -------------------------------------------------------------------------------
+
 
 class LogitDiffByLayer(Exercise):
     """``logit_diff_by_layer(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``."""
@@ -64,32 +83,47 @@ class LogitDiffByLayer(Exercise):
         logits = lm.adapter.decode(states)
         ref = logits[..., t] - logits[..., d]
         got = as_tensor(got, name)
-        expect_shape(got, tuple(ref.shape), name, {
-            (ref.shape[0],): "keep every position: return [L+1, T].",
-            tuple(logits.shape): "take the difference of two logits, not the whole vocabulary.",
-        })
+        expect_shape(
+            got,
+            tuple(ref.shape),
+            name,
+            {
+                (ref.shape[0],): "keep every position: return [L+1, T].",
+                tuple(logits.shape): "take the difference of two logits, not the whole vocabulary.",
+            },
+        )
         if close(got, ref):
             return "matches the reference; the last layer equals the model's own logit difference."
         if close(got, -ref):
-            raise CheckFailed(name, "the sign is flipped: you computed distractor minus target.",
-                              "logit diff = logit[target] - logit[distractor].")
+            raise CheckFailed(
+                name,
+                "the sign is flipped: you computed distractor minus target.",
+                "logit diff = logit[target] - logit[distractor].",
+            )
         raw = unembed(states)
         if close(got, raw[..., t] - raw[..., d]):
-            raise CheckFailed(name, "you forgot the final norm.", "decode as the lens does: final norm, then unembedding.")
+            raise CheckFailed(
+                name, "you forgot the final norm.", "decode as the lens does: final norm, then unembedding."
+            )
         twice = unembed(norm(norm(states)))
         if close(got, twice[..., t] - twice[..., d]):
             raise CheckFailed(name, "you normalized twice.", "apply the final norm once.")
         p = torch.softmax(logits, -1)
         if close(got, p[..., t] - p[..., d]):
-            raise CheckFailed(name, "that is a difference of probabilities, not of logits.",
-                              "subtract the logits themselves.")
+            raise CheckFailed(
+                name, "that is a difference of probabilities, not of logits.", "subtract the logits themselves."
+            )
         final = captured(case, case["prompt"])[1]
-        raise CheckFailed(name, f"differs from the reference (max error {max_err(got, ref):.3g}); at the last layer "
-                                "it must equal the model's own logit difference.",
-                          f"the model's own value at the last position: {float(final[-1, t] - final[-1, d]):.3f}.")
+        raise CheckFailed(
+            name,
+            f"differs from the reference (max error {max_err(got, ref):.3g}); at the last layer "
+            "it must equal the model's own logit difference.",
+            f"the model's own value at the last position: {float(final[-1, t] - final[-1, d]):.3f}.",
+        )
 
 
 # --- direct logit attribution -----------------------------------------------------------------------
+
 
 def block_components(lm: LoadedModel, prompt: str, position: int = -1) -> torch.Tensor:
     """``[L+1, d]`` at one position: the embedding, then what each block added to the residual stream."""
@@ -123,8 +157,10 @@ class Attribute(Exercise):
     def cases(self, seed, lm=None, n_prompts=1):
         cases = [{**c, "split": "blocks"} for c in _prompt_cases(seed, lm, n_prompts)]
         first = cases[0]
-        return cases + [{**first, "split": "writes"},
-                        {**first, "split": "random", "parts": 4, "split_seed": random.Random(seed).randrange(2**31)}]
+        return cases + [
+            {**first, "split": "writes"},
+            {**first, "split": "random", "parts": 4, "split_seed": random.Random(seed).randrange(2**31)},
+        ]
 
     def inputs(self, case):
         lm = model_of(case)
@@ -150,34 +186,59 @@ class Attribute(Exercise):
         total = float(logits[t] - logits[d])
         tol = 1e-3 * max(1.0, abs(total))
         got = as_tensor(got, name)
-        expect_shape(got, tuple(ref.shape), name, {(comps.shape[0], lm.adapter.unembed.weight.shape[0]):
-                                                   "project onto the target-minus-distractor direction: one number "
-                                                   "per component."})
+        expect_shape(
+            got,
+            tuple(ref.shape),
+            name,
+            {
+                (
+                    comps.shape[0],
+                    lm.adapter.unembed.weight.shape[0],
+                ): "project onto the target-minus-distractor direction: one number per component."
+            },
+        )
         if close(got, ref, atol=tol):
             return "the parts add up to the model's logit difference and match the reference."
         got_sum = float(got.double().sum())
         w, norm = lm.adapter.unembed.weight.double(), lm.adapter.final_norm
         per_component = lm.adapter.decode(comps)
         if close(got, per_component[:, t] - per_component[:, d], atol=tol):
-            raise CheckFailed(name, f"your parts sum to {got_sum:.3f}, not the logit difference {total:.3f}: you "
-                                    "normalized each component on its own.",
-                              "freeze the norm's scale at its value on the full residual (the sum of all components).")
+            raise CheckFailed(
+                name,
+                f"your parts sum to {got_sum:.3f}, not the logit difference {total:.3f}: you "
+                "normalized each component on its own.",
+                "freeze the norm's scale at its value on the full residual (the sum of all components).",
+            )
         if close(got, -ref, atol=tol):
-            raise CheckFailed(name, "the sign is flipped: you attributed distractor minus target.",
-                              "use W_U[target] − W_U[distractor].")
+            raise CheckFailed(
+                name,
+                "the sign is flipped: you attributed distractor minus target.",
+                "use W_U[target] − W_U[distractor].",
+            )
         u = w[t] - w[d]
         if close(got, comps.double() @ u, atol=tol):
-            raise CheckFailed(name, "you skipped the final norm.", "multiply by the frozen scale and the norm's weight.")
+            raise CheckFailed(
+                name, "you skipped the final norm.", "multiply by the frozen scale and the norm's weight."
+            )
         eps = getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6))
         scale = torch.rsqrt(final.double().pow(2).mean() + eps)
         if close(got, comps.double() @ (scale * u), atol=tol):
-            raise CheckFailed(name, "you forgot the norm's weight (its learned per-dimension gain).",
-                              "direction = scale * final_norm.weight * (W_U[target] - W_U[distractor]).")
+            raise CheckFailed(
+                name,
+                "you forgot the norm's weight (its learned per-dimension gain).",
+                "direction = scale * final_norm.weight * (W_U[target] - W_U[distractor]).",
+            )
         if abs(got_sum - total) > 1e-2 * max(1.0, abs(total)):
-            raise CheckFailed(name, f"your parts sum to {got_sum:.3f}, not the logit difference {total:.3f}.",
-                              "with the scale frozen the map is linear, so the parts must add up exactly.")
-        raise CheckFailed(name, f"the sum is right but the parts differ (max error {max_err(got, ref):.3g}).",
-                          "use one direction for every component.")
+            raise CheckFailed(
+                name,
+                f"your parts sum to {got_sum:.3f}, not the logit difference {total:.3f}.",
+                "with the scale frozen the map is linear, so the parts must add up exactly.",
+            )
+        raise CheckFailed(
+            name,
+            f"the sum is right but the parts differ (max error {max_err(got, ref):.3g}).",
+            "use one direction for every component.",
+        )
 
     def summary(self, cases, detail):
         return f"the parts add up to the model's logit difference and match the reference ({len(cases)} splits)."
@@ -202,7 +263,9 @@ def resolve_layer(spec, n_layers: int) -> int:
 
 
 @torch.no_grad()
-def patched_logits(lm: LoadedModel, prompt: str, layer: int, vector: torch.Tensor, positions: list[int]) -> torch.Tensor:
+def patched_logits(
+    lm: LoadedModel, prompt: str, layer: int, vector: torch.Tensor, positions: list[int]
+) -> torch.Tensor:
     """Next-token logits ``[len(positions), V]`` of ``prompt``, row ``r`` with ``vector`` written over the residual
     state of ``layer`` at ``positions[r]`` (one batched forward pass)."""
     ids = encode_prompt(lm.tokenizer, prompt)
@@ -232,9 +295,15 @@ class PatchReadout(Exercise):
             raise ValueError(f"layers must be a non-empty list of ints (negative: from the end), got {layers!r}")
         if len(specs) == 1:  # one layer: read it through both kinds of target prompt
             specs = specs * 2
-        return [{"lm": ref, "layer": spec, "source": rng.choice(FRESH_PROMPTS),
-                 "prompt": (PROMPTS_NEAR_END, PROMPTS_INSIDE)[i % 2][(seed + i // 2) % 2]}
-                for i, spec in enumerate(specs)]
+        return [
+            {
+                "lm": ref,
+                "layer": spec,
+                "source": rng.choice(FRESH_PROMPTS),
+                "prompt": (PROMPTS_NEAR_END, PROMPTS_INSIDE)[i % 2][(seed + i // 2) % 2],
+            }
+            for i, spec in enumerate(specs)
+        ]
 
     def inputs(self, case):
         lm = model_of(case)
@@ -252,43 +321,69 @@ class PatchReadout(Exercise):
         ref = patched_logits(lm, prompt, layer, vector, [slot])[0]
         T, V = len(ids), ref.shape[0]
         got = as_tensor(got, name)
-        expect_shape(got, (V,), name, {(T, V): "return the logits of the last position only.",
-                                       (1, T, V): "return the logits of the last position only.",
-                                       (1, V): "return a 1-D tensor [V]: drop the batch dimension."})
+        expect_shape(
+            got,
+            (V,),
+            name,
+            {
+                (T, V): "return the logits of the last position only.",
+                (1, T, V): "return the logits of the last position only.",
+                (1, V): "return a 1-D tensor [V]: drop the batch dimension.",
+            },
+        )
         if close(got, ref):
             return f"matches the reference at layer {layer} with the placeholder at position {slot} of {T}."
         clean = lm.model(input_ids=ids[None]).logits[0, -1]
         if close(got, clean):
-            raise CheckFailed(name, f"at layer {layer} the patch had no effect (the output equals the unpatched run).",
-                              "the hook must return the modified inputs (or change them in place).")
+            raise CheckFailed(
+                name,
+                f"at layer {layer} the patch had no effect (the output equals the unpatched run).",
+                "the hook must return the modified inputs (or change them in place).",
+            )
         if layer + 1 <= L and close(got, patched_logits(lm, prompt, layer + 1, vector, [slot])[0]):
-            raise CheckFailed(name, f"off by one layer: you patched what block {layer + 1} reads.",
-                              f"layer {layer} is what block {layer} reads: a forward *pre*-hook on blocks[{layer}].")
+            raise CheckFailed(
+                name,
+                f"off by one layer: you patched what block {layer + 1} reads.",
+                f"layer {layer} is what block {layer} reads: a forward *pre*-hook on blocks[{layer}].",
+            )
         if layer >= 1 and close(got, patched_logits(lm, prompt, layer - 1, vector, [slot])[0]):
-            raise CheckFailed(name, f"off by one layer: you patched what block {layer - 1} reads.",
-                              f"layer {layer} is what block {layer} reads.")
+            raise CheckFailed(
+                name,
+                f"off by one layer: you patched what block {layer - 1} reads.",
+                f"layer {layer} is what block {layer} reads.",
+            )
         everywhere = patched_logits(lm, prompt, layer, vector, list(range(T)))
         wrong = next((p for p in range(T) if p != slot and close(got, everywhere[p])), None)
         if wrong == T - 1:
-            raise CheckFailed(name, "you patched the last token, not the placeholder '?'.",
-                              "find the position of the '?' token in the target prompt.")
+            raise CheckFailed(
+                name,
+                "you patched the last token, not the placeholder '?'.",
+                "find the position of the '?' token in the target prompt.",
+            )
         if wrong is not None:
             token = lm.tokenizer.decode([int(ids[wrong])])
-            raise CheckFailed(name, f"for {prompt!r} you patched position {wrong} ({token!r}), not the placeholder '?' "
-                                    f"at position {slot}.",
-                              "find the last token of the prompt whose text is '?' (the prompt changes: never count "
-                              "positions from the end).")
-        raise CheckFailed(name, f"at layer {layer} the logits differ from the reference (max error "
-                                f"{max_err(got, ref):.3g}).",
-                          "replace the residual state at the placeholder position with the vector, at that layer only.")
+            raise CheckFailed(
+                name,
+                f"for {prompt!r} you patched position {wrong} ({token!r}), not the placeholder '?' at position {slot}.",
+                "find the last token of the prompt whose text is '?' (the prompt changes: never count "
+                "positions from the end).",
+            )
+        raise CheckFailed(
+            name,
+            f"at layer {layer} the logits differ from the reference (max error {max_err(got, ref):.3g}).",
+            "replace the residual state at the placeholder position with the vector, at that layer only.",
+        )
 
     def summary(self, cases, detail):
         n_layers = model_of(cases[0]).n_layers
-        return (f"matches the reference at {len({resolve_layer(c['layer'], n_layers) for c in cases})} layer(s) on "
-                f"{len({c['prompt'] for c in cases})} target prompts and leaves the model unhooked.")
+        return (
+            f"matches the reference at {len({resolve_layer(c['layer'], n_layers) for c in cases})} layer(s) on "
+            f"{len({c['prompt'] for c in cases})} target prompts and leaves the model unhooked."
+        )
 
 
 # --- a translator fitted on cached states ----------------------------------------------------------------
+
 
 class FitTranslator(Exercise):
     """``fit_translator(x [N, d], y [N, d]) -> (W [d, d], b [d])`` minimizing ||x @ W + b - y||²."""
@@ -325,23 +420,40 @@ class FitTranslator(Exercise):
         if close(w, ref_w, atol=1e-3) and close(b, ref_b, atol=1e-3):
             return f"the least-squares translator (mean squared error {ref_err:.4f})."
         if close(w.T, ref_w, atol=1e-3):
-            raise CheckFailed(name, "your W is transposed: apply it as x @ W.",
-                              "solve for W in x @ W ≈ y (shape [d_in, d_out]).")
+            raise CheckFailed(
+                name, "your W is transposed: apply it as x @ W.", "solve for W in x @ W ≈ y (shape [d_in, d_out])."
+            )
         if close(w, torch.linalg.lstsq(xd, yd).solution, atol=1e-3):
-            raise CheckFailed(name, f"you fitted without a bias (error {pred_err:.3g} vs {ref_err:.3g}).",
-                              "centre x and y first (the bias is ȳ − x̄ W), or append a column of ones to x.")
+            raise CheckFailed(
+                name,
+                f"you fitted without a bias (error {pred_err:.3g} vs {ref_err:.3g}).",
+                "centre x and y first (the bias is ȳ − x̄ W), or append a column of ones to x.",
+            )
         if close(w, fit_affine(y, x)[0], atol=1e-3):
-            raise CheckFailed(name, "you fitted x from y: the translator maps x (the layer) to y (the final layer).",
-                              "solve x @ W + b ≈ y, not y @ W + b ≈ x.")
+            raise CheckFailed(
+                name,
+                "you fitted x from y: the translator maps x (the layer) to y (the final layer).",
+                "solve x @ W + b ≈ y, not y @ W + b ≈ x.",
+            )
         if close(w, ref_w, atol=1e-3):
-            raise CheckFailed(name, f"W is right but the bias is not (max error {max_err(b, ref_b):.3g}).",
-                              "b = ȳ − x̄ W, with the means over the N samples.")
-        raise CheckFailed(name, f"not the least-squares fit (error {pred_err:.3g}, best {ref_err:.3g}).",
-                          "torch.linalg.lstsq on centred x and y gives W; then b = ȳ − x̄ W.")
+            raise CheckFailed(
+                name,
+                f"W is right but the bias is not (max error {max_err(b, ref_b):.3g}).",
+                "b = ȳ − x̄ W, with the means over the N samples.",
+            )
+        raise CheckFailed(
+            name,
+            f"not the least-squares fit (error {pred_err:.3g}, best {ref_err:.3g}).",
+            "torch.linalg.lstsq on centred x and y gives W; then b = ȳ − x̄ W.",
+        )
 
 
 LOGIT_DIFF_BY_LAYER, ATTRIBUTE, PATCH_READOUT, FIT_TRANSLATOR = (
-    LogitDiffByLayer(), Attribute(), PatchReadout(), FitTranslator())
+    LogitDiffByLayer(),
+    Attribute(),
+    PatchReadout(),
+    FitTranslator(),
+)
 EXERCISES = (LOGIT_DIFF_BY_LAYER, ATTRIBUTE, PATCH_READOUT, FIT_TRANSLATOR)
 
 
