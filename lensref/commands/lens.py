@@ -5,7 +5,6 @@ from __future__ import annotations
 from ..errors import LensError
 from ..lens import LensResult, logit_lens
 from ..models import load_model
-from ..tokens import show_token
 from ._common import add_model_options, write_json
 from ._validate import check_figure_output, check_output
 
@@ -31,23 +30,9 @@ def register(sub) -> None:
 
 
 def format_table(result: LensResult, position: int = -1) -> str:
-    """One line per layer for one position: top tokens with probabilities, entropy, KL, target."""
-    header = (
-        f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if result.target else "") + "top tokens"
-    )
-    lines = [f"{result.model}: next-token predictions after {show_token(result.tokens[position])!r}", header]
-    for layer in range(result.n_layers + 1):
-        tops = "  ".join(f"{show_token(t.token)} {t.prob:.3f}" for t in result.top(layer, position))
-        target = ""
-        if result.target is not None:
-            target = (
-                f"{float(result.target_prob[layer, position]):.4f} / {int(result.target_rank[layer, position]):<6} "
-            )
-        lines.append(
-            f"{layer:>5}  {float(result.entropy[layer, position]):7.3f}  "
-            f"{float(result.kl_to_final[layer, position]):7.3f}  {target}{tops}"
-        )
-    return "\n".join(lines)
+    """One line per layer for one position (:meth:`LensResult.format_table`; the exercise notebooks import it
+    from here)."""
+    return result.format_table(position)
 
 
 def check_args(args) -> None:
@@ -74,7 +59,7 @@ def run(args) -> int:
 
         translator = load_tuned_lens(args.tuned, lm)
     result = logit_lens(lm, args.prompt, target=args.target, top_k=args.top_k, translator=translator)
-    print(format_table(result))
+    print(result.format_table())
     if args.json:
         write_json(args.json, result.to_dict())
     if args.plot:
