@@ -33,41 +33,18 @@ class FamilySpec:
     attn_out_proj: str  # output projection inside the attention module (heads -> d)
 
 
+# One row per family, laid out as a table (the formatter would put every field on its own line).
+# fmt: off
 FAMILIES: tuple[FamilySpec, ...] = (
-    FamilySpec(
-        "llama",
-        ("llama", "mistral", "qwen2", "qwen3"),
-        embed="model.embed_tokens",
-        blocks="model.layers",
-        final_norm="model.norm",
-        unembed="lm_head",
-        attn="self_attn",
-        mlp="mlp",
-        attn_out_proj="o_proj",
-    ),
-    FamilySpec(
-        "gpt2",
-        ("gpt2",),
-        embed="transformer.wte",
-        blocks="transformer.h",
-        final_norm="transformer.ln_f",
-        unembed="lm_head",
-        attn="attn",
-        mlp="mlp",
-        attn_out_proj="c_proj",
-    ),
-    FamilySpec(
-        "gpt_neox",
-        ("gpt_neox",),
-        embed="gpt_neox.embed_in",
-        blocks="gpt_neox.layers",
-        final_norm="gpt_neox.final_layer_norm",
-        unembed="lm_head",
-        attn="attention",
-        mlp="mlp",
-        attn_out_proj="dense",
-    ),
+    FamilySpec("llama", ("llama", "mistral", "qwen2", "qwen3"), embed="model.embed_tokens", blocks="model.layers",
+               final_norm="model.norm", unembed="lm_head", attn="self_attn", mlp="mlp", attn_out_proj="o_proj"),
+    FamilySpec("gpt2", ("gpt2",), embed="transformer.wte", blocks="transformer.h",
+               final_norm="transformer.ln_f", unembed="lm_head", attn="attn", mlp="mlp", attn_out_proj="c_proj"),
+    FamilySpec("gpt_neox", ("gpt_neox",), embed="gpt_neox.embed_in", blocks="gpt_neox.layers",
+               final_norm="gpt_neox.final_layer_norm", unembed="lm_head", attn="attention", mlp="mlp",
+               attn_out_proj="dense"),
 )
+# fmt: on
 
 
 def supported_families() -> list[str]:

@@ -10,6 +10,7 @@ from .indices import first_layer_holding
 from .models import LoadedModel
 from .readout import DEFAULT_CHUNK_ROWS, Translator, read_states
 from .residual import capture_residuals
+from .tables import layer_table
 from .tokens import encode_prompt, show_token, single_token_id, token_texts
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "LensResult", "Token", "Translator", "logit_lens", "read_states"]
@@ -76,18 +77,18 @@ class LensResult:
         header = (
             f"{'layer':>5}  {'entropy':>7}  {'KL':>7}  " + ("target p / rank  " if self.target else "") + "top tokens"
         )
-        lines = [f"{self.model}: next-token predictions after {show_token(self.tokens[position])!r}", header]
-        for layer in range(self.n_layers + 1):
+
+        def row(layer: int) -> str:
             tops = "  ".join(f"{show_token(t.token)} {t.prob:.3f}" for t in self.top(layer, position))
             target = ""
             if self.target_prob is not None and self.target_rank is not None:
                 prob, rank = float(self.target_prob[layer, position]), int(self.target_rank[layer, position])
                 target = f"{prob:.4f} / {rank:<6} "
-            lines.append(
-                f"{layer:>5}  {float(self.entropy[layer, position]):7.3f}  "
-                f"{float(self.kl_to_final[layer, position]):7.3f}  {target}{tops}"
-            )
-        return "\n".join(lines)
+            entropy, kl = float(self.entropy[layer, position]), float(self.kl_to_final[layer, position])
+            return f"{layer:>5}  {entropy:7.3f}  {kl:7.3f}  {target}{tops}"
+
+        title = f"{self.model}: next-token predictions after {show_token(self.tokens[position])!r}"
+        return "\n".join(layer_table(title, header, self.n_layers, row))
 
     def to_dict(self) -> dict:
         """The JSON form documented in the README (``lensref lens --json``)."""

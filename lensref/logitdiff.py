@@ -17,6 +17,7 @@ from .errors import LensError
 from .indices import check_position, first_layer_holding
 from .models import LoadedModel
 from .residual import capture_residuals
+from .tables import layer_table
 from .tokens import encode_prompt, show_token, single_token_id, token_texts
 from .unembed import Unembed
 
@@ -61,16 +62,12 @@ class LogitDiffResult:
         """One line per layer at ``position``: the difference and both logits, then where it turns positive."""
         position = check_position(position, self.n_positions)
         target, distractor = show_token(self.target), show_token(self.distractor)
-        lines = [
-            f"{self.model}: logit {target} - logit {distractor} after {show_token(self.tokens[position])!r}",
-            f"{'layer':>5}  {'diff':>8}  {target:>10}  {distractor:>10}",
-        ]
-        for layer in range(self.n_layers + 1):
-            lines.append(
-                f"{layer:>5}  {float(self.diff[layer, position]):8.3f}  "
-                f"{float(self.target_logit[layer, position]):10.3f}  "
-                f"{float(self.distractor_logit[layer, position]):10.3f}"
-            )
+        title = f"{self.model}: logit {target} - logit {distractor} after {show_token(self.tokens[position])!r}"
+        header = f"{'layer':>5}  {'diff':>8}  {target:>10}  {distractor:>10}"
+        diff, ours, theirs = (x[:, position].tolist() for x in (self.diff, self.target_logit, self.distractor_logit))
+        lines = layer_table(
+            title, header, self.n_layers, lambda l: f"{l:>5}  {diff[l]:8.3f}  {ours[l]:10.3f}  {theirs[l]:10.3f}"
+        )
         first = self.first_positive_layer(position)
         lines.append(f"positive from layer {first} on" if first is not None else "not positive at the last layer")
         return "\n".join(lines)

@@ -79,13 +79,8 @@ class ResidualMap:
         return (states.double() @ self.weight.double() + self.bias.double()).to(states.dtype)
 
     def to_dict(self) -> dict:
-        return {
-            "source_layer": self.source_layer,
-            "target_layer": self.target_layer,
-            "n_fit": self.n_fit,
-            "fit_error": self.fit_error,
-            "shape": list(self.weight.shape),
-        }
+        fields = ("source_layer", "target_layer", "n_fit", "fit_error")
+        return {**{name: getattr(self, name) for name in fields}, "shape": list(self.weight.shape)}
 
 
 def fit_affine(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:

@@ -15,8 +15,7 @@ __all__ = [
     "add_pair_options",
     "add_prompt_command",
     "add_output_options",
-    "check_at_least_one",
-    "check_outputs",
+    "check_options",
     "write_outputs",
     "load_model",
     "write_atomically",
@@ -61,16 +60,13 @@ def add_output_options(parser: argparse.ArgumentParser, json: str, plot: str | N
         parser.add_argument("--plot", default=None, metavar="FILE", help=plot)
 
 
-def check_at_least_one(args: argparse.Namespace, *names: str) -> None:
-    """Each option ``--name`` (a count: ``--top``, ``--tokens``, ``--repeats``) is at least 1."""
-    for name in names:
+def check_options(args: argparse.Namespace, *counts: str) -> None:
+    """Before any model loads: each count option named in ``counts`` (``"top"`` for ``--top``) is at least 1, and
+    ``--json`` and ``--plot`` (where the command has them) can be written."""
+    for name in counts:
         value = getattr(args, name)
         if value < 1:
             raise LensError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-
-
-def check_outputs(args: argparse.Namespace) -> None:
-    """``--json`` and ``--plot`` (where the command has them) can be written: checked before any model loads."""
     check_output(getattr(args, "json", None), "--json")
     check_figure_output(getattr(args, "plot", None))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..errors import LensError
-from ._common import add_output_options, check_at_least_one, check_outputs, write_outputs
+from ._common import add_output_options, check_options, write_outputs
 
 
 def register(sub) -> None:
@@ -32,8 +32,7 @@ def run(args) -> int:
     from ..bench import HEADER, machine, run_bench
 
     sizes = parse_sizes(args.sizes)
-    check_at_least_one(args, "repeats")
-    check_outputs(args)
+    check_options(args, "repeats")
     print(HEADER, flush=True)
     records = run_bench(
         sizes, args.repeats, args.model, memory=not args.no_memory, log=lambda line: print(line, flush=True)

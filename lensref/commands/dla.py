@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._common import (
-    add_output_options,
-    add_prompt_command,
-    check_at_least_one,
-    check_outputs,
-    load_model,
-    write_outputs,
-)
+from ._common import add_output_options, add_prompt_command, check_options, load_model, write_outputs
 
 if TYPE_CHECKING:
     from ..dla import DLAResult
@@ -32,8 +25,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..dla import direct_logit_attribution  # here, not at the top: the parser alone must not import torch
 
-    check_at_least_one(args, "top")
-    check_outputs(args)
+    check_options(args, "top")
     lm = load_model(args.model, device=args.device)
     result = direct_logit_attribution(lm, args.prompt, args.target, args.distractor, position=args.position)
     print(result.format_table(args.top))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._common import add_output_options, add_prompt_command, check_outputs, load_model, write_outputs
+from ._common import add_output_options, add_prompt_command, check_options, load_model, write_outputs
 
 if TYPE_CHECKING:
     from ..logitdiff import LogitDiffResult
@@ -22,7 +22,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..logitdiff import logit_diff  # here, not at the top: the parser alone must not import torch
 
-    check_outputs(args)
+    check_options(args)
     lm = load_model(args.model, device=args.device)
     result = logit_diff(lm, args.prompt, args.target, args.distractor)
     print(result.format_table(args.position))

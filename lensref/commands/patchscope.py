@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import (
-    add_output_options,
-    add_prompt_command,
-    check_at_least_one,
-    check_outputs,
-    load_model,
-    write_outputs,
-)
+from ._common import add_output_options, add_prompt_command, check_options, load_model, write_outputs
 
 
 def register(sub) -> None:
@@ -47,8 +40,7 @@ def run(args) -> int:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    check_at_least_one(args, "tokens")
-    check_outputs(args)
+    check_options(args, "tokens")
     source = load_model(args.model, device=args.device)
     layers = parse_layers(args.layers, source.n_layers)
     target = maps = None

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 
 from ..errors import LensError
-from ._common import add_model_options, add_output_options, check_outputs, write_outputs
+from ._common import add_model_options, add_output_options, check_options, write_outputs
 
 
 def register(sub) -> None:
@@ -77,7 +77,7 @@ def run_eval(args) -> int:
 
     if args.max_tokens < 128:
         raise LensError(f"--max-tokens must be at least one chunk (128 tokens), got {args.max_tokens}")
-    check_outputs(args)
+    check_options(args)
     lm = load_model(args.model, device=args.device)
     folder = args.lens or default_lens_dir(lm.name)
     lens = load_tuned_lens(folder, lm)

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from ..lens import Translator
 from ..models import LoadedModel
+from ..tables import layer_table
 from ..unembed import Unembed
 from .train import cache_states, kl_final_to_lens
 
@@ -49,16 +50,13 @@ class LensComparison:
         return d
 
     def format_table(self) -> str:
-        lines = [
-            f"{self.model}: held-out means over {self.n_tokens} tokens (nats); layer {self.n_layers} = the model's output",
-            f"{'layer':>5}  {'KL logit':>9}  {'KL tuned':>9}  {'CE logit':>9}  {'CE tuned':>9}",
-        ]
-        for l in range(self.n_layers + 1):
-            lines.append(
-                f"{l:>5}  {self.kl_logit[l]:9.3f}  {self.kl_tuned[l]:9.3f}  "
-                f"{self.ce_logit[l]:9.3f}  {self.ce_tuned[l]:9.3f}"
-            )
-        return "\n".join(lines)
+        """One line per layer: held-out KL and cross-entropy of the logit lens and the tuned lens."""
+        title = f"{self.model}: held-out means over {self.n_tokens} tokens (nats); layer {self.n_layers} = the model's output"
+        header = f"{'layer':>5}  {'KL logit':>9}  {'KL tuned':>9}  {'CE logit':>9}  {'CE tuned':>9}"
+        columns = (self.kl_logit, self.kl_tuned, self.ce_logit, self.ce_tuned)
+        return "\n".join(
+            layer_table(title, header, self.n_layers, lambda l: f"{l:>5}" + "".join(f"  {c[l]:9.3f}" for c in columns))
+        )
 
 
 @torch.no_grad()
