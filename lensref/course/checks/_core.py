@@ -125,7 +125,7 @@ def model_of(case: dict) -> LoadedModel:
     return ModelRef.from_data(case["lm"]).load()
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
 def _captured(ref: ModelRef, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     lm = ref.load()
     res = capture_residuals(lm, encode_prompt(lm.tokenizer, prompt))
