@@ -1,8 +1,14 @@
-"""The online quiz in a real browser: answers, instant feedback, the running score, offline."""
+"""The online quiz in a real browser: answers, instant feedback, the running score, offline; answers kept across
+a reload and handed in as a file that `lensref quiz grade` scores as the page did; readable in dark mode and
+at 375 px."""
 from __future__ import annotations
+
+import json
+import re
 
 import pytest
 
+from lensref.cli import main
 from lensref.course.quiz import load_bank
 
 PAGE = "book/quiz.html"
@@ -82,10 +88,17 @@ def test_a_wrong_answer_shows_its_explanation_and_counts(page, site_url, bank, s
         if q.number != 3:
             _click(_question(quiz, q.number), q.answer.text)
     assert score.inner_text() == "Final score: 14 / 15"
-    # start over clears everything
+    # start over asks first (answers are kept in the browser), then clears everything
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    quiz.get_by_role("button", name="Start over").click()
+    assert score.inner_text() == "Final score: 14 / 15"
+    page.once("dialog", lambda dialog: dialog.accept())
     quiz.get_by_role("button", name="Start over").click()
     assert score.inner_text() == "Score: 0 / 15 (0 of 15 answered)"
     assert not fb.is_visible()
+    page.reload()
+    page.wait_for_selector(f"{ROOT_SEL}[data-ready='1']")
+    assert page.locator(f"{ROOT_SEL} .lq-score-text").inner_text() == "Score: 0 / 15 (0 of 15 answered)"
     assert page.unexpected_errors() == [] and page.external_requests == []
 
 
@@ -96,3 +109,150 @@ def test_external_requests_are_caught(page, site_url):
     page.wait_for_timeout(200)
     assert page.external_requests == ["http://example.invalid/x"]
     page.external_requests.clear()  # expected here: keep the fixture's teardown check for real leaks
+
+
+# --- answers kept across a reload, and handed in ----------------------------------------------------------
+
+def _state(quiz, n):
+    """(options' texts in the order shown, classes of the marked options, feedback text) of question n."""
+    el = _question(quiz, n)
+    order = el.locator(".lq-option").all_inner_texts()
+    marked = el.evaluate("q => Array.from(q.querySelectorAll('.lq-option')).map(b => b.className)")
+    fb = el.locator(".lq-feedback")
+    return order, marked, fb.inner_text() if fb.is_visible() else None
+
+
+def test_answers_survive_a_reload_and_the_download_grades_the_same(page, site_url, bank, tmp_path, capsys):
+    quiz = _open(page, site_url)
+    wrong = lambda n: next(o for o in bank.question(n).options if not o.correct)  # noqa: E731
+    _click(_question(quiz, 1), bank.question(1).answer.text)
+    _click(_question(quiz, 2), wrong(2).text)
+    _click(_question(quiz, 2), bank.question(2).answer.text)  # a second try: shown, not scored
+    _click(_question(quiz, 5), bank.question(5).answer.text)
+    _click(_question(quiz, 9), wrong(9).text)
+    _click(_question(quiz, 14), bank.question(14).answer.text)
+    quiz.locator(".lq-learner").fill("Ada Lovelace")
+    score = quiz.locator(".lq-score-text")
+    assert score.inner_text() == "Score: 3 / 15 (5 of 15 answered)"
+    before = {n: _state(quiz, n) for n in range(1, 16)}
+
+    page.reload()
+    quiz = page.locator(f"{ROOT_SEL}[data-ready='1']")
+    quiz.wait_for()
+    assert quiz.locator(".lq-score-text").inner_text() == "Score: 3 / 15 (5 of 15 answered)"
+    assert {n: _state(quiz, n) for n in range(1, 16)} == before  # same order, marks and feedback
+    assert before[2][2].startswith("Correct.") and "first answer (wrong) is the one scored" in before[2][2]
+    assert before[3][2] is None
+    assert quiz.locator(".lq-learner").input_value() == "Ada Lovelace"
+
+    with page.expect_download() as info:
+        quiz.get_by_role("button", name="Download my answers").click()
+    download = info.value
+    assert download.suggested_filename == "logit-lens-answers-ada-lovelace.json"
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    saved = folder / download.suggested_filename
+    download.save_as(saved)
+    data = json.loads(saved.read_text())
+    assert (data["bank"], data["learner"], data["score"], data["answered"], data["total"]) == (
+        "logit-lens", "Ada Lovelace", 3, 5, 15)
+    assert data["answers"][bank.question(2).id] == wrong(2).text  # the first answer is the one handed in
+
+    assert main(["quiz", "grade", str(saved)]) == 0
+    graded = capsys.readouterr().out.strip().splitlines()[-1]
+    shown = quiz.locator(".lq-score-text").inner_text()
+    assert re.fullmatch(r"score: (\d+)/(\d+) \((\d+) of (\d+) answered\)", graded).groups() == \
+        re.fullmatch(r"Score: (\d+) / (\d+) \((\d+) of (\d+) answered\)", shown).groups() == ("3", "15", "5", "15")
+
+    out = tmp_path / "class"
+    assert main(["quiz", "grade-class", str(folder), "--out", str(out)]) == 0
+    assert "Ada Lovelace,3,15" in (out / "learners.csv").read_text()
+    assert page.unexpected_errors() == [] and page.external_requests == []
+
+
+def test_running_score_stays_in_view_below_the_header(page, site_url):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    quiz = _open(page, site_url)
+    _question(quiz, 12).scroll_into_view_if_needed()
+    page.evaluate(f"() => document.querySelector('{ROOT_SEL}-q12').scrollIntoView()")
+    box = quiz.locator(".lq-score").bounding_box()
+    header = page.locator(".bd-header-article").bounding_box()
+    assert 0 <= box["y"] and box["y"] + box["height"] < 800, box
+    assert box["y"] >= header["y"] + header["height"] - 1, (box, header)
+    on_top = page.evaluate(f"([x, y]) => document.elementFromPoint(x, y).closest('.lq-score') !== null",
+                           [box["x"] + 20, box["y"] + box["height"] / 2])
+    assert on_top, "the score is covered"
+
+
+# --- dark mode and a narrow screen ----------------------------------------------------------------------
+
+CONTRAST_JS = r"""
+(selector) => {
+  const rgba = (s) => { const m = s.match(/^rgba?\(([^)]+)\)$/); if (!m) { throw new Error('colour ' + s); }
+                        const p = m[1].split(/[ ,\/]+/).filter(Boolean).map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
+  const background = (el) => {
+    const layers = [];
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgba(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) { layers.push(c); if (c[3] >= 1) { break; } }
+    }
+    let base = [255, 255, 255];
+    for (let i = layers.length - 1; i >= 0; i--) { const c = layers[i]; base = [0, 1, 2].map(k => c[k] * c[3] + base[k] * (1 - c[3])); }
+    return base;
+  };
+  const lum = (c) => { const a = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+                       return 0.2126 * a[0] + 0.7152 * a[1] + 0.0722 * a[2]; };
+  return Array.from(document.querySelectorAll(selector)).map(el => {
+    const bg = background(el), fg = rgba(getComputedStyle(el).color);
+    const text = [0, 1, 2].map(k => fg[k] * fg[3] + bg[k] * (1 - fg[3]));
+    const a = lum(text), b = lum(bg);
+    return [el.textContent.trim().slice(0, 50), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}
+"""
+
+
+def _dark(page, site_url):
+    page.add_init_script("localStorage.setItem('mode', 'dark')")  # what the theme's switch stores
+    quiz = _open(page, site_url)
+    assert page.evaluate("() => document.documentElement.dataset.theme") == "dark"
+    return quiz
+
+
+def test_dark_mode_options_meet_wcag_aa_contrast(page, site_url, bank, tmp_path):
+    quiz = _dark(page, site_url)
+    _click(_question(quiz, 1), bank.question(1).answer.text)
+    _click(_question(quiz, 2), next(o.text for o in bank.question(2).options if not o.correct))
+    options = page.evaluate(CONTRAST_JS, f"{ROOT_SEL} .lq-option")
+    assert len(options) == sum(len(q.options) for q in bank.questions)
+    low = [(text, round(ratio, 2)) for text, ratio in options if ratio < 4.5]
+    assert low == [], f"options below 4.5:1 in dark mode: {low}"
+    others = page.evaluate(CONTRAST_JS, f"{ROOT_SEL} .lq-num, {ROOT_SEL} .lq-text, {ROOT_SEL} .lq-score-text, "
+                                        f"{ROOT_SEL} .lq-explanation, {ROOT_SEL} .lq-verdict, {ROOT_SEL} .lq-download")
+    low = [(text, round(ratio, 2)) for text, ratio in others if ratio < 4.5]
+    assert low == [], f"quiz text below 4.5:1 in dark mode: {low}"
+    page.screenshot(path=str(tmp_path / "quiz-dark.png"))
+    assert page.unexpected_errors() == [] and page.external_requests == []
+
+
+def test_readable_at_375_px_numbers_included(page, site_url, bank, tmp_path):
+    page.set_viewport_size({"width": 375, "height": 800})
+    for mode in ("light", "dark"):
+        page.add_init_script(f"localStorage.setItem('mode', '{mode}')")
+        quiz = _open(page, site_url)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 375  # no sideways scrolling
+        edge = quiz.bounding_box()["x"]
+        for q in bank.questions:
+            num = _question(quiz, q.number).locator(".lq-num")
+            assert num.inner_text() == f"{q.number}."
+            box = num.bounding_box()
+            assert box["x"] >= edge - 0.5 and box["x"] + box["width"] <= 375, (q.number, box)
+            fits = num.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+            assert fits, f"question {q.number}'s number is clipped"
+        for option in quiz.locator(".lq-option").all():
+            box = option.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+        score = quiz.locator(".lq-score").bounding_box()
+        assert score["height"] < 80 and score["x"] + score["width"] <= 375, score
+        page.screenshot(path=str(tmp_path / f"quiz-375-{mode}.png"))
+    assert page.unexpected_errors() == [] and page.external_requests == []
