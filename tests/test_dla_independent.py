@@ -332,3 +332,13 @@ def test_the_report_prints_the_numbers_of_the_result():
     assert lines[6:8] == [f"  {c.name:>10}  {c.value:+8.3f}" for c in r.top(2, heads=True)]
     assert len(r.format_table().splitlines()) == 3 + 8 + 1 + 10  # all 8 components, ten of the 12 heads
     assert len(r.top()) == 8 and len(r.top(heads=True)) == 10
+
+
+def test_json_lists_the_ten_largest_of_many_components():
+    lm = tiny_model("llama", seed=4, n_layers=6)  # 14 components and 24 heads: more than ten of each
+    d = direct_logit_attribution(lm, PROMPT, "q", "x").to_dict()
+    parts = [("embed", d["embed"])] + [(f"attn {i}", v) for i, v in enumerate(d["attn"])]
+    parts += [(f"mlp {i}", v) for i, v in enumerate(d["mlp"])] + [("constant", d["constant"])]
+    assert [c["name"] for c in d["top"]] == [n for n, _ in sorted(parts, key=lambda p: -abs(p[1]))[:10]]
+    heads = [(f"L{layer}H{h}", v) for layer, row in enumerate(d["heads"]) for h, v in enumerate(row)]
+    assert [c["name"] for c in d["top_heads"]] == [n for n, _ in sorted(heads, key=lambda p: -abs(p[1]))[:10]]
