@@ -328,6 +328,9 @@ class Grader:
             for plan in self.plans:
                 executed = self._executed(scratch, plan.name, pending.run_notebooks[plan.name])
                 nbformat.write(executed, done / f"{plan.name}.ipynb")
+                cells = scratch / "executed" / f"{plan.name}.cells.json"
+                if cells.is_file() and not cells.is_symlink() and cells.stat().st_size < 2**20:
+                    shutil.copyfile(cells, done / f"{plan.name}.cells.json")  # per-cell status and seconds
                 page = feedback.render(
                     f"{self.assignment} / {plan.name}: feedback for {student}",
                     executed,
