@@ -199,10 +199,12 @@ class Grader:
 
         while True:
             case = self._warm_queue.get()
-            try:
-                captured(case, case["prompt"])
-            except Exception:  # the judge will meet the same problem and report it
-                pass
+            for key in ("prompt", "source"):
+                try:
+                    if isinstance(case.get(key), str):
+                        captured(case, case[key])
+                except Exception:  # the judge will meet the same problem and report it
+                    pass
 
     # -- one student ------------------------------------------------------------------------------------------
     def _cases(self, student: str) -> dict[tuple[str, str], list[list[dict]]]:
@@ -233,7 +235,7 @@ class Grader:
         for per_call in cases.values():
             for call_cases in per_call:
                 for case in call_cases:
-                    if isinstance(case, dict) and "lm" in case and isinstance(case.get("prompt"), str):
+                    if isinstance(case, dict) and "lm" in case and ("prompt" in case or "source" in case):
                         self._warm_queue.put(case)
         files: dict[str, bytes] = {}
         learner_code: list[str] = []
