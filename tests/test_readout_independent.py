@@ -175,3 +175,15 @@ def test_top_k_and_target_on_a_hand_made_row(wide):
     assert torch.allclose(stats.top_probs.double(), check["top_probs"], atol=1e-7)
     assert torch.allclose(stats.entropy.double(), check["entropy"], atol=1e-5)
     assert torch.allclose(stats.kl.double(), check["kl"], atol=1e-5) and float(stats.kl[0, 0]) > 1.0
+
+
+@pytest.mark.parametrize("k", [1, 7])
+def test_without_a_target_and_with_other_k(wide, k):
+    states = crafted_states(seed=8, layers=3, positions=2)
+    stats, kept = read_states(wide, states, top_k=k)
+    assert stats.target_prob is None and stats.target_rank is None and kept is None
+    ref = reference(float64_logits(wide, states), 0, k=k)
+    assert stats.top_ids.shape == (3, 2, k)
+    assert (stats.top_probs.double() - ref["top_probs"]).abs().max() < PROB_TOL
+    assert (stats.kl.double() - ref["kl"]).abs().max() < KL_TOL
+    assert (stats.entropy.double() - ref["entropy"]).abs().max() < ENTROPY_TOL
