@@ -13,7 +13,7 @@ def register(sub) -> None:
     p = sub.add_parser("tuned", help="train a tuned lens, or compare it with the logit lens on held-out text")
     tsub = p.add_subparsers(dest="tuned_command", metavar="{train,eval}")
 
-    t = tsub.add_parser("train", help="train a tuned lens on pydoc prose (and your text) and save it")
+    t = tsub.add_parser("train", help="train a tuned lens on text the model wrote (and your text) and save it")
     add_model_options(t)
     t.add_argument("--out", default=None, metavar="DIR", help="where to save it (default: <cache>/tuned/<model>)")
     t.add_argument(
