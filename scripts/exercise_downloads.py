@@ -12,6 +12,7 @@ date, so the same notebooks always give the same zip (and the file is rewritten 
 
 Run by hand: ``python scripts/exercise_downloads.py [OUT.zip]``.
 """
+
 from __future__ import annotations
 
 import io

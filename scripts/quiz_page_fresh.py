@@ -6,6 +6,7 @@ build would keep serving the old quiz. This Sphinx extension (``_config.yml``: `
 {quiz_page_fresh: scripts}``) fingerprints those files; when the fingerprint changed since the last
 successful build it drops the page's cached execution and has Sphinx read the page again.
 """
+
 from __future__ import annotations
 
 import hashlib

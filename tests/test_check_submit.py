@@ -1,5 +1,6 @@
 """`lensref check` (run a notebook headless, one line per exercise, exit 1 on a failure) and `lensref submit`
 (the layout `lensref grade` reads; a notebook that is not the course's refused)."""
+
 from __future__ import annotations
 
 import csv
@@ -27,11 +28,19 @@ NAMES_01 = ["capture_states", "lens_logits", "to_probs", "top_k", "entropy", "kl
 
 # --- lensref check on a small synthetic notebook (no model: seconds) ------------------------------------------
 
+
 def _cell(source: str, grade_id: str | None = None, *, test: bool = False, solution: bool = False, points=0):
     cell = nbformat.v4.new_code_cell(source)
     if grade_id:
-        cell.metadata["nbgrader"] = {"grade_id": grade_id, "grade": test, "solution": solution, "locked": test,
-                                     "schema_version": 3, "task": False, **({"points": points} if test else {})}
+        cell.metadata["nbgrader"] = {
+            "grade_id": grade_id,
+            "grade": test,
+            "solution": solution,
+            "locked": test,
+            "schema_version": 3,
+            "task": False,
+            **({"points": points} if test else {}),
+        }
     return cell
 
 
@@ -41,13 +50,21 @@ def synthetic_notebook(folder: Path) -> Path:
     nb.cells = [
         _cell("class CheckFailed(AssertionError):\n    pass\nimport pathlib\nhere = pathlib.Path.cwd().name", "setup"),
         _cell("def good():\n    return 1", "good", solution=True),
-        _cell("assert good() == 1\nprint('✓ good: returns 1.')\nprint('✓ good: (hidden) also fine')",
-              "test_good", test=True, points=2),
+        _cell(
+            "assert good() == 1\nprint('✓ good: returns 1.')\nprint('✓ good: (hidden) also fine')",
+            "test_good",
+            test=True,
+            points=2,
+        ),
         _cell("def broken(:\n    return 2", "broken", solution=True),
         _cell("broken()", "test_broken", test=True, points=1),
         _cell("def shape():\n    return (2, 3)", "shape", solution=True),
-        _cell("raise CheckFailed(f'shape: wrong shape (2, 3), expected (3, 2). Hint: transpose it.')",
-              "test_shape", test=True, points=3),
+        _cell(
+            "raise CheckFailed(f'shape: wrong shape (2, 3), expected (3, 2). Hint: transpose it.')",
+            "test_shape",
+            test=True,
+            points=3,
+        ),
         _cell("while True:\n    pass", "test_loop", test=True, points=1),
         _cell("assert here == 'anywhere', here", "test_cwd", test=True, points=1),  # runs in its own folder
     ]
@@ -83,14 +100,18 @@ def test_check_cli_exit_status_and_bad_input(tmp_path, capsys):
 
     (tmp_path / "text.ipynb").write_text("{not json")
     (tmp_path / "plain.ipynb").write_text(nbformat.writes(nbformat.v4.new_notebook(cells=[_cell("1 + 1")])))
-    for name, message in [("missing.ipynb", "no such notebook"), ("text.ipynb", "not a readable notebook"),
-                          ("plain.ipynb", "no graded exercises")]:
+    for name, message in [
+        ("missing.ipynb", "no such notebook"),
+        ("text.ipynb", "not a readable notebook"),
+        ("plain.ipynb", "no graded exercises"),
+    ]:
         assert main(["check", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.startswith(f"error: {tmp_path / name}: {message}") and err.count("\n") == 1, err
 
 
 # --- lensref submit (no model) --------------------------------------------------------------------------------
+
 
 def test_submit_zip_holds_the_layout_grade_reads(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
@@ -125,13 +146,19 @@ def test_submit_refuses_what_is_not_the_courses(tmp_path, monkeypatch, capsys):
     plain = tmp_path / "plain.ipynb"
     plain.write_text(nbformat.writes(nbformat.v4.new_notebook(cells=[_cell("print(1)")])))
     foreign = tmp_path / "foreign.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[_cell("x = 1", "answer_x", solution=True),
-                                                   _cell("assert x", "test_x", test=True, points=1)]), foreign)
-    cases = [([str(plain), "--student", "ada"], "plain.ipynb: not one of the course's notebooks (it has no nbgrader"),
-             ([str(foreign), "--student", "ada"], "foreign.ipynb: not one of the course's notebooks (its nbgrader cells"),
-             ([str(tmp_path / "nope.ipynb"), "--student", "ada"], "nope.ipynb: no such notebook"),
-             ([str(RELEASED_01), "--student", "../etc"], "--student '../etc': use 1-64 letters"),
-             ([str(RELEASED_01), "--student", "ada", "--out", str(tmp_path / "missing" / "x.zip")], "does not exist")]
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            cells=[_cell("x = 1", "answer_x", solution=True), _cell("assert x", "test_x", test=True, points=1)]
+        ),
+        foreign,
+    )
+    cases = [
+        ([str(plain), "--student", "ada"], "plain.ipynb: not one of the course's notebooks (it has no nbgrader"),
+        ([str(foreign), "--student", "ada"], "foreign.ipynb: not one of the course's notebooks (its nbgrader cells"),
+        ([str(tmp_path / "nope.ipynb"), "--student", "ada"], "nope.ipynb: no such notebook"),
+        ([str(RELEASED_01), "--student", "../etc"], "--student '../etc': use 1-64 letters"),
+        ([str(RELEASED_01), "--student", "ada", "--out", str(tmp_path / "missing" / "x.zip")], "does not exist"),
+    ]
     for argv, message in cases:
         assert main(["submit", *argv]) == 2
         err = capsys.readouterr().err
@@ -142,11 +169,16 @@ def test_submit_refuses_what_is_not_the_courses(tmp_path, monkeypatch, capsys):
     (tmp_path / "broken.zip").write_text("not a zip")
     with pytest.raises(LensError, match="exists and is not a zip file"):
         submit(RELEASED_01, "ada", tmp_path / "broken.zip")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.zip", "foreign.ipynb", "plain.ipynb",
-                                                          "submission-ada.zip"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "broken.zip",
+        "foreign.ipynb",
+        "plain.ipynb",
+        "submission-ada.zip",
+    ]
 
 
 # --- on the real model: the released notebook, the solutions, and grading what submit wrote -------------------
+
 
 @pytest.mark.slow
 @pytest.mark.real_model
@@ -186,9 +218,24 @@ def test_submitted_zip_unzipped_into_submitted_is_graded(tmp_path, monkeypatch):
         with zipfile.ZipFile(tmp_path / f"submission-{student}.zip") as z:  # what the instructor does
             z.extractall(tmp_path / "submitted")
     out = tmp_path / "graded"
-    proc = subprocess.run([sys.executable, "-m", "lensref", "grade", "01-logit-lens", "--submitted",
-                           str(tmp_path / "submitted"), "--out", str(out), "--timeout", "300"],  # a busy machine
-                          capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lensref",
+            "grade",
+            "01-logit-lens",
+            "--submitted",
+            str(tmp_path / "submitted"),
+            "--out",
+            str(out),
+            "--timeout",
+            "300",
+        ],  # a busy machine
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out / "grades-01-logit-lens.csv", newline="") as f:
         rows = {row["student"]: row for row in csv.DictReader(f)}

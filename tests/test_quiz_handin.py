@@ -1,5 +1,6 @@
 """The online quiz's "Download my answers" file: graded as it is by `lensref quiz grade`, and a folder of such
 files by `lensref quiz grade-class`; the terminal quiz as a library function."""
+
 from __future__ import annotations
 
 import csv
@@ -25,9 +26,18 @@ def page_file(bank, answers: dict[int, str], learner: str = "", score: int | Non
     """What the page saves: first answers by question id, as option texts (``answers``: number -> letter)."""
     by_id = {bank.question(n).id: bank.question(n).option(letter).text for n, letter in answers.items()}
     right = sum(bank.question(n).option(letter).correct for n, letter in answers.items())
-    return {"format": PAGE_FORMAT, "version": 1, "bank": bank.id, "bank_version": bank_fingerprint(bank),
-            "learner": learner, "saved": "2026-01-01T10:00:00.000Z", "answers": by_id,
-            "score": right if score is None else score, "answered": len(answers), "total": len(bank)}
+    return {
+        "format": PAGE_FORMAT,
+        "version": 1,
+        "bank": bank.id,
+        "bank_version": bank_fingerprint(bank),
+        "learner": learner,
+        "saved": "2026-01-01T10:00:00.000Z",
+        "answers": by_id,
+        "score": right if score is None else score,
+        "answered": len(answers),
+        "total": len(bank),
+    }
 
 
 def write(path, data):
@@ -38,8 +48,13 @@ def write(path, data):
 def some_answers(bank) -> dict[int, str]:
     """Questions 1, 2, 5 right; 3 and 9 wrong (their first wrong option); the other ten unanswered."""
     wrong = lambda n: next(o.letter for o in bank.question(n).options if not o.correct)  # noqa: E731
-    return {1: bank.question(1).answer.letter, 2: bank.question(2).answer.letter, 3: wrong(3),
-            5: bank.question(5).answer.letter, 9: wrong(9)}
+    return {
+        1: bank.question(1).answer.letter,
+        2: bank.question(2).answer.letter,
+        3: wrong(3),
+        5: bank.question(5).answer.letter,
+        9: wrong(9),
+    }
 
 
 def test_partial_page_file_scores_unanswered_as_wrong(bank, tmp_path):
@@ -81,14 +96,17 @@ def test_complete_plain_answers_still_required_outside_the_page_file(bank):
         grade_sheet(bank, sheet)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"bank": "other-quiz"}, "answers to the quiz 'other-quiz', not 'logit-lens'"),
-    ({"bank": ""}, "field 'bank' must name the quiz"),
-    ({"answers": ["d"]}, "field 'answers' must be a mapping"),
-    ({"learner": 3}, "field 'learner' must be text"),
-    ({"answers": {"lens-definition": "Something else entirely"}}, "is not one of its options"),
-    ({"answers": {"no-such-question": "a"}}, "unknown question 'no-such-question'"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"bank": "other-quiz"}, "answers to the quiz 'other-quiz', not 'logit-lens'"),
+        ({"bank": ""}, "field 'bank' must name the quiz"),
+        ({"answers": ["d"]}, "field 'answers' must be a mapping"),
+        ({"learner": 3}, "field 'learner' must be text"),
+        ({"answers": {"lens-definition": "Something else entirely"}}, "is not one of its options"),
+        ({"answers": {"no-such-question": "a"}}, "unknown question 'no-such-question'"),
+    ],
+)
 def test_bad_page_files_are_one_line_errors(bank, tmp_path, change, message):
     path = write(tmp_path / "bad.json", page_file(bank, some_answers(bank)) | change)
     with pytest.raises(LensError) as info:
@@ -142,8 +160,9 @@ def test_take_quiz_as_a_library_function(bank):
     with pytest.raises(LensError, match="question 4: 'zz' is not one of the options a-d; no score"):
         take_quiz(bank, io.StringIO("\n".join(answers) + "\n"), out)
     out = io.StringIO()
-    result = take_quiz(bank, io.StringIO("\n".join(q.answer.text for q in bank.questions) + "\n"), out,
-                       shuffle=True, seed=1)
+    result = take_quiz(
+        bank, io.StringIO("\n".join(q.answer.text for q in bank.questions) + "\n"), out, shuffle=True, seed=1
+    )
     assert (result.score, result.total) == (15, 15)
     assert out.getvalue().rstrip().endswith("score: 15/15")
 
@@ -154,9 +173,19 @@ def test_page_keeps_answers_under_a_key_that_changes_with_the_bank(bank):
     text = quiz_html(bank)
     assert f'data-version="{bank_fingerprint(bank)}"' in text
     assert "localStorage" in text and "Download my answers" in text and PAGE_FORMAT in text
-    data = {"id": "t", "title": "T", "questions": [{"id": "q", "question": "Q?", "section": "intro", "answer": "yes",
-                                                     "options": [{"text": "yes", "explanation": "."},
-                                                                 {"text": "no", "explanation": "."}]}]}
+    data = {
+        "id": "t",
+        "title": "T",
+        "questions": [
+            {
+                "id": "q",
+                "question": "Q?",
+                "section": "intro",
+                "answer": "yes",
+                "options": [{"text": "yes", "explanation": "."}, {"text": "no", "explanation": "."}],
+            }
+        ],
+    }
     before = bank_fingerprint(bank_from_dict(data))
     data["questions"][0]["answer"] = "no"
     assert bank_fingerprint(bank_from_dict(data)) != before

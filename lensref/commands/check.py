@@ -1,19 +1,28 @@
 """``lensref check NOTEBOOK``: run an exercise notebook headless; one line per exercise, visible points, exit 1 on a failure."""
+
 from __future__ import annotations
 
 import sys
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check", help="run an exercise notebook and list its checks: ✓ or what is wrong (exit 1 if any fails)",
-                       description="Runs every cell of NOTEBOOK in a fresh kernel (the file is not changed) and "
-                                   "prints one line per exercise: its visible check's ✓ line or one-line "
-                                   "diagnosis, with the points; then the total of visible points. Exit status 0 "
-                                   "when every check passes, 1 otherwise, 2 for a file that is not an exercise "
-                                   "notebook. Hidden grading tests are not run: they are the instructor's.")
+    p = sub.add_parser(
+        "check",
+        help="run an exercise notebook and list its checks: ✓ or what is wrong (exit 1 if any fails)",
+        description="Runs every cell of NOTEBOOK in a fresh kernel (the file is not changed) and "
+        "prints one line per exercise: its visible check's ✓ line or one-line "
+        "diagnosis, with the points; then the total of visible points. Exit status 0 "
+        "when every check passes, 1 otherwise, 2 for a file that is not an exercise "
+        "notebook. Hidden grading tests are not run: they are the instructor's.",
+    )
     p.add_argument("notebook", help="an exercise notebook, e.g. my-work/01-logit-lens/logit_lens.ipynb")
-    p.add_argument("--timeout", type=int, default=None, metavar="S",
-                   help="seconds one cell may run before it is interrupted (default 300)")
+    p.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seconds one cell may run before it is interrupted (default 300)",
+    )
     p.set_defaults(func=run)
 
 
@@ -25,10 +34,13 @@ def run(args) -> int:
         raise LensError(f"--timeout must be at least 1 second, got {args.timeout}")
     read_notebook(args.notebook)  # a bad file costs one line before any kernel starts
     print(f"checking {args.notebook}: running every cell (the model loads first) ...", flush=True)
-    result = check_notebook(args.notebook, timeout=args.timeout or DEFAULT_TIMEOUT,
-                            on_result=lambda r: print(r.line(), flush=True))
+    result = check_notebook(
+        args.notebook, timeout=args.timeout or DEFAULT_TIMEOUT, on_result=lambda r: print(r.line(), flush=True)
+    )
     print(result.summary())
     if not result.passed:
-        print("fix the ✗ lines (each says what is wrong and hints at the fix), save, and run lensref check again",
-              file=sys.stderr)
+        print(
+            "fix the ✗ lines (each says what is wrong and hints at the fix), save, and run lensref check again",
+            file=sys.stderr,
+        )
     return 0 if result.passed else 1

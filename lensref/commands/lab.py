@@ -1,4 +1,5 @@
 """``lensref lab``: copy the released exercises into a work folder (first run only) and start JupyterLab there."""
+
 from __future__ import annotations
 
 import os
@@ -6,28 +7,40 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("lab", help="open the exercise notebooks in JupyterLab (your own copies, in my-work/)",
-                       description="Copies exercises/<assignment>/*.ipynb into the work folder unless a notebook of "
-                                   "that name is already there (your work is never overwritten), then starts "
-                                   "JupyterLab in it on 127.0.0.1 with this Python as the kernel, and prints the URL. "
-                                   "Ctrl-C stops it.")
-    p.add_argument("--work", default=None, metavar="DIR", help="your work folder (default my-work/ in the course folder)")
-    p.add_argument("--port", type=int, default=None, metavar="P", help="port on 127.0.0.1 (default 8888; 0 = any free port)")
+    p = sub.add_parser(
+        "lab",
+        help="open the exercise notebooks in JupyterLab (your own copies, in my-work/)",
+        description="Copies exercises/<assignment>/*.ipynb into the work folder unless a notebook of "
+        "that name is already there (your work is never overwritten), then starts "
+        "JupyterLab in it on 127.0.0.1 with this Python as the kernel, and prints the URL. "
+        "Ctrl-C stops it.",
+    )
+    p.add_argument(
+        "--work", default=None, metavar="DIR", help="your work folder (default my-work/ in the course folder)"
+    )
+    p.add_argument(
+        "--port", type=int, default=None, metavar="P", help="port on 127.0.0.1 (default 8888; 0 = any free port)"
+    )
     p.add_argument("--no-browser", action="store_true", help="do not open a browser; just print the URL")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..course.lab import DEFAULT_PORT, DEFAULT_WORK, prepare_work, start_lab
+    from ..course.lab import DEFAULT_PORT, DEFAULT_WORK, check_port, prepare_work, start_lab
 
+    port = DEFAULT_PORT if args.port is None else args.port
+    if port:
+        check_port(port)  # a busy or impossible port costs one line, before anything is copied
     work = prepare_work(Path(args.work) if args.work else DEFAULT_WORK)
     print(work.summary(), flush=True)
     print("starting JupyterLab ...", flush=True)
-    server = start_lab(work.path, port=DEFAULT_PORT if args.port is None else args.port, open_browser=not args.no_browser)
+    server = start_lab(work.path, port=port, open_browser=not args.no_browser)
     first = work.path / (work.copied or work.kept)[0]
     print(f"JupyterLab is running at {server.url}", flush=True)
-    print(f"  your notebooks: {_shown(work.path)}/ (start with {first.relative_to(work.path)}); "
-          f"server log: {_shown(server.log)}")
+    print(
+        f"  your notebooks: {_shown(work.path)}/ (start with {first.relative_to(work.path)}); "
+        f"server log: {_shown(server.log)}"
+    )
     print(f"  before handing in: lensref check {_shown(first)}    then: lensref submit {_shown(first)} --student NAME")
     print("  stop it with Ctrl-C", flush=True)
     try:

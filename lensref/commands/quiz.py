@@ -1,13 +1,14 @@
 """``lensref quiz``: the end-of-lesson quiz in a terminal, grading and LMS exports.
 
-    lensref quiz take                        # interactive, instant feedback (answers may be piped on stdin)
-    lensref quiz grade answers.yaml          # {"1": "d", "early-layers": "Predictions close to ...", ...}
-    lensref quiz grade logit-lens-answers.json   # the online quiz's "Download my answers" file, as it is
-    lensref quiz grade-class responses.csv   # per-learner scores, per-question statistics, difficulty plot
-    lensref quiz grade-class answers/        # ... or a folder of the page's answers files
-    lensref quiz export --format gift        # or moodle-xml, json
-    lensref quiz check                       # schema check of the bank
+lensref quiz take                        # interactive, instant feedback (answers may be piped on stdin)
+lensref quiz grade answers.yaml          # {"1": "d", "early-layers": "Predictions close to ...", ...}
+lensref quiz grade logit-lens-answers.json   # the online quiz's "Download my answers" file, as it is
+lensref quiz grade-class responses.csv   # per-learner scores, per-question statistics, difficulty plot
+lensref quiz grade-class answers/        # ... or a folder of the page's answers files
+lensref quiz export --format gift        # or moodle-xml, json
+lensref quiz check                       # schema check of the bank
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..errors import LensError
 from ..course.quiz import bank as bankmod
 from ..course.quiz import classgrade, export, scoring
 from ..course.quiz.take import take_quiz
+from ..errors import LensError
 from ._common import write_atomically, write_json
 from ._validate import check_output
 
@@ -30,8 +31,11 @@ def register(sub) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bank", default=None, help=f"quiz bank YAML (default {bankmod.DEFAULT_BANK.name})")
 
-    p = sub.add_parser("quiz", help="the end-of-lesson quiz: take, grade, grade a class, export to an LMS",
-                       description="The end-of-lesson quiz, from the bank quizzes/logit-lens.yaml.")
+    p = sub.add_parser(
+        "quiz",
+        help="the end-of-lesson quiz: take, grade, grade a class, export to an LMS",
+        description="The end-of-lesson quiz, from the bank quizzes/logit-lens.yaml.",
+    )
     qsub = p.add_subparsers(dest="quiz_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -41,19 +45,26 @@ def register(sub) -> None:
     t.add_argument("--json", metavar="PATH", help="also write the graded answers as JSON")
     t.set_defaults(func=run_take)
 
-    g = qsub.add_parser("grade", parents=[common], help="grade a JSON/YAML file of answers",
-                        description="Grade {question number 1-N or id: letter a-d or option text}, or the "
-                                    "file the online quiz's \"Download my answers\" saves (as it is).")
+    g = qsub.add_parser(
+        "grade",
+        parents=[common],
+        help="grade a JSON/YAML file of answers",
+        description="Grade {question number 1-N or id: letter a-d or option text}, or the "
+        'file the online quiz\'s "Download my answers" saves (as it is).',
+    )
     g.add_argument("answers", help="JSON or YAML answers file, or the quiz page's downloaded JSON")
     g.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     g.set_defaults(func=run_grade)
 
-    c = qsub.add_parser("grade-class", parents=[common],
-                        help="grade an LMS responses CSV or a folder of the quiz page's answers files",
-                        description="A CSV: one row a learner, one column a question (header: number, Q<n>, "
-                                    "'Response <n>' or question id). A folder: one *.json file a learner, as "
-                                    "the quiz page's \"Download my answers\" saves it. Writes learners.csv, "
-                                    "questions.csv and difficulty.png.")
+    c = qsub.add_parser(
+        "grade-class",
+        parents=[common],
+        help="grade an LMS responses CSV or a folder of the quiz page's answers files",
+        description="A CSV: one row a learner, one column a question (header: number, Q<n>, "
+        "'Response <n>' or question id). A folder: one *.json file a learner, as "
+        'the quiz page\'s "Download my answers" saves it. Writes learners.csv, '
+        "questions.csv and difficulty.png.",
+    )
     c.add_argument("responses", help="responses CSV, or a folder of answers files")
     c.add_argument("--out", default="quiz-results", help="output folder (created if missing; default quiz-results)")
     c.add_argument("--id-column", default=None, help="column naming the learner (default: the first)")
@@ -76,8 +87,10 @@ def _bank(args) -> bankmod.Bank:
 
 def run_check(args) -> int:
     bank = _bank(args)
-    print(f"ok: {bank.path}: {len(bank)} questions, "
-          f"{sum(len(q.options) for q in bank.questions)} options, all explained and linked")
+    print(
+        f"ok: {bank.path}: {len(bank)} questions, "
+        f"{sum(len(q.options) for q in bank.questions)} options, all explained and linked"
+    )
     return 0
 
 
@@ -90,8 +103,10 @@ def run_grade(args) -> int:
         print(scoring.format_result(r))
     print(result.score_line())
     if sheet.page_score is not None and sheet.page_score != result.score:
-        print(f"note: the page showed {sheet.page_score}/{result.total} when the file was saved "
-              f"(the quiz changed since?); the score above is against the current quiz")
+        print(
+            f"note: the page showed {sheet.page_score}/{result.total} when the file was saved "
+            f"(the quiz changed since?); the score above is against the current quiz"
+        )
     if args.json:
         write_json(args.json, result.to_dict())
     return 0
@@ -111,8 +126,7 @@ def run_take(args, stdin=None, stdout=None) -> int:
 
 def run_grade_class(args) -> int:
     bank = _bank(args)
-    result = classgrade.grade_class(bank, args.responses, id_column=args.id_column,
-                                    blank_as_wrong=args.blank_as_wrong)
+    result = classgrade.grade_class(bank, args.responses, id_column=args.id_column, blank_as_wrong=args.blank_as_wrong)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise LensError(f"--out {out}: exists and is not a folder")
@@ -131,8 +145,10 @@ def run_grade_class(args) -> int:
     partial = [l.learner for l in result.learners if None in l.chosen]
     if partial and Path(args.responses).is_dir():
         print(f"{len(partial)} learner(s) left questions unanswered (scored wrong): {', '.join(partial)}")
-    print(f"hardest: question {hardest.number} ({hardest.id}), {hardest.share_correct:.0%} correct"
-          + (f", most chose {hardest.most_wrong}) {hardest.most_wrong_text}" if hardest.most_wrong else ""))
+    print(
+        f"hardest: question {hardest.number} ({hardest.id}), {hardest.share_correct:.0%} correct"
+        + (f", most chose {hardest.most_wrong}) {hardest.most_wrong_text}" if hardest.most_wrong else "")
+    )
     if result.ignored_columns:
         print(f"ignored columns: {', '.join(result.ignored_columns)}")
     print(f"wrote {out / 'learners.csv'}, {out / 'questions.csv'}, {out / 'difficulty.png'}")

@@ -7,6 +7,7 @@ JupyterLab in that folder on 127.0.0.1, with this Python (the course's ``.venv``
 the notebooks' ``python3`` kernel whatever other kernels the machine has, no news or update checks (it
 works offline), and a token of its own; it returns once the server answers, with the URL to open.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from ..errors import LensError
 
@@ -30,7 +32,9 @@ RELEASE = COURSE_ROOT / "exercises"
 DEFAULT_WORK = COURSE_ROOT / "my-work"
 DEFAULT_PORT = 8888
 HOST = "127.0.0.1"
-START_TIMEOUT = 120  # seconds for the server to answer (a first start on a slow machine builds nothing, but imports a lot)
+START_TIMEOUT = (
+    120  # seconds for the server to answer (a first start on a slow machine builds nothing, but imports a lot)
+)
 KERNEL_NAME = "python3"  # the kernel the released notebooks name
 
 
@@ -58,7 +62,7 @@ class LabServer:
     work: Path
     log: Path
     port: int
-    _log_file: object = field(default=None, repr=False)
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
 
     def notebook_url(self, relpath: str) -> str:
         return f"{self.base_url}lab/tree/{relpath}?token={self.token}"
@@ -115,9 +119,13 @@ def jupyter_dir() -> Path:
     base = Path(sys.prefix) / "share" / "lensref-jupyter"
     spec_dir = base / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (Logit Lens course)", "language": "python",
-            "env": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}, "metadata": {"debugger": True}}
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (Logit Lens course)",
+        "language": "python",
+        "env": {"PYTHONWARNINGS": "ignore::DeprecationWarning"},
+        "metadata": {"debugger": True},
+    }
     _write_json(spec_dir / "kernel.json", spec)
     return base
 
@@ -128,11 +136,21 @@ def lab_config() -> Path:
     (found through ``JUPYTER_CONFIG_PATH``)."""
     base = Path(sys.prefix) / "share" / "lensref-jupyter" / "config"
     (base / "labconfig").mkdir(parents=True, exist_ok=True)
-    _write_json(base / "labconfig" / "page_config.json",
-                {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+    _write_json(
+        base / "labconfig" / "page_config.json",
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}},
+    )
     path = base / "jupyter_lab_config.json"
-    _write_json(path, {"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-                                  "extension_manager": "readonly"}})
+    _write_json(
+        path,
+        {
+            "LabApp": {
+                "news_url": None,
+                "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+                "extension_manager": "readonly",
+            }
+        },
+    )
     return path
 
 
@@ -151,21 +169,37 @@ def check_port(port: int) -> int:
         try:
             s.bind((HOST, port))
         except OSError:
-            raise LensError(f"port {port} on {HOST} is in use (another JupyterLab?): choose another with "
-                            f"--port, e.g. make lab PORT={port + 1}") from None
+            raise LensError(
+                f"port {port} on {HOST} is in use (another JupyterLab?): choose another with "
+                f"--port, e.g. make lab PORT={port + 1}"
+            ) from None
     return port
 
 
 def lab_command(work: Path, port: int, token: str, open_browser: bool) -> list[str]:
-    return ([sys.executable, "-m", "jupyterlab", f"--config={lab_config()}",
-            f"--ServerApp.root_dir={work}", f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            f"--ServerApp.open_browser={open_browser}", f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
-            + (["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []))
+    return [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        f"--config={lab_config()}",
+        f"--ServerApp.root_dir={work}",
+        f"--ServerApp.ip={HOST}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.open_browser={open_browser}",
+        f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
+    ] + (["--ServerApp.allow_root=True"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])
 
 
-def start_lab(work: Path = DEFAULT_WORK, *, port: int = DEFAULT_PORT, open_browser: bool = True,
-              env: dict[str, str] | None = None, timeout: float = START_TIMEOUT) -> LabServer:
+def start_lab(
+    work: Path = DEFAULT_WORK,
+    *,
+    port: int = DEFAULT_PORT,
+    open_browser: bool = True,
+    env: dict[str, str] | None = None,
+    timeout: float = START_TIMEOUT,
+) -> LabServer:
     """Start JupyterLab in ``work`` (already prepared) on 127.0.0.1; returns once it answers.
 
     ``env`` adds to the server's environment (tests isolate Jupyter's own folders with it). The server's
@@ -177,20 +211,28 @@ def start_lab(work: Path = DEFAULT_WORK, *, port: int = DEFAULT_PORT, open_brows
     server_env = {**os.environ, **(env or {})}
     server_env["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(jupyter_dir()), server_env.get("JUPYTER_PATH")]))
     server_env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
-        filter(None, [str(lab_config().parent), server_env.get("JUPYTER_CONFIG_PATH")]))
+        filter(None, [str(lab_config().parent), server_env.get("JUPYTER_CONFIG_PATH")])
+    )
     log = work / ".lab.log"
     log_file = open(log, "ab")
-    process = subprocess.Popen(lab_command(work, port, token, open_browser), cwd=work, env=server_env,
-                               stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # Ctrl-C goes to us; we stop the server cleanly
+    process = subprocess.Popen(
+        lab_command(work, port, token, open_browser),
+        cwd=work,
+        env=server_env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # Ctrl-C goes to us; we stop the server cleanly
     base = f"http://{HOST}:{port}/"
     server = LabServer(process, f"{base}lab?token={token}", base, token, work, log, port, log_file)
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             server.stop()
-            raise LensError(f"JupyterLab stopped at start (exit {process.returncode}): {_last_line(log)} "
-                            f"(full log: {log})")
+            raise LensError(
+                f"JupyterLab stopped at start (exit {process.returncode}): {_last_line(log)} (full log: {log})"
+            )
         try:
             with urllib.request.urlopen(f"{base}api/status?token={token}", timeout=5) as reply:
                 if reply.status == 200:

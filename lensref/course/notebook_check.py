@@ -7,13 +7,14 @@ its one-line diagnosis (the :class:`~lensref.course.checks.CheckFailed` message,
 raised). Unlike ``nbgrader validate``, the result is also an exit status. The notebook file is never
 written: it runs from a copy in memory, in its own folder (so relative paths work as in Jupyter).
 """
+
 from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import LensError
 
@@ -57,8 +58,10 @@ class NotebookCheck:
 
     def summary(self) -> str:
         n_ok = sum(e.passed for e in self.exercises)
-        return (f"visible checks: {self.score:g}/{self.max_score:g} points, {n_ok} of {len(self.exercises)} "
-                f"exercises pass ({self.seconds:.0f} s)")
+        return (
+            f"visible checks: {self.score:g}/{self.max_score:g} points, {n_ok} of {len(self.exercises)} "
+            f"exercises pass ({self.seconds:.0f} s)"
+        )
 
 
 def read_notebook(path: str | Path):
@@ -87,11 +90,12 @@ def is_test_cell(cell) -> bool:
 
 
 def exercise_name(grade_id: str) -> str:
-    return grade_id[len("test_"):] if grade_id.startswith("test_") else grade_id
+    return grade_id[len("test_") :] if grade_id.startswith("test_") else grade_id
 
 
-def check_notebook(path: str | Path, *, timeout: int = DEFAULT_TIMEOUT,
-                   on_result: Callable[[ExerciseResult], None] | None = None) -> NotebookCheck:
+def check_notebook(
+    path: str | Path, *, timeout: int = DEFAULT_TIMEOUT, on_result: Callable[[ExerciseResult], None] | None = None
+) -> NotebookCheck:
     """Run every cell of the notebook at ``path``; one :class:`ExerciseResult` per graded test cell.
 
     ``on_result`` is called with each result as soon as its cell has run (to print progress).
@@ -103,8 +107,10 @@ def check_notebook(path: str | Path, *, timeout: int = DEFAULT_TIMEOUT,
     nb = read_notebook(path)
     tests = [i for i, cell in enumerate(nb.cells) if is_test_cell(cell)]
     if not tests:
-        raise LensError(f"{path}: no graded exercises (no nbgrader test cells): is it one of the course's "
-                        f"notebooks (exercises/<assignment>/*.ipynb)?")
+        raise LensError(
+            f"{path}: no graded exercises (no nbgrader test cells): is it one of the course's "
+            f"notebooks (exercises/<assignment>/*.ipynb)?"
+        )
     results: dict[int, ExerciseResult] = {}
     first_error: dict[int, str] = {}  # test cell index -> the first error in the cells since the last test cell
 
@@ -120,9 +126,15 @@ def check_notebook(path: str | Path, *, timeout: int = DEFAULT_TIMEOUT,
             if following is not None and following not in first_error:
                 first_error[following] = f"{_cell_label(cell, cell_index)} failed first: {error}"
 
-    client = NotebookClient(nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
-                            km=_kernel_manager(), on_cell_executed=executed,
-                            resources={"metadata": {"path": str(path.resolve().parent)}})
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        km=_kernel_manager(),
+        on_cell_executed=executed,
+        resources={"metadata": {"path": str(path.resolve().parent)}},
+    )
     start = time.perf_counter()
     stopped = ""
     try:
@@ -137,9 +149,13 @@ def check_notebook(path: str | Path, *, timeout: int = DEFAULT_TIMEOUT,
     for i in tests:
         if i not in results:
             meta = nbgrader_meta(nb.cells[i])
-            results[i] = ExerciseResult(meta.get("grade_id", f"cell {i + 1}"), exercise_name(meta.get("grade_id", "")),
-                                        float(meta.get("points") or 0), False,
-                                        f"{exercise_name(meta.get('grade_id', ''))}: {stopped or 'not run'}")
+            results[i] = ExerciseResult(
+                meta.get("grade_id", f"cell {i + 1}"),
+                exercise_name(meta.get("grade_id", "")),
+                float(meta.get("points") or 0),
+                False,
+                f"{exercise_name(meta.get('grade_id', ''))}: {stopped or 'not run'}",
+            )
             if on_result:
                 on_result(results[i])
         out.append(results[i])
@@ -181,7 +197,7 @@ def _result(cell, error: str | None, earlier: str | None) -> ExerciseResult:
     if error is None:
         text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
         mark = next((line for line in text.splitlines() if line.startswith(PASS)), None)
-        return ExerciseResult(grade_id, name, points, True, mark[len(PASS):].strip() if mark else f"{name}: passed")
+        return ExerciseResult(grade_id, name, points, True, mark[len(PASS) :].strip() if mark else f"{name}: passed")
     if error.startswith("NameError") and earlier:
         error = earlier
     if not error.startswith(f"{name}:"):

@@ -8,6 +8,7 @@ cells: the ids of its exercise and test cells must be (mostly) those of one note
 a renamed copy still lands under the right name, and a notebook that is not one of the course's is refused
 with one line. The file is copied byte for byte; zips and files are written via a temporary file + rename.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,8 +65,10 @@ def course_notebooks(root: Path = COURSE_ROOT) -> dict[CourseNotebook, set[str]]
     """Every notebook of ``root/solutions/<assignment>/`` with its graded cell ids."""
     folder = root / "solutions"
     if not folder.is_dir():
-        raise LensError(f"{folder}: no such folder: run lensref submit from the course's checkout "
-                        f"(or give --course DIR, the folder holding solutions/)")
+        raise LensError(
+            f"{folder}: no such folder: run lensref submit from the course's checkout "
+            f"(or give --course DIR, the folder holding solutions/)"
+        )
     out = {}
     for path in sorted(folder.glob("*/*.ipynb")):
         out[CourseNotebook(path.parent.name, path.stem)] = graded_ids(read_notebook(path))
@@ -76,23 +79,29 @@ def identify(nb, where: str, root: Path = COURSE_ROOT) -> CourseNotebook:
     """Which course notebook ``nb`` is a copy of; a one-line :class:`LensError` if none."""
     ids = graded_ids(nb)
     if not ids:
-        raise LensError(f"{where}: not one of the course's notebooks (it has no nbgrader exercise cells); "
-                        f"hand in your copy of exercises/<assignment>/<notebook>.ipynb")
+        raise LensError(
+            f"{where}: not one of the course's notebooks (it has no nbgrader exercise cells); "
+            f"hand in your copy of exercises/<assignment>/<notebook>.ipynb"
+        )
     best, share = None, 0.0
     for course_nb, course_ids in course_notebooks(root).items():
         s = len(ids & course_ids) / len(course_ids) if course_ids else 0.0
         if s > share:
             best, share = course_nb, s
     if best is None or share < MATCH_SHARE:
-        raise LensError(f"{where}: not one of the course's notebooks (its nbgrader cells match none in "
-                        f"{root / 'solutions'}); hand in your copy of exercises/<assignment>/<notebook>.ipynb")
+        raise LensError(
+            f"{where}: not one of the course's notebooks (its nbgrader cells match none in "
+            f"{root / 'solutions'}); hand in your copy of exercises/<assignment>/<notebook>.ipynb"
+        )
     return best
 
 
 def check_student(student: str) -> str:
     if not _STUDENT.match(student or ""):
-        raise LensError(f"--student {student!r}: use 1-64 letters, digits, '.', '_', '-' or '@', starting with "
-                        f"a letter or digit (it becomes a folder name)")
+        raise LensError(
+            f"--student {student!r}: use 1-64 letters, digits, '.', '_', '-' or '@', starting with "
+            f"a letter or digit (it becomes a folder name)"
+        )
     return student
 
 
@@ -100,8 +109,7 @@ def default_output(student: str) -> Path:
     return Path(f"submission-{student}.zip")
 
 
-def submit(notebook: str | Path, student: str, out: str | Path | None = None,
-           root: Path = COURSE_ROOT) -> Submission:
+def submit(notebook: str | Path, student: str, out: str | Path | None = None, root: Path = COURSE_ROOT) -> Submission:
     """Hand ``notebook`` in as ``student`` into ``out`` (a ``.zip`` file or a folder; default a zip)."""
     student = check_student(student)
     path = Path(notebook)
@@ -142,8 +150,10 @@ def _write_zip(target: Path, member: str, data: bytes, student: str) -> bool:
                 for info in old.infolist():
                     owner = info.filename.split("/", 1)[0]
                     if owner != student:
-                        raise LensError(f"{target}: already holds work of {owner!r}, not {student!r}: "
-                                        f"one zip per learner (give another --out)")
+                        raise LensError(
+                            f"{target}: already holds work of {owner!r}, not {student!r}: "
+                            f"one zip per learner (give another --out)"
+                        )
                     if info.filename == member:
                         replaced = True
                     elif not info.is_dir():

@@ -1,5 +1,6 @@
 """The Exercises page in a real browser: in the table of contents after the lesson, reached from the end of
 every chapter an exercise belongs to, its downloads byte-identical to exercises/, and the commands to run them."""
+
 from __future__ import annotations
 
 import io
@@ -15,10 +16,14 @@ PAGE = "book/exercises.html"
 RELEASE = sorted((ROOT / "exercises").glob("*/*.ipynb"))
 # the chapters whose end links to an assignment
 CHAPTER_EXERCISE = {
-    "residual_stream": "exercise-01-logit-lens", "logit_lens": "exercise-01-logit-lens",
-    "what_you_see": "exercise-02-reading-the-grid", "reading_honestly": "exercise-02-reading-the-grid",
-    "tuned_lens": "exercise-03-variants", "logit_difference": "exercise-03-variants",
-    "dla": "exercise-03-variants", "patchscopes": "exercise-03-variants",
+    "residual_stream": "exercise-01-logit-lens",
+    "logit_lens": "exercise-01-logit-lens",
+    "what_you_see": "exercise-02-reading-the-grid",
+    "reading_honestly": "exercise-02-reading-the-grid",
+    "tuned_lens": "exercise-03-variants",
+    "logit_difference": "exercise-03-variants",
+    "dla": "exercise-03-variants",
+    "patchscopes": "exercise-03-variants",
 }
 
 
@@ -58,16 +63,21 @@ def test_page_gives_points_and_the_commands_in_order(page, site_url):
     points = {}
     for path in RELEASE:
         cells = json.loads(path.read_text())["cells"]
-        points[path.parent.name] = sum(c["metadata"].get("nbgrader", {}).get("points", 0) for c in cells
-                                       if c["metadata"].get("nbgrader", {}).get("grade"))
+        points[path.parent.name] = sum(
+            c["metadata"].get("nbgrader", {}).get("points", 0)
+            for c in cells
+            if c["metadata"].get("nbgrader", {}).get("grade")
+        )
     shown = [int(row.locator("td").nth(1).inner_text()) for row in rows]
     assert shown == [points[a] for a in sorted(points)] == [10, 5, 8]
     for assignment, total in points.items():
         assert f"{assignment}, {total} points" in page.inner_text("main")
     code = page.locator("main pre").all_inner_texts()
     commands = [line.strip() for block in code for line in block.splitlines()]
-    order = [next(i for i, c in enumerate(commands) if c.startswith(start))
-             for start in ("make lab", ".venv/bin/lensref check my-work/", ".venv/bin/lensref submit my-work/")]
+    order = [
+        next(i for i, c in enumerate(commands) if c.startswith(start))
+        for start in ("make lab", ".venv/bin/lensref check my-work/", ".venv/bin/lensref submit my-work/")
+    ]
     assert order == sorted(order), commands
     assert page.unexpected_errors() == [] and page.external_requests == []
 

@@ -1,5 +1,6 @@
 """The learner's JupyterLab (``make lab`` / ``lensref lab``): work folder set-up, and a real browser running an
 exercise's setup cell and check cell in JupyterLab's own UI, with no request leaving 127.0.0.1."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,11 @@ def released() -> dict[str, bytes]:
 
 def isolated_jupyter(base: Path) -> dict[str, str]:
     """Jupyter's own folders in ``base`` (not the user's); notebooks render every cell (no windowing)."""
-    env = {"JUPYTER_CONFIG_DIR": str(base / "config"), "JUPYTER_DATA_DIR": str(base / "data"),
-           "JUPYTER_RUNTIME_DIR": str(base / "runtime")}
+    env = {
+        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_DATA_DIR": str(base / "data"),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+    }
     settings = base / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
     settings.mkdir(parents=True)
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
@@ -54,9 +58,14 @@ def test_work_folder_gets_the_release_once_and_keeps_the_learners_work(tmp_path)
 def test_lensref_lab_command_prints_the_url_and_serves_the_work_folder(tmp_path):
     work = tmp_path / "work"
     env = {**os.environ, **isolated_jupyter(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "lensref", "lab", "--no-browser", "--port", "0", "--work", str(work)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lensref", "lab", "--no-browser", "--port", "0", "--work", str(work)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     lines = []
     try:
         for line in proc.stdout:

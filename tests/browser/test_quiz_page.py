@@ -1,6 +1,7 @@
 """The online quiz in a real browser: answers, instant feedback, the running score, offline; answers kept across
 a reload and handed in as a file that `lensref quiz grade` scores as the page did; readable in dark mode and
 at 375 px."""
+
 from __future__ import annotations
 
 import json
@@ -113,6 +114,7 @@ def test_external_requests_are_caught(page, site_url):
 
 # --- answers kept across a reload, and handed in ----------------------------------------------------------
 
+
 def _state(quiz, n):
     """(options' texts in the order shown, classes of the marked options, feedback text) of question n."""
     el = _question(quiz, n)
@@ -155,14 +157,22 @@ def test_answers_survive_a_reload_and_the_download_grades_the_same(page, site_ur
     download.save_as(saved)
     data = json.loads(saved.read_text())
     assert (data["bank"], data["learner"], data["score"], data["answered"], data["total"]) == (
-        "logit-lens", "Ada Lovelace", 3, 5, 15)
+        "logit-lens",
+        "Ada Lovelace",
+        3,
+        5,
+        15,
+    )
     assert data["answers"][bank.question(2).id] == wrong(2).text  # the first answer is the one handed in
 
     assert main(["quiz", "grade", str(saved)]) == 0
     graded = capsys.readouterr().out.strip().splitlines()[-1]
     shown = quiz.locator(".lq-score-text").inner_text()
-    assert re.fullmatch(r"score: (\d+)/(\d+) \((\d+) of (\d+) answered\)", graded).groups() == \
-        re.fullmatch(r"Score: (\d+) / (\d+) \((\d+) of (\d+) answered\)", shown).groups() == ("3", "15", "5", "15")
+    assert (
+        re.fullmatch(r"score: (\d+)/(\d+) \((\d+) of (\d+) answered\)", graded).groups()
+        == re.fullmatch(r"Score: (\d+) / (\d+) \((\d+) of (\d+) answered\)", shown).groups()
+        == ("3", "15", "5", "15")
+    )
 
     out = tmp_path / "class"
     assert main(["quiz", "grade-class", str(folder), "--out", str(out)]) == 0
@@ -179,8 +189,10 @@ def test_running_score_stays_in_view_below_the_header(page, site_url):
     header = page.locator(".bd-header-article").bounding_box()
     assert 0 <= box["y"] and box["y"] + box["height"] < 800, box
     assert box["y"] >= header["y"] + header["height"] - 1, (box, header)
-    on_top = page.evaluate(f"([x, y]) => document.elementFromPoint(x, y).closest('.lq-score') !== null",
-                           [box["x"] + 20, box["y"] + box["height"] / 2])
+    on_top = page.evaluate(
+        "([x, y]) => document.elementFromPoint(x, y).closest('.lq-score') !== null",
+        [box["x"] + 20, box["y"] + box["height"] / 2],
+    )
     assert on_top, "the score is covered"
 
 
@@ -227,8 +239,11 @@ def test_dark_mode_options_meet_wcag_aa_contrast(page, site_url, bank, tmp_path)
     assert len(options) == sum(len(q.options) for q in bank.questions)
     low = [(text, round(ratio, 2)) for text, ratio in options if ratio < 4.5]
     assert low == [], f"options below 4.5:1 in dark mode: {low}"
-    others = page.evaluate(CONTRAST_JS, f"{ROOT_SEL} .lq-num, {ROOT_SEL} .lq-text, {ROOT_SEL} .lq-score-text, "
-                                        f"{ROOT_SEL} .lq-explanation, {ROOT_SEL} .lq-verdict, {ROOT_SEL} .lq-download")
+    others = page.evaluate(
+        CONTRAST_JS,
+        f"{ROOT_SEL} .lq-num, {ROOT_SEL} .lq-text, {ROOT_SEL} .lq-score-text, "
+        f"{ROOT_SEL} .lq-explanation, {ROOT_SEL} .lq-verdict, {ROOT_SEL} .lq-download",
+    )
     low = [(text, round(ratio, 2)) for text, ratio in others if ratio < 4.5]
     assert low == [], f"quiz text below 4.5:1 in dark mode: {low}"
     page.screenshot(path=str(tmp_path / "quiz-dark.png"))

@@ -13,6 +13,7 @@ file's name. A page file may leave questions unanswered: they count as unanswere
 scored them. A plain answers file (``{question: answer}``) in the folder must answer everything, unless
 ``blank_as_wrong``.
 """
+
 from __future__ import annotations
 
 import csv
@@ -121,8 +122,10 @@ def map_columns(bank: Bank, header: list[str], id_column: str | None, where: str
         by_question[q.number] = col
     missing = [str(q.number) for q in bank.questions if q.number not in by_question]
     if missing:
-        raise LensError(f"{where}: no column for question(s) {', '.join(missing)} "
-                        f"(name columns by number, e.g. '1' or 'Q1', or by question id)")
+        raise LensError(
+            f"{where}: no column for question(s) {', '.join(missing)} "
+            f"(name columns by number, e.g. '1' or 'Q1', or by question id)"
+        )
     return learner_col, by_question, tuple(ignored)
 
 
@@ -138,8 +141,9 @@ def _question_for_header(bank: Bank, name: str, ids: dict[str, Question], where:
     return None
 
 
-def grade_class(bank: Bank, path: str | Path, *, id_column: str | None = None,
-                blank_as_wrong: bool = False) -> ClassGrade:
+def grade_class(
+    bank: Bank, path: str | Path, *, id_column: str | None = None, blank_as_wrong: bool = False
+) -> ClassGrade:
     """Grade a responses CSV, or a folder of answers files (see the module docstring)."""
     if Path(path).is_dir():
         return grade_folder(bank, path, blank_as_wrong=blank_as_wrong)
@@ -161,7 +165,8 @@ def grade_class(bank: Bank, path: str | Path, *, id_column: str | None = None,
         if learner in first_line:
             raise LensError(f"{where}: line {line}: learner {learner!r} also on line {first_line[learner]}")
         first_line[learner] = line
-        chosen, correct = [], []
+        chosen: list[str | None] = []
+        correct: list[bool] = []
         for q in bank.questions:
             cell = fields[by_question[q.number]].strip()
             at = f"{where}: line {line} (learner {learner!r}), column {header[by_question[q.number]]!r}"
@@ -188,7 +193,7 @@ def grade_folder(bank: Bank, folder: str | Path, *, blank_as_wrong: bool = False
     folder = Path(folder)
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".json")
     if not files:
-        raise LensError(f"{folder}: no answers files (*.json, as the quiz page's \"Download my answers\" saves them)")
+        raise LensError(f'{folder}: no answers files (*.json, as the quiz page\'s "Download my answers" saves them)')
     learners: list[LearnerScore] = []
     seen: dict[str, Path] = {}
     for path in files:
@@ -201,8 +206,15 @@ def grade_folder(bank: Bank, folder: str | Path, *, blank_as_wrong: bool = False
         seen[learner] = path
         chosen = resolve_answers(bank, sheet.answers, str(path), allow_unanswered=sheet.from_page or blank_as_wrong)
         picked = [chosen.get(q.number) for q in bank.questions]
-        learners.append(LearnerScore(learner, 0, tuple(o.letter if o else None for o in picked),
-                                     tuple(bool(o and o.correct) for o in picked), source=str(path)))
+        learners.append(
+            LearnerScore(
+                learner,
+                0,
+                tuple(o.letter if o else None for o in picked),
+                tuple(bool(o and o.correct) for o in picked),
+                source=str(path),
+            )
+        )
     return ClassGrade(bank.id, tuple(learners), tuple(_stats(bank, learners)), ())
 
 
@@ -212,12 +224,20 @@ def _stats(bank: Bank, learners: list[LearnerScore]) -> list[QuestionStats]:
         counts = Counter(l.chosen[i] for l in learners if l.chosen[i] is not None)
         wrong = [(counts[o.letter], o) for o in q.options if not o.correct and counts[o.letter] > 0]
         best = max(wrong, key=lambda t: t[0], default=None)  # max keeps the first (earliest letter) on ties
-        out.append(QuestionStats(
-            number=q.number, id=q.id, answer=q.answer.letter, learners=len(learners),
-            answered=sum(counts.values()), n_correct=sum(l.correct[i] for l in learners),
-            counts={o.letter: counts[o.letter] for o in q.options},
-            most_wrong=best[1].letter if best else None, most_wrong_text=best[1].text if best else "",
-            most_wrong_count=best[0] if best else 0))
+        out.append(
+            QuestionStats(
+                number=q.number,
+                id=q.id,
+                answer=q.answer.letter,
+                learners=len(learners),
+                answered=sum(counts.values()),
+                n_correct=sum(l.correct[i] for l in learners),
+                counts={o.letter: counts[o.letter] for o in q.options},
+                most_wrong=best[1].letter if best else None,
+                most_wrong_text=best[1].text if best else "",
+                most_wrong_count=best[0] if best else 0,
+            )
+        )
     return out
 
 
@@ -235,13 +255,37 @@ def questions_csv(result: ClassGrade) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     letters = sorted({k for q in result.questions for k in q.counts})
-    w.writerow(["number", "id", "answer", "learners", "answered", "correct", "share_correct",
-                "most_chosen_wrong", "most_chosen_wrong_count", "most_chosen_wrong_text"]
-               + [f"chose_{k}" for k in letters])
+    w.writerow(
+        [
+            "number",
+            "id",
+            "answer",
+            "learners",
+            "answered",
+            "correct",
+            "share_correct",
+            "most_chosen_wrong",
+            "most_chosen_wrong_count",
+            "most_chosen_wrong_text",
+        ]
+        + [f"chose_{k}" for k in letters]
+    )
     for q in result.questions:
-        w.writerow([q.number, q.id, q.answer, q.learners, q.answered, q.n_correct, f"{q.share_correct:.3f}",
-                    q.most_wrong or "", q.most_wrong_count, q.most_wrong_text]
-                   + [q.counts.get(k, "") for k in letters])
+        w.writerow(
+            [
+                q.number,
+                q.id,
+                q.answer,
+                q.learners,
+                q.answered,
+                q.n_correct,
+                f"{q.share_correct:.3f}",
+                q.most_wrong or "",
+                q.most_wrong_count,
+                q.most_wrong_text,
+            ]
+            + [q.counts.get(k, "") for k in letters]
+        )
     return buf.getvalue()
 
 

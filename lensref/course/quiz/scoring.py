@@ -8,6 +8,7 @@ partial, and an unanswered question scores as wrong, exactly as on the page::
     {"format": "lensref-quiz-answers", "version": 1, "bank": "logit-lens", "learner": "Ada",
      "answers": {"lens-definition": "<option text>", ...}, "score": 3, "answered": 5, "total": 15}
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ import yaml
 
 from ...errors import LensError
 from .bank import SECTIONS, Bank, Option, Question, UniqueKeyLoader, one_line, read_text_file
-
 
 PAGE_FORMAT = "lensref-quiz-answers"  # the "format" field of the online quiz's downloaded file
 
@@ -36,12 +36,21 @@ class QuestionResult:
     section: str
 
     @classmethod
-    def of(cls, question: Question, chosen: Option | None) -> "QuestionResult":
+    def of(cls, question: Question, chosen: Option | None) -> QuestionResult:
         ans = question.answer
         if chosen is None:
             return cls(question.number, question.id, None, "", ans.letter, ans.text, False, "", ans.section)
-        return cls(question.number, question.id, chosen.letter, chosen.text, ans.letter, ans.text,
-                   chosen.correct, chosen.explanation, chosen.section)
+        return cls(
+            question.number,
+            question.id,
+            chosen.letter,
+            chosen.text,
+            ans.letter,
+            ans.text,
+            chosen.correct,
+            chosen.explanation,
+            chosen.section,
+        )
 
 
 @dataclass(frozen=True)
@@ -67,13 +76,19 @@ class QuizGrade:
         return f"score: {self.score}/{self.total}{partial}"
 
     def to_dict(self) -> dict:
-        return {"bank": self.bank, "score": self.score, "total": self.total, "answered": self.answered,
-                "results": [asdict(r) for r in self.results]}
+        return {
+            "bank": self.bank,
+            "score": self.score,
+            "total": self.total,
+            "answered": self.answered,
+            "results": [asdict(r) for r in self.results],
+        }
 
 
 @dataclass(frozen=True)
 class AnswerSheet:
     """One learner's answers as read from a file: a plain answers mapping, or the quiz page's download."""
+
     answers: dict
     where: str
     from_page: bool = False  # the page's file: questions may be unanswered (scored wrong, as on the page)
@@ -82,8 +97,9 @@ class AnswerSheet:
     page_score: int | None = None  # the score the page showed when the file was saved
 
 
-def resolve_answers(bank: Bank, answers, where: str = "answers", *,
-                    allow_unanswered: bool = False) -> dict[int, Option]:
+def resolve_answers(
+    bank: Bank, answers, where: str = "answers", *, allow_unanswered: bool = False
+) -> dict[int, Option]:
     """Map question number -> chosen option from ``{question number or id: letter or option text}``.
 
     Raises :class:`LensError` for an unknown question, an option that does not exist, a question answered
@@ -146,8 +162,14 @@ def sheet_from_data(data: dict, where: str) -> AnswerSheet:
         raise LensError(f"{where}: field 'bank' must name the quiz")
     if not isinstance(learner, str):
         raise LensError(f"{where}: field 'learner' must be text")
-    return AnswerSheet(answers=answers, where=where, from_page=True, learner=" ".join(learner.split()),
-                       bank=bank_id, page_score=page_score if type(page_score) is int else None)
+    return AnswerSheet(
+        answers=answers,
+        where=where,
+        from_page=True,
+        learner=" ".join(learner.split()),
+        bank=bank_id,
+        page_score=page_score if type(page_score) is int else None,
+    )
 
 
 def load_answers(path: str | Path):
@@ -156,8 +178,9 @@ def load_answers(path: str | Path):
     text = read_text_file(path, "answers", missing="no such answers file")
     if not text.strip():
         raise LensError(f"{path}: answers file is empty")
-    as_json = path.suffix.lower() == ".json" or (path.suffix.lower() not in (".yaml", ".yml")
-                                                 and text.lstrip().startswith("{"))
+    as_json = path.suffix.lower() == ".json" or (
+        path.suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{")
+    )
     try:
         if as_json:
             data = json.loads(text, object_pairs_hook=_unique_pairs)
@@ -189,13 +212,17 @@ def _unique_pairs(pairs):
 def format_result(r: QuestionResult, *, show_explanation_when_right: bool = False) -> str:
     """One learner-facing paragraph for a graded question."""
     if r.chosen is None:
-        return (f"{r.number:>2}. {r.id}: unanswered; the answer is {r.answer}) {r.answer_text} "
-                f"(lesson: {SECTIONS[r.section]}, {r.section}.html)")
+        return (
+            f"{r.number:>2}. {r.id}: unanswered; the answer is {r.answer}) {r.answer_text} "
+            f"(lesson: {SECTIONS[r.section]}, {r.section}.html)"
+        )
     if r.correct:
         line = f"{r.number:>2}. {r.id}: correct ({r.chosen})"
         if show_explanation_when_right:
             line += f"\n    {r.explanation}"
         return line
-    return (f"{r.number:>2}. {r.id}: wrong: you chose {r.chosen}) {r.chosen_text}; "
-            f"the answer is {r.answer}) {r.answer_text}\n    {r.explanation} "
-            f"(lesson: {SECTIONS[r.section]}, {r.section}.html)")
+    return (
+        f"{r.number:>2}. {r.id}: wrong: you chose {r.chosen}) {r.chosen_text}; "
+        f"the answer is {r.answer}) {r.answer_text}\n    {r.explanation} "
+        f"(lesson: {SECTIONS[r.section]}, {r.section}.html)"
+    )

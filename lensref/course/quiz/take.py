@@ -4,6 +4,7 @@
 bad answer is asked again and ``q`` quits; piped, answers are echoed so the transcript reads like a session,
 and a bad or missing answer is an error: a piped session is complete or produces no score.
 """
+
 from __future__ import annotations
 
 import random
@@ -16,20 +17,24 @@ from .scoring import QuizGrade, grade
 QUIT_WORDS = ("q", "quit", "exit")
 
 
-def take_quiz(bank: Bank, stdin: TextIO, out: TextIO, *, shuffle: bool = False,
-              seed: int | None = None) -> QuizGrade | None:
+def take_quiz(
+    bank: Bank, stdin: TextIO, out: TextIO, *, shuffle: bool = False, seed: int | None = None
+) -> QuizGrade | None:
     """Ask every question of ``bank``; the graded answers, or None if the learner quit."""
     interactive = stdin.isatty()
     rng = random.Random(seed)
     answers: dict[str, str] = {}
     score = 0
-    print(f"{bank.title}: {len(bank)} questions. Answer with a letter (or the option's text); "
-          f"{'q to quit' if interactive else 'one answer a line'}.\n", file=out)
+    print(
+        f"{bank.title}: {len(bank)} questions. Answer with a letter (or the option's text); "
+        f"{'q to quit' if interactive else 'one answer a line'}.\n",
+        file=out,
+    )
     for q in bank.questions:
         shown = list(q.options)
         if shuffle:
             rng.shuffle(shown)
-        letters = LETTERS[:len(shown)]
+        letters = LETTERS[: len(shown)]
         print(f"Question {q.number}/{len(bank)}: {q.text}", file=out)
         for letter, o in zip(letters, shown):
             print(f"  {letter}) {o.text}", file=out)
@@ -51,8 +56,9 @@ def take_quiz(bank: Bank, stdin: TextIO, out: TextIO, *, shuffle: bool = False,
     return result
 
 
-def _ask(q: Question, shown: list[Option], letters: str, stdin: TextIO, out: TextIO, interactive: bool,
-         n_questions: int) -> Option | None:
+def _ask(
+    q: Question, shown: list[Option], letters: str, stdin: TextIO, out: TextIO, interactive: bool, n_questions: int
+) -> Option | None:
     """The option the learner picks for ``q`` (None when they quit)."""
     while True:
         out.write(f"your answer ({letters[0]}-{letters[-1]}): ")
@@ -60,8 +66,9 @@ def _ask(q: Question, shown: list[Option], letters: str, stdin: TextIO, out: Tex
         line = stdin.readline()
         if not line:
             print(file=out)
-            raise LensError(f"input ended at question {q.number} of {n_questions}: no score "
-                            f"(every question needs an answer)")
+            raise LensError(
+                f"input ended at question {q.number} of {n_questions}: no score (every question needs an answer)"
+            )
         reply = line.strip()
         if not interactive:
             print(reply, file=out)

@@ -15,6 +15,7 @@ Options are shuffled on a first visit unless ``shuffle=False``.
 
 :func:`jupyterquiz_questions` gives the same bank in jupyterquiz's format, for use inside a notebook.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -269,21 +270,25 @@ def quiz_html(bank: Bank, *, shuffle: bool = True, base_url: str = "") -> str:
     """The whole quiz as one HTML fragment (style, markup, script); links relative unless ``base_url``."""
     root_id = f"lensquiz-{bank.id}"
     esc = html.escape
-    parts = [f'<div class="lensquiz" id="{esc(root_id)}" data-bank="{esc(bank.id)}" '
-             f'data-version="{bank_fingerprint(bank)}" data-total="{len(bank)}" '
-             f'data-shuffle="{"true" if shuffle else "false"}">',
-             f"<style>{_CSS}</style>",
-             '<div class="lq-score" role="status" aria-live="polite">'
-             f'<span class="lq-score-text">Score: 0 / {len(bank)} (0 of {len(bank)} answered)</span>'
-             '<button type="button" class="lq-restart">Start over</button></div>',
-             "<noscript><p>This quiz needs JavaScript for its feedback; you can also take it in a terminal "
-             "with <code>lensref quiz take</code>.</p></noscript>",
-             '<ol class="lq-questions" role="list">']
+    parts = [
+        f'<div class="lensquiz" id="{esc(root_id)}" data-bank="{esc(bank.id)}" '
+        f'data-version="{bank_fingerprint(bank)}" data-total="{len(bank)}" '
+        f'data-shuffle="{"true" if shuffle else "false"}">',
+        f"<style>{_CSS}</style>",
+        '<div class="lq-score" role="status" aria-live="polite">'
+        f'<span class="lq-score-text">Score: 0 / {len(bank)} (0 of {len(bank)} answered)</span>'
+        '<button type="button" class="lq-restart">Start over</button></div>',
+        "<noscript><p>This quiz needs JavaScript for its feedback; you can also take it in a terminal "
+        "with <code>lensref quiz take</code>.</p></noscript>",
+        '<ol class="lq-questions" role="list">',
+    ]
     for q in bank.questions:
-        parts.append(f'<li class="lq-question" id="{esc(root_id)}-q{q.number}" data-qid="{esc(q.id)}" '
-                     f'data-number="{q.number}">')
-        parts.append(f'<div class="lq-head"><span class="lq-num">{q.number}.</span>'
-                     f'<p class="lq-text">{esc(q.text)}</p></div>')
+        parts.append(
+            f'<li class="lq-question" id="{esc(root_id)}-q{q.number}" data-qid="{esc(q.id)}" data-number="{q.number}">'
+        )
+        parts.append(
+            f'<div class="lq-head"><span class="lq-num">{q.number}.</span><p class="lq-text">{esc(q.text)}</p></div>'
+        )
         parts.append(f'<div class="lq-options" role="group" aria-label="Question {q.number} options">')
         for o in q.options:
             parts.append(
@@ -291,23 +296,25 @@ def quiz_html(bank: Bank, *, shuffle: bool = True, base_url: str = "") -> str:
                 f'data-correct="{"true" if o.correct else "false"}" '
                 f'data-explanation="{esc(o.explanation, quote=True)}" '
                 f'data-section-url="{esc(o.section_url(base_url), quote=True)}" '
-                f'data-section-title="{esc(o.section_title, quote=True)}">{esc(o.text)}</button>')
+                f'data-section-title="{esc(o.section_title, quote=True)}">{esc(o.text)}</button>'
+            )
         parts.append("</div>")
         parts.append('<div class="lq-feedback" role="status" aria-live="polite" hidden></div>')
         parts.append("</li>")
     parts.append("</ol>")
     parts.append(
         '<div class="lq-handin">'
-        '<label>Your name (optional: it goes into the file for your instructor)'
+        "<label>Your name (optional: it goes into the file for your instructor)"
         '<input type="text" class="lq-learner" maxlength="80" autocomplete="name"></label>'
         '<button type="button" class="lq-download">Download my answers</button>'
         f'<p class="lq-note">Saves <code>{esc(bank.id)}-answers.json</code> (with your name in the file name if '
-        'you typed one): your first answer to each question you answered, and your score. Hand it in as your '
-        'instructor asks; in a terminal, <code>lensref quiz grade FILE</code> scores it. Your answers stay in this '
-        'browser when you reload the page; <b>Start over</b> clears them.</p>'
+        "you typed one): your first answer to each question you answered, and your score. Hand it in as your "
+        "instructor asks; in a terminal, <code>lensref quiz grade FILE</code> scores it. Your answers stay in this "
+        "browser when you reload the page; <b>Start over</b> clears them.</p>"
         '<p class="lq-note lq-storage-note" hidden>This browser does not let the page keep your answers: '
-        'they are lost when you leave the page, so download them before you do.</p>'
-        '</div>')
+        "they are lost when you leave the page, so download them before you do.</p>"
+        "</div>"
+    )
     parts.append(f"<script>{_JS.replace('__ROOT_ID__', json.dumps(root_id))}</script>")
     parts.append("</div>")
     return "\n".join(parts)
@@ -326,14 +333,19 @@ def jupyterquiz_questions(bank: Bank, base_url: str = "") -> list[dict]:
     """The bank as the list of dicts jupyterquiz's ``display_quiz`` takes (its own data stays inline)."""
     out = []
     for q in bank.questions:
-        out.append({
-            "question": f"{q.number}. {q.text}",
-            "type": "multiple_choice",
-            "answers": [{
-                "answer": o.text,
-                "correct": o.correct,
-                "feedback": f"{'Correct.' if o.correct else 'Not quite.'} {o.explanation} "
-                            f"[Lesson: {o.section_title}]({o.section_url(base_url)})",
-            } for o in q.options],
-        })
+        out.append(
+            {
+                "question": f"{q.number}. {q.text}",
+                "type": "multiple_choice",
+                "answers": [
+                    {
+                        "answer": o.text,
+                        "correct": o.correct,
+                        "feedback": f"{'Correct.' if o.correct else 'Not quite.'} {o.explanation} "
+                        f"[Lesson: {o.section_title}]({o.section_url(base_url)})",
+                    }
+                    for o in q.options
+                ],
+            }
+        )
     return out
