@@ -4,6 +4,7 @@ it references nothing off-site, and the claims its prose makes hold on the real 
 The claims use the prompts in ``lensref/examples.py``, the same module the pages import, so a claim and
 its check read the same text.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,6 +31,7 @@ L_LAYERS = 30
 
 # --- the built site ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def site() -> tuple[Path, str]:
     """Build the book incrementally (pages whose code did not change come from the execution cache), or use
@@ -38,8 +40,13 @@ def site() -> tuple[Path, str]:
     if env:
         return Path(env), ""
     venv = Path(sys.executable).parent.parent
-    proc = subprocess.run(["bash", "scripts/build_book.sh"], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "VENV": str(venv)})
+    proc = subprocess.run(
+        ["bash", "scripts/build_book.sh"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VENV": str(venv)},
+    )
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
         pytest.fail(f"the book build failed (exit {proc.returncode}):\n{log[-4000:]}")
@@ -79,8 +86,19 @@ def test_build_log_prints_the_time(site):
 
 def test_toc_lists_the_required_chapters():
     chapters = toc_chapters()
-    for name in ("intro", "residual_stream", "logit_lens", "what_you_see", "reading_honestly", "tuned_lens",
-                 "logit_difference", "dla", "patchscopes", "quiz", "instructors"):
+    for name in (
+        "intro",
+        "residual_stream",
+        "logit_lens",
+        "what_you_see",
+        "reading_honestly",
+        "tuned_lens",
+        "logit_difference",
+        "dla",
+        "patchscopes",
+        "quiz",
+        "instructors",
+    ):
         assert f"book/{name}" in chapters
 
 
@@ -126,6 +144,7 @@ def test_mathjax_served_from_the_site(site):
 
 # --- the lesson's claims on the real model ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def facts(real_lm):
     return {p: logit_lens(real_lm, p, target=t) for p, t in lp.FACTS.items()}
@@ -148,8 +167,12 @@ def test_layer0_echoes_the_input_token_at_most_positions(facts):
     assert sum(matches) / len(matches) > 0.5
     figure = [r.top1(0, p) == r.tokens[p] for r in facts.values() for p in range(1, r.n_positions)]
     assert figure == matches  # the prose's number is the figure's layer-0 share
-    misses = [(r.tokens[p], r.top1(0, p)) for r in facts.values() for p in range(1, r.n_positions)
-              if r.top_ids[0, p, 0].item() != r.token_ids[p]]
+    misses = [
+        (r.tokens[p], r.top1(0, p))
+        for r in facts.values()
+        for p in range(1, r.n_positions)
+        if r.top_ids[0, p, 0].item() != r.token_ids[p]
+    ]
     inputs = {a for a, _ in misses}
     assert "iffel" in inputs and " France" in inputs
     from collections import Counter
@@ -160,8 +183,35 @@ def test_layer0_echoes_the_input_token_at_most_positions(facts):
 
 @pytest.mark.real_model
 def test_middle_layers_show_punctuation_and_function_words(facts):
-    words = {"the", "a", "an", "and", "or", "of", "in", "on", "at", "to", "for", "with", "by", "from", "is", "was",
-             "be", "as", "that", "this", "it", "i", "my", "he", "she", "they", "s"}
+    words = {
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "with",
+        "by",
+        "from",
+        "is",
+        "was",
+        "be",
+        "as",
+        "that",
+        "this",
+        "it",
+        "i",
+        "my",
+        "he",
+        "she",
+        "they",
+        "s",
+    }
     mid, top = [], []
     for r in facts.values():
         for pos in range(1, r.n_positions):
@@ -219,8 +269,11 @@ def test_logit_lens_page_claims(real_lm, facts):
     assert r.first_top1_layer() >= 25  # " Paris" only in the last few layers
     ranks = r.target_rank[:, -1]
     assert ranks[26] < ranks[20] and r.first_top1_layer() > 26  # "then it takes over"
-    others = {"The capital of Germany is": " Berlin", "The Mona Lisa was painted by Leonardo da": " Vinci",
-              lp.COLOUR_PROMPT: lp.COLOUR_ANSWER}
+    others = {
+        "The capital of Germany is": " Berlin",
+        "The Mona Lisa was painted by Leonardo da": " Vinci",
+        lp.COLOUR_PROMPT: lp.COLOUR_ANSWER,
+    }
     for prompt, target in others.items():
         o = logit_lens(real_lm, prompt, target=target)
         assert o.top1(L_LAYERS) == target and o.first_top1_layer() >= 2 * L_LAYERS // 3, prompt
@@ -281,10 +334,10 @@ def test_residual_stream_is_a_sum_of_small_corrections(real_lm):
     ids = encode_prompt(real_lm.tokenizer, lp.EIFFEL)
     h = capture_residuals(real_lm, ids).states[:, 0, 1:]
     cos = torch.nn.functional.cosine_similarity(h[1:], h[:-1], dim=-1).mean(-1)
-    assert float(cos[5:L_LAYERS - 2].median()) > 0.8
+    assert float(cos[5 : L_LAYERS - 2].median()) > 0.8
     norms = h.norm(dim=-1).mean(-1)
     writes = (h[1:] - h[:-1]).norm(dim=-1) / h[:-1].norm(dim=-1)
-    assert float(writes.mean(-1)[5:L_LAYERS - 2].median()) < 1  # a correction, smaller than the state
+    assert float(writes.mean(-1)[5 : L_LAYERS - 2].median()) < 1  # a correction, smaller than the state
     assert norms[-1] > 2 * norms[1]  # the stream grows
 
 
@@ -352,8 +405,12 @@ def test_tuned_lens_page_claims(real_lm):
     middle = [through.top1(layer) for layer in range(10, 21)]
     name_like = [t.strip() == "" or t.strip()[:1].isupper() for t in middle]
     assert sum(name_like) > len(middle) / 2  # "mostly a space or the first letters of a name"
-    names = {t.token for layer in range(10, 21) for t in through.top(layer)[:3]
-             if len(t.token.strip()) > 2 and t.token.strip()[:1].isupper()}
+    names = {
+        t.token
+        for layer in range(10, 21)
+        for t in through.top(layer)[:3]
+        if len(t.token.strip()) > 2 and t.token.strip()[:1].isupper()
+    }
     assert len(names) >= 2  # "just below them it ranks capitalised names"
     p_model = float(plain.target_prob[L_LAYERS, -1])
     p_tuned = through.target_prob[:L_LAYERS, -1].numpy()
@@ -363,6 +420,7 @@ def test_tuned_lens_page_claims(real_lm):
 
 
 # --- the figures' own checks (lensref.plotting.display), on small synthetic figures ---------------------
+
 
 def test_figure_checks_catch_small_text_missing_glyphs_and_colour_only_lines():
     import matplotlib
@@ -415,8 +473,13 @@ def test_tuned_lens_text_is_the_models_own_and_avoids_the_lessons_prompts():
     train, heldout = split_topics(texts)
     assert heldout and not set(train) & set(heldout)  # whole openings held out
     everything = "\n".join(texts.values())
-    prompts = list(lp.FACTS) + [lp.COLOUR_PROMPT, lp.CORRECTED["prompt"], lp.CORRECTED_CITY["prompt"],
-                                lp.STAYS_WRONG["prompt"], lp.NEAR_MISS["prompt"]]
+    prompts = list(lp.FACTS) + [
+        lp.COLOUR_PROMPT,
+        lp.CORRECTED["prompt"],
+        lp.CORRECTED_CITY["prompt"],
+        lp.STAYS_WRONG["prompt"],
+        lp.NEAR_MISS["prompt"],
+    ]
     assert [p for p in prompts if p in everything] == []
     assert not any("located in the city of" in opening or opening.startswith("The capital of") for opening in texts)
     assert "def " not in everything[:5000] and corpus_topics("pydoc")  # plain prose; the old corpus still loads

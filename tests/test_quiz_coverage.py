@@ -4,6 +4,7 @@ explanation links to contains each of the question's key terms (``key_terms`` in
 Prose means the page's Markdown without its code cells and code blocks, with emphasis and inline-code marks
 removed and whitespace collapsed, compared case-insensitively. No build is needed.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,8 +46,7 @@ def test_answer_page_teaches_the_key_terms(question):
     section = question.answer.section
     prose = page_prose(section)
     absent = [term for term in question.key_terms if " ".join(term.split()).lower() not in prose]
-    assert absent == [], (f"{question.label}: its answer links to book/{section}.md, whose prose lacks "
-                          f"{absent}")
+    assert absent == [], f"{question.label}: its answer links to book/{section}.md, whose prose lacks {absent}"
 
 
 def test_prose_excludes_code():
@@ -60,6 +60,6 @@ def test_bank_rejects_bad_key_terms(tmp_path):
 
     text = (ROOT / "quizzes" / "logit-lens.yaml").read_text(encoding="utf-8")
     bad = tmp_path / "bank.yaml"
-    bad.write_text(text.replace('key_terms: ["crystallizes", "final answer"]', "key_terms: [\"\"]"), encoding="utf-8")
+    bad.write_text(text.replace('key_terms: ["crystallizes", "final answer"]', 'key_terms: [""]'), encoding="utf-8")
     with pytest.raises(LensError, match="key_terms"):
         quiz_bank.load_bank(bad)

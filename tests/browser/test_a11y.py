@@ -5,6 +5,7 @@ or critical violation caused by the course's own content.
 Left to the theme or to other work, each named with its reason (``EXCLUDED``): nothing is excluded unless it
 is listed there, and a listed selector that no longer fails should be removed.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,8 +39,9 @@ def serious_violations(page) -> list[str]:
 
     page.evaluate(AXE_SCRIPT)
     context = {"include": [["html"]], "exclude": [[selector] for selector in EXCLUDED]}
-    response = page.evaluate("([context, options]) => axe.run(context, options)",
-                             [context, {"resultTypes": ["violations"]}])
+    response = page.evaluate(
+        "([context, options]) => axe.run(context, options)", [context, {"resultTypes": ["violations"]}]
+    )
     found = []
     for violation in response["violations"]:
         if violation.get("impact") not in SERIOUS:
@@ -55,7 +57,9 @@ def serious_violations(page) -> list[str]:
 def test_no_serious_accessibility_violation(page, site_url, chapter, theme):
     open_in_theme(page, site_url + chapter + ".html", theme)
     found = serious_violations(page)
-    assert found == [], f"{chapter} ({theme}): {len(found)} serious or critical axe violations:\n" + "\n".join(found[:25])
+    assert found == [], f"{chapter} ({theme}): {len(found)} serious or critical axe violations:\n" + "\n".join(
+        found[:25]
+    )
 
 
 def test_axe_finds_a_planted_violation(page, site_url):

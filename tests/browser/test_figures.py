@@ -7,6 +7,7 @@ On a 375 px phone the figures shrink with the column; clicking one opens it at f
 the same text must be at least 9 px. The PNG also records any glyph the labels' font lacks and any lines
 that differ only by colour: both must be empty.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -64,7 +65,9 @@ def test_figures_are_legible_at_1280_px(browser, site_url, site_dir, chapter):
         assert px >= MIN_PX, f"{chapter}: {name}: smallest text {px:.1f} px tall as shown ({row['shown']:.0f} px wide)"
         assert info[META_GLYPHS] == "", f"{chapter}: {name}: the font has no glyph for {info[META_GLYPHS]!r}"
         assert info[META_LINES] == "", f"{chapter}: {name}: lines differ only by colour: {info[META_LINES]}"
-        assert row["link"] and urlsplit(row["link"]).path == urlsplit(row["src"]).path, f"{chapter}: {name} does not enlarge"
+        assert row["link"] and urlsplit(row["link"]).path == urlsplit(row["src"]).path, (
+            f"{chapter}: {name} does not enlarge"
+        )
 
 
 def test_a_figure_enlarges_on_click_at_375_px(browser, site_url, site_dir):

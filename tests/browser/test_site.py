@@ -4,6 +4,7 @@ Fails on a console error from our pages, on any failed request, on any request t
 ``page`` fixture blocks and records those), on maths that MathJax did not render, and on a figure that did
 not load. Fixtures come from ``tests/browser/conftest.py``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,10 @@ def has_maths(chapter: str) -> bool:
 def test_chapter_loads_offline_with_maths_and_figures(page, site_url, chapter):
     failed, bad_status = [], []
     page.on("requestfailed", lambda request: failed.append(f"{request.url} ({request.failure})"))
-    page.on("response", lambda response: bad_status.append(f"{response.url} ({response.status})")
-            if response.status >= 400 else None)
+    page.on(
+        "response",
+        lambda response: bad_status.append(f"{response.url} ({response.status})") if response.status >= 400 else None,
+    )
     page.goto(site_url + chapter + ".html", wait_until="load")
     page.wait_for_load_state("networkidle")
 
@@ -42,7 +45,8 @@ def test_chapter_loads_offline_with_maths_and_figures(page, site_url, chapter):
         assert page.evaluate("() => !!(window.MathJax && window.MathJax.startup)"), "MathJax did not start"
 
     images = page.evaluate(
-        "() => Array.from(document.querySelectorAll('main img')).map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])")
+        "() => Array.from(document.querySelectorAll('main img')).map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])"
+    )
     for src, complete, width in images:
         assert complete and width > 0, f"{chapter}: figure {src} did not load"
     source = (ROOT / f"{chapter}.md").read_text()
@@ -109,8 +113,13 @@ def test_nothing_runs_past_the_column(browser, site_url, chapter, width):
 
 def is_sentence(alt: str) -> bool:
     words = alt.split()
-    return (len(words) >= 6 and alt[:1].isupper() and alt.rstrip().endswith((".", "!", "?"))
-            and ".png" not in alt and "_images" not in alt)
+    return (
+        len(words) >= 6
+        and alt[:1].isupper()
+        and alt.rstrip().endswith((".", "!", "?"))
+        and ".png" not in alt
+        and "_images" not in alt
+    )
 
 
 def test_sentence_check_rejects_file_names():
@@ -122,7 +131,9 @@ def test_sentence_check_rejects_file_names():
 @pytest.mark.parametrize("chapter", chapters())
 def test_every_figure_has_a_sentence_for_alt_text(page, site_url, chapter):
     page.goto(site_url + chapter + ".html", wait_until="load")
-    alts = page.evaluate("() => Array.from(document.querySelectorAll('main img')).map(i => i.getAttribute('alt') || '')")
+    alts = page.evaluate(
+        "() => Array.from(document.querySelectorAll('main img')).map(i => i.getAttribute('alt') || '')"
+    )
     bad = [alt for alt in alts if not is_sentence(alt)]
     assert bad == [], f"{chapter}: alt texts that are not sentences: {bad}"
 
