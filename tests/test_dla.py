@@ -1,4 +1,5 @@
 """Direct logit attribution: the parts add up to the model's logit difference, on every family."""
+
 import json
 
 import pytest
@@ -85,11 +86,14 @@ def test_position_changes_the_attribution():
     assert abs(first.logit_diff - last.logit_diff) > 1e-4
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(target="ab", distractor="b"), "the target 'ab' is 2 tokens"),
-    (dict(target="a", distractor="bc"), "the distractor 'bc' is 2 tokens"),
-    (dict(target="a", distractor="b", position=11), "position 11 is out of range for a prompt of 11 tokens"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(target="ab", distractor="b"), "the target 'ab' is 2 tokens"),
+        (dict(target="a", distractor="bc"), "the distractor 'bc' is 2 tokens"),
+        (dict(target="a", distractor="b", position=11), "position 11 is out of range for a prompt of 11 tokens"),
+    ],
+)
 def test_bad_input(kwargs, message):
     with pytest.raises(LensError, match=message):
         direct_logit_attribution(tiny_model("llama"), PROMPT, **kwargs)
@@ -99,8 +103,25 @@ def test_cli_report_json_and_plot(monkeypatch, capsys, tmp_path):
     lm = tiny_model("gpt2")
     monkeypatch.setattr("lensref.commands.dla.load_model", lambda *a, **k: lm)
     out_json, out_png = tmp_path / "dla.json", tmp_path / "dla.png"
-    assert main(["dla", PROMPT, "--target", "a", "--distractor", "b", "--top", "3",
-                 "--json", str(out_json), "--plot", str(out_png)]) == 0
+    assert (
+        main(
+            [
+                "dla",
+                PROMPT,
+                "--target",
+                "a",
+                "--distractor",
+                "b",
+                "--top",
+                "3",
+                "--json",
+                str(out_json),
+                "--plot",
+                str(out_png),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "tiny-gpt2: logit a - logit b after 'd'"
     assert lines[2] == "largest components:" and lines[6] == "largest heads:" and len(lines) == 10

@@ -1,4 +1,5 @@
 """The released notebooks (exercises/) are exactly what nbgrader generates from solutions/, and leak nothing."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,16 @@ LEAKS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "##
 def _normalized(path: Path) -> dict:
     """The parts of a notebook that matter: cell types, ids, sources, metadata, notebook metadata."""
     nb = json.loads(path.read_text(encoding="utf-8"))
-    cells = [{"cell_type": c["cell_type"], "id": c.get("id"), "metadata": c.get("metadata", {}),
-              "source": "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
-              "outputs": c.get("outputs", [])} for c in nb["cells"]]
+    cells = [
+        {
+            "cell_type": c["cell_type"],
+            "id": c.get("id"),
+            "metadata": c.get("metadata", {}),
+            "source": "".join(c["source"]) if isinstance(c["source"], list) else c["source"],
+            "outputs": c.get("outputs", []),
+        }
+        for c in nb["cells"]
+    ]
     return {"metadata": nb.get("metadata", {}), "cells": cells}
 
 
@@ -31,9 +39,21 @@ def regenerated(tmp_path_factory) -> Path:
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     for assignment in ASSIGNMENTS:
         run = subprocess.run(
-            [sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-             f"--CourseDirectory.release_directory={out}", f"--CourseDirectory.db_url=sqlite:///{out / 'gradebook.db'}"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "nbgrader",
+                "generate_assignment",
+                assignment,
+                "--force",
+                f"--CourseDirectory.release_directory={out}",
+                f"--CourseDirectory.db_url=sqlite:///{out / 'gradebook.db'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return out
@@ -46,8 +66,11 @@ def test_there_are_three_assignments():
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_folders_hold_only_notebooks(assignment):
     """nbgrader copies every other file of solutions/<a>/ into the release: keep reference code in lensref/."""
-    others = [p.name for p in (ROOT / "solutions" / assignment).iterdir()
-              if p.suffix != ".ipynb" and p.name != ".ipynb_checkpoints"]
+    others = [
+        p.name
+        for p in (ROOT / "solutions" / assignment).iterdir()
+        if p.suffix != ".ipynb" and p.name != ".ipynb_checkpoints"
+    ]
     assert others == []
 
 
@@ -59,7 +82,8 @@ def test_committed_exercises_match_a_fresh_release(assignment, regenerated):
     for name in fresh:
         assert _normalized(ROOT / "exercises" / assignment / name) == _normalized(regenerated / assignment / name), (
             f"exercises/{assignment}/{name} differs from what nbgrader generates from solutions/: "
-            f"run `.venv/bin/nbgrader generate_assignment {assignment} --force` and commit the result")
+            f"run `.venv/bin/nbgrader generate_assignment {assignment} --force` and commit the result"
+        )
 
 
 def _hidden_and_visible(source: str) -> tuple[set[str], set[str]]:
@@ -105,9 +129,14 @@ def test_released_notebooks_hide_solutions_and_hidden_tests(assignment):
 def test_every_exercise_has_a_solution_cell_and_a_points_cell(assignment):
     for path in (ROOT / "solutions" / assignment).glob("*.ipynb"):
         nb = nbformat.read(path, as_version=4)
-        solutions = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+        solutions = [
+            c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")
+        ]
         tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
-        assert solutions and len(tests) == len(solutions), (solutions, [t.metadata["nbgrader"]["grade_id"] for t in tests])
+        assert solutions and len(tests) == len(solutions), (
+            solutions,
+            [t.metadata["nbgrader"]["grade_id"] for t in tests],
+        )
         for test in tests:
             assert test.metadata["nbgrader"]["points"] > 0
             assert "checks.check_" in test.source, "every test cell starts with a visible check"

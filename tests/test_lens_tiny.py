@@ -1,4 +1,5 @@
 """The logit lens on tiny random models of every supported family."""
+
 import math
 
 import pytest

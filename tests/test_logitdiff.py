@@ -1,4 +1,5 @@
 """Logit difference through the lens: matches the full lens and the model, bad input fails in one line."""
+
 import json
 
 import pytest
@@ -52,12 +53,15 @@ def test_to_dict_and_plot(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("target, distractor, message", [
-    ("ab", "b", "the target 'ab' is 2 tokens"),
-    ("a", "xy", "the distractor 'xy' is 2 tokens"),
-    ("a", "a", "the target and distractor are the same token"),
-    ("", "a", "the target is empty"),
-])
+@pytest.mark.parametrize(
+    "target, distractor, message",
+    [
+        ("ab", "b", "the target 'ab' is 2 tokens"),
+        ("a", "xy", "the distractor 'xy' is 2 tokens"),
+        ("a", "a", "the target and distractor are the same token"),
+        ("", "a", "the target is empty"),
+    ],
+)
 def test_bad_tokens(target, distractor, message):
     from lensref import tiny_model
 
@@ -65,11 +69,17 @@ def test_bad_tokens(target, distractor, message):
         logit_diff(tiny_model("llama"), PROMPT, target, distractor)
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--target", "ab", "--distractor", "b"], "error: the target 'ab' is 2 tokens"),
-    (["--target", "a", "--distractor", "b", "--position", "11"], "error: position 11 is out of range for a prompt of 11 tokens"),
-    (["--target", "a", "--distractor", "b", "--position", "-12"], "error: position -12 is out of range"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "ab", "--distractor", "b"], "error: the target 'ab' is 2 tokens"),
+        (
+            ["--target", "a", "--distractor", "b", "--position", "11"],
+            "error: position 11 is out of range for a prompt of 11 tokens",
+        ),
+        (["--target", "a", "--distractor", "b", "--position", "-12"], "error: position -12 is out of range"),
+    ],
+)
 def test_cli_errors_are_one_line(monkeypatch, capsys, extra, message):
     from lensref import tiny_model
 
@@ -85,12 +95,18 @@ def test_cli_table_json_plot(monkeypatch, capsys, tmp_path):
     lm = tiny_model("qwen2")
     monkeypatch.setattr("lensref.commands.logitdiff.load_model", lambda *a, **k: lm)
     out_json, out_png = tmp_path / "d.json", tmp_path / "d.png"
-    assert main(["logitdiff", PROMPT, "--target", "a", "--distractor", "b", "--json", str(out_json),
-                 "--plot", str(out_png)]) == 0
+    assert (
+        main(
+            ["logitdiff", PROMPT, "--target", "a", "--distractor", "b", "--json", str(out_json), "--plot", str(out_png)]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "tiny-qwen2: logit a - logit b after 'd'"
     assert len(lines) == 2 + lm.n_layers + 1 + 1 and lines[-2].split()[0] == str(lm.n_layers)
-    assert float(lines[-2].split()[1]) == pytest.approx(float(logit_diff(lm, PROMPT, "a", "b").model_diff[-1]), abs=1e-3)
+    assert float(lines[-2].split()[1]) == pytest.approx(
+        float(logit_diff(lm, PROMPT, "a", "b").model_diff[-1]), abs=1e-3
+    )
     assert json.loads(out_json.read_text())["tokens"] == list(PROMPT)
     assert out_png.stat().st_size > 1000
 

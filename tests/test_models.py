@@ -1,4 +1,5 @@
 """Model loading: the safetensors cache, its atomic write, and the one-line errors."""
+
 import os
 
 import pytest

@@ -1,4 +1,5 @@
 """Patchscopes: patching writes the right state at the right place, maps between models fit, errors are clear."""
+
 import json
 
 import pytest
@@ -7,8 +8,7 @@ import torch
 from lensref import LensError, capture_residuals, tiny_model
 from lensref.cli import main
 from lensref.course.examples import EIFFEL
-from lensref.patchscope import (IDENTITY_PROMPT, fit_affine, fit_residual_map, parse_layers, patchscope,
-                                shared_texts)
+from lensref.patchscope import IDENTITY_PROMPT, fit_affine, fit_residual_map, parse_layers, patchscope, shared_texts
 from lensref.tokens import encode_prompt
 
 SOURCE = "the cat sat"
@@ -29,7 +29,7 @@ def greedy(lm, ids, n_tokens, hook_module=None, hook=None):
     finally:
         if handle is not None:
             handle.remove()
-    return [lm.tokenizer.decode([int(i)]) for i in seq[0, len(ids):]], first_prob
+    return [lm.tokenizer.decode([int(i)]) for i in seq[0, len(ids) :]], first_prob
 
 
 def same(readout, reference) -> bool:
@@ -42,7 +42,7 @@ def test_layer_0_patch_is_swapping_the_placeholder_token():
     lm = tiny_model("llama")
     result = patchscope(lm, SOURCE, position=4, layers=[0], n_tokens=3)  # 'c'
     assert result.source_token == "c" and result.placeholder_position == IDENTITY_PROMPT.rindex("?")
-    swapped = IDENTITY_PROMPT[: result.placeholder_position] + "c" + IDENTITY_PROMPT[result.placeholder_position + 1:]
+    swapped = IDENTITY_PROMPT[: result.placeholder_position] + "c" + IDENTITY_PROMPT[result.placeholder_position + 1 :]
     assert same(result.readout(0), greedy(lm, encode_prompt(lm.tokenizer, swapped), 3))
     assert not same(result.readout(0), greedy(lm, encode_prompt(lm.tokenizer, IDENTITY_PROMPT), 3))
 
@@ -134,13 +134,16 @@ def test_cross_width_map_beats_the_baseline_and_patches_through():
     assert same(result.readout(1), expected)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(position=11), "position 11 is out of range for a prompt of 11 tokens"),
-    (dict(layers=[4]), "source layer 4 is out of range; this model has layers 0..3"),
-    (dict(target_layer=-1), "target layer -1 is out of range"),
-    (dict(target_prompt="no placeholder here"), "the placeholder '\\?' is not a token of the target prompt"),
-    (dict(n_tokens=0), "at least 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(position=11), "position 11 is out of range for a prompt of 11 tokens"),
+        (dict(layers=[4]), "source layer 4 is out of range; this model has layers 0..3"),
+        (dict(target_layer=-1), "target layer -1 is out of range"),
+        (dict(target_prompt="no placeholder here"), "the placeholder '\\?' is not a token of the target prompt"),
+        (dict(n_tokens=0), "at least 1"),
+    ],
+)
 def test_bad_input(kwargs, message):
     with pytest.raises(LensError, match=message):
         patchscope(tiny_model("llama"), "hello world", **kwargs)
@@ -149,8 +152,11 @@ def test_bad_input(kwargs, message):
 def test_parse_layers():
     assert parse_layers(None, 3) == [0, 1, 2, 3] and parse_layers("all", 3) == [0, 1, 2, 3]
     assert parse_layers("0, 2-3, -1", 3) == [0, 2, 3]
-    for bad, message in [("5", "layer 5 is out of range"), ("a", "cannot read layers 'a'"),
-                         ("3-1", "empty layer range")]:
+    for bad, message in [
+        ("5", "layer 5 is out of range"),
+        ("a", "cannot read layers 'a'"),
+        ("3-1", "empty layer range"),
+    ]:
         with pytest.raises(LensError, match=message):
             parse_layers(bad, 3)
 
@@ -165,11 +171,14 @@ def test_cli_table_and_json(monkeypatch, capsys, tmp_path):
     assert json.loads(out.read_text())["readouts"][2]["layer"] == 2
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--layers", "9"], "error: layer 9 is out of range"),
-    (["--position", "-40"], "error: position -40 is out of range"),
-    (["--target-prompt", "nothing"], "error: the placeholder '?' is not a token"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--layers", "9"], "error: layer 9 is out of range"),
+        (["--position", "-40"], "error: position -40 is out of range"),
+        (["--target-prompt", "nothing"], "error: the placeholder '?' is not a token"),
+    ],
+)
 def test_cli_errors_are_one_line(monkeypatch, capsys, extra, message):
     monkeypatch.setattr("lensref.commands.patchscope.load_model", lambda *a, **k: tiny_model("llama"))
     assert main(["patchscope", SOURCE, *extra]) == 2
@@ -192,8 +201,10 @@ def test_cli_target_model_fits_maps(monkeypatch, capsys, tmp_path):
     models = {None: tiny_model("llama", seed=0), "wide": tiny_model("gpt2", seed=1, d_model=48, n_layers=2)}
     monkeypatch.setattr("lensref.commands.patchscope.load_model", lambda spec=None, **k: models[spec])
     out = tmp_path / "x.json"
-    assert main(["patchscope", SOURCE, "--layers", "0,3", "--tokens", "1", "--target-model", "wide",
-                 "--json", str(out)]) == 0
+    assert (
+        main(["patchscope", SOURCE, "--layers", "0,3", "--tokens", "1", "--target-model", "wide", "--json", str(out)])
+        == 0
+    )
     readouts = json.loads(out.read_text())["readouts"]
     assert [(r["layer"], r["target_layer"]) for r in readouts] == [(0, 0), (3, 2)]  # same relative depth
     assert all(r["map"]["shape"] == [32, 48] and 0 < r["map"]["fit_error"] < 1 for r in readouts)

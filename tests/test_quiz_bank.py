@@ -1,4 +1,5 @@
 """The quiz bank: faithful to the lesson brief, correct answers, and a schema check that names what is wrong."""
+
 from __future__ import annotations
 
 import re
@@ -105,8 +106,12 @@ def test_lookup_by_number_and_id(bank):
     assert bank.question(3).id == bank.question("3").id == bank.question("Q3").id == "prediction-changes"
     assert bank.question("patchscopes").number == 9
     assert bank.question(9).option("C").text == EXPECTED_ANSWERS[9]
-    assert bank.question(9).option("  using a STRONGER model to interpret or make sense of activations "
-                                   "from a weaker model ").letter == "c"
+    assert (
+        bank.question(9)
+        .option("  using a STRONGER model to interpret or make sense of activations from a weaker model ")
+        .letter
+        == "c"
+    )
     for bad in (0, 16, "nope", None):
         with pytest.raises(LensError, match="unknown question"):
             bank.question(bad)
@@ -117,6 +122,7 @@ def test_lookup_by_number_and_id(bank):
 
 
 # --- the schema check -------------------------------------------------------------------------------------
+
 
 def _raw_bank() -> dict:
     return yaml.safe_load(DEFAULT_BANK.read_text(encoding="utf-8"))

@@ -1,4 +1,5 @@
 """Class grading from an LMS responses CSV: known results on a sample, and errors that name the row."""
+
 from __future__ import annotations
 
 import csv
@@ -53,13 +54,23 @@ def test_cli_writes_csvs_and_plot(tmp_path, capsys, bank):
     assert "ignored columns: email" in text
     learners = list(csv.DictReader(io.StringIO((out / "learners.csv").read_text())))
     assert [(r["learner"], r["score"], r["total"]) for r in learners] == [
-        ("ada", "15", "15"), ("ben", "0", "15"), ("cy", "8", "15"), ("dee", "14", "15")]
+        ("ada", "15", "15"),
+        ("ben", "0", "15"),
+        ("cy", "8", "15"),
+        ("dee", "14", "15"),
+    ]
     assert learners[3]["7"] == "0" and learners[3]["8"] == "1"
     stats = list(csv.DictReader(io.StringIO((out / "questions.csv").read_text())))
     assert len(stats) == 15
     s7 = stats[6]
-    assert (s7["id"], s7["answer"], s7["share_correct"], s7["most_chosen_wrong"], s7["most_chosen_wrong_count"],
-            s7["chose_a"]) == ("early-gibberish", "c", "0.500", "a", "2", "2")
+    assert (
+        s7["id"],
+        s7["answer"],
+        s7["share_correct"],
+        s7["most_chosen_wrong"],
+        s7["most_chosen_wrong_count"],
+        s7["chose_a"],
+    ) == ("early-gibberish", "c", "0.500", "a", "2", "2")
     assert s7["most_chosen_wrong_text"] == bank.question(7).options[0].text
     assert stats[0]["most_chosen_wrong"] == "a" and stats[0]["share_correct"] == "0.750"
     png = (out / "difficulty.png").read_bytes()
@@ -79,21 +90,28 @@ def _variant(tmp_path, edit) -> Path:
 def _set(r, c, v):
     def edit(rows):
         rows[r][c] = v
+
     return edit
 
 
-@pytest.mark.parametrize("edit, message", [
-    (_set(0, 4, "Q16"), "column 'Q16': unknown question 16 (the quiz has 15)"),
-    (_set(0, 1, "lens-definition"), "columns 'lens-definition' and '1' both hold question 1 (lens-definition)"),
-    (_set(0, 2, "one"), "no column for question(s) 1"),
-    (_set(3, 0, "ada"), "line 4: learner 'ada' also on line 2"),
-    (_set(2, 0, ""), "line 3: no learner in column 'learner'"),
-    (_set(2, 5, ""), "line 3 (learner 'ben'), column '4': question 4 (stays-wrong) unanswered"),
-    (_set(2, 5, "e"), "line 3 (learner 'ben'), column '4': question 4 (stays-wrong): no option 'e'"),
-    (_set(4, 8, "Not an option"), "line 5 (learner 'dee'), column '7': question 7 (early-gibberish): 'Not an option'"),
-    (lambda rows: rows[2].pop(), "line 3: 16 fields, the header has 17"),
-    (lambda rows: rows.__delitem__(slice(1, None)), "no learners (only a header row)"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_set(0, 4, "Q16"), "column 'Q16': unknown question 16 (the quiz has 15)"),
+        (_set(0, 1, "lens-definition"), "columns 'lens-definition' and '1' both hold question 1 (lens-definition)"),
+        (_set(0, 2, "one"), "no column for question(s) 1"),
+        (_set(3, 0, "ada"), "line 4: learner 'ada' also on line 2"),
+        (_set(2, 0, ""), "line 3: no learner in column 'learner'"),
+        (_set(2, 5, ""), "line 3 (learner 'ben'), column '4': question 4 (stays-wrong) unanswered"),
+        (_set(2, 5, "e"), "line 3 (learner 'ben'), column '4': question 4 (stays-wrong): no option 'e'"),
+        (
+            _set(4, 8, "Not an option"),
+            "line 5 (learner 'dee'), column '7': question 7 (early-gibberish): 'Not an option'",
+        ),
+        (lambda rows: rows[2].pop(), "line 3: 16 fields, the header has 17"),
+        (lambda rows: rows.__delitem__(slice(1, None)), "no learners (only a header row)"),
+    ],
+)
 def test_bad_responses_name_the_row_and_question(tmp_path, bank, edit, message):
     path = _variant(tmp_path, edit)
     with pytest.raises(LensError) as info:

@@ -1,4 +1,5 @@
 """LMS exports: parse GIFT, Moodle XML and JSON back and compare them with the bank."""
+
 from __future__ import annotations
 
 import html
@@ -28,7 +29,7 @@ def _split_unescaped(text: str, marks: str) -> list[tuple[str, str]]:
     while i < len(text):
         c = text[i]
         if c == "\\" and i + 1 < len(text):
-            cur += text[i:i + 2]
+            cur += text[i : i + 2]
             i += 2
             continue
         if c in marks:
@@ -56,8 +57,13 @@ def parse_gift(text: str) -> list[dict]:
             parts = [p for _, p in _split_unescaped("#" + piece, "#")]
             assert len(parts) == 2, piece  # the answer, then its feedback
             text_part, feedback = parts
-            options.append({"text": _unescape_gift(text_part.strip()), "correct": mark == "=",
-                            "feedback": _unescape_gift(feedback.strip())})
+            options.append(
+                {
+                    "text": _unescape_gift(text_part.strip()),
+                    "correct": mark == "=",
+                    "feedback": _unescape_gift(feedback.strip()),
+                }
+            )
         questions.append({"id": _unescape_gift(title), "question": _unescape_gift(qtext.strip()), "options": options})
     return questions
 
@@ -70,15 +76,31 @@ def test_gift_round_trip(bank):
         assert [o["text"] for o in p["options"]] == [o.text for o in q.options]
         assert [o["correct"] for o in p["options"]] == [o.correct for o in q.options]
         for o, po in zip(q.options, p["options"]):
-            assert po["feedback"] == f"{'Correct.' if o.correct else 'Not quite.'} {o.explanation} (Lesson: {o.section_title})"
+            assert (
+                po["feedback"]
+                == f"{'Correct.' if o.correct else 'Not quite.'} {o.explanation} (Lesson: {o.section_title})"
+            )
 
 
 def test_gift_escapes_special_characters(bank):
-    tricky = bank_from_dict({"id": "t", "title": "T", "questions": [{
-        "id": "braces", "question": "Which of {a} = b: ~c # d?", "section": "intro",
-        "answer": "x = {1}", "options": [
-            {"text": "x = {1}", "explanation": "Right: 50% ~ #1."},
-            {"text": "y \\ 2", "explanation": "Wrong {really}."}]}]})
+    tricky = bank_from_dict(
+        {
+            "id": "t",
+            "title": "T",
+            "questions": [
+                {
+                    "id": "braces",
+                    "question": "Which of {a} = b: ~c # d?",
+                    "section": "intro",
+                    "answer": "x = {1}",
+                    "options": [
+                        {"text": "x = {1}", "explanation": "Right: 50% ~ #1."},
+                        {"text": "y \\ 2", "explanation": "Wrong {really}."},
+                    ],
+                }
+            ],
+        }
+    )
     parsed = parse_gift(to_gift(tricky))
     assert parsed[0]["question"] == "Which of {a} = b: ~c # d?"
     assert [o["text"] for o in parsed[0]["options"]] == ["x = {1}", "y \\ 2"]
@@ -108,11 +130,24 @@ def test_json_round_trip(bank):
     data = json.loads(to_json(bank))
     assert data["id"] == "logit-lens" and len(data["questions"]) == 15
     # the JSON form carries everything the bank schema needs: rebuild a bank from it
-    rebuilt = bank_from_dict({"id": data["id"], "title": data["title"], "questions": [{
-        "id": q["id"], "question": q["question"],
-        "answer": next(o["text"] for o in q["options"] if o["letter"] == q["answer"]),
-        "options": [{"text": o["text"], "explanation": o["explanation"], "section": o["section"]}
-                    for o in q["options"]]} for q in data["questions"]]})
+    rebuilt = bank_from_dict(
+        {
+            "id": data["id"],
+            "title": data["title"],
+            "questions": [
+                {
+                    "id": q["id"],
+                    "question": q["question"],
+                    "answer": next(o["text"] for o in q["options"] if o["letter"] == q["answer"]),
+                    "options": [
+                        {"text": o["text"], "explanation": o["explanation"], "section": o["section"]}
+                        for o in q["options"]
+                    ],
+                }
+                for q in data["questions"]
+            ],
+        }
+    )
     assert rebuilt.questions == bank.questions
     assert data["questions"][1]["options"][0]["url"] == "what_you_see.html"
 

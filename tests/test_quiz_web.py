@@ -1,4 +1,5 @@
 """The online quiz's HTML: generated from the bank, self-contained (loads nothing), and the book page uses it."""
+
 from __future__ import annotations
 
 import html
@@ -69,10 +70,24 @@ def test_html_is_self_contained(bank):
 def test_html_escapes_text():
     from lensref.course.quiz import bank_from_dict
 
-    tricky = bank_from_dict({"id": "t", "title": "T", "questions": [{
-        "id": "q", "question": "Is <b>bold</b> & safe?", "section": "intro", "answer": "<script>x</script>",
-        "options": [{"text": "<script>x</script>", "explanation": 'Quotes " and <tags> stay text.'},
-                    {"text": "no", "explanation": "Fine."}]}]})
+    tricky = bank_from_dict(
+        {
+            "id": "t",
+            "title": "T",
+            "questions": [
+                {
+                    "id": "q",
+                    "question": "Is <b>bold</b> & safe?",
+                    "section": "intro",
+                    "answer": "<script>x</script>",
+                    "options": [
+                        {"text": "<script>x</script>", "explanation": 'Quotes " and <tags> stay text.'},
+                        {"text": "no", "explanation": "Fine."},
+                    ],
+                }
+            ],
+        }
+    )
     text = quiz_html(tricky)
     assert "<b>bold</b>" not in text and html.escape("Is <b>bold</b> & safe?") in text
     assert "<script>x</script>" not in text

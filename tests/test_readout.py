@@ -1,4 +1,5 @@
 """The fast readout (lensref.readout) against plain full-vocabulary maths."""
+
 import pytest
 import torch
 
@@ -14,7 +15,8 @@ def reference_stats(logits: torch.Tensor, target: int):
     return {
         "entropy": -(p * logp).sum(-1),
         "kl": (p[-1] * (logp[-1] - logp)).sum(-1).clamp_min(0),
-        "top_probs": top_p, "top_ids": top_i,
+        "top_probs": top_p,
+        "top_ids": top_i,
         "target_prob": p[..., target],
         "target_rank": (logits > logits[..., target : target + 1]).sum(-1) + 1,
     }

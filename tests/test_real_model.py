@@ -1,18 +1,23 @@
 """Claims the lesson makes, checked on the real default model (SmolLM2-135M-Instruct)."""
+
 import pytest
 import torch
 
 from lensref import capture_residuals, logit_lens
-from lensref.tokens import encode_prompt
-
 from lensref.course.examples import EIFFEL
+from lensref.tokens import encode_prompt
 
 pytestmark = pytest.mark.real_model
 
 
 def test_default_model_shape(real_lm):
     cfg = real_lm.model.config
-    assert (real_lm.adapter.family, real_lm.n_layers, real_lm.adapter.d_model, cfg.vocab_size) == ("llama", 30, 576, 49152)
+    assert (real_lm.adapter.family, real_lm.n_layers, real_lm.adapter.d_model, cfg.vocab_size) == (
+        "llama",
+        30,
+        576,
+        49152,
+    )
     assert real_lm.model.lm_head.weight.data_ptr() == real_lm.model.model.embed_tokens.weight.data_ptr()
 
 

@@ -1,4 +1,5 @@
 """The tuned lens: translators, least squares, training, evaluation, save/load, CLI, and the lesson's claim."""
+
 import json
 
 import pytest
@@ -8,7 +9,13 @@ from lensref import LensError, logit_lens, tiny_model
 from lensref.cli import main
 from lensref.residual import capture_residuals
 from lensref.tuned import (
-    TrainConfig, TunedLens, compare_lenses, load_corpus, load_tuned_lens, read_config, save_tuned_lens,
+    TrainConfig,
+    TunedLens,
+    compare_lenses,
+    load_corpus,
+    load_tuned_lens,
+    read_config,
+    save_tuned_lens,
     train_tuned_lens,
 )
 from lensref.tuned.data import chunk, pydoc_topics, split_topics, tokenize_stream
@@ -35,6 +42,7 @@ def random_lens(lm, seed=1):
 
 
 # --- data ---------------------------------------------------------------------------------------
+
 
 def test_topic_split_is_deterministic_disjoint_and_about_ten_percent():
     topics = pydoc_topics()
@@ -63,6 +71,7 @@ def test_stream_joins_texts_with_a_blank_line(tiny):
 
 # --- translator ---------------------------------------------------------------------------------
 
+
 def test_identity_init_is_exactly_the_logit_lens(tiny_lm):
     lens = TunedLens(tiny_lm.n_layers, tiny_lm.adapter.d_model)
     plain = logit_lens(tiny_lm, "hello lens", top_k=3, keep_logits=True)
@@ -84,6 +93,7 @@ def test_translator_changes_every_layer_but_the_last(tiny):
 
 
 # --- caching and least squares ------------------------------------------------------------------
+
 
 def test_cached_states_match_capture_residuals(tiny, tiny_corpus):
     ids = tiny_corpus.train[:3]
@@ -115,9 +125,11 @@ def test_a_huge_ridge_keeps_the_identity():
 
 # --- training and evaluation --------------------------------------------------------------------
 
+
 def test_identity_lens_evaluates_like_the_logit_lens(tiny, tiny_corpus):
-    result = compare_lenses(tiny, tiny_corpus.heldout[:2], TunedLens(tiny.n_layers, tiny.adapter.d_model),
-                            progress=False)
+    result = compare_lenses(
+        tiny, tiny_corpus.heldout[:2], TunedLens(tiny.n_layers, tiny.adapter.d_model), progress=False
+    )
     assert result.kl_tuned == result.kl_logit and result.ce_tuned == result.ce_logit
     assert result.kl_logit[-1] == 0.0 and min(result.kl_logit[:-1]) > 1e-4
     ids = tiny_corpus.heldout[:2]
@@ -140,13 +152,15 @@ def test_training_lowers_heldout_kl_at_every_layer(tiny, tiny_corpus, steps):
 
 
 def test_finetune_lowers_training_kl_from_identity(tiny, tiny_corpus):
-    config = TrainConfig(max_tokens=4096, seq_len=64, ridge=float("inf"), steps=40, batch_tokens=64,
-                         layers_per_step=0, lr=1e-2)
+    config = TrainConfig(
+        max_tokens=4096, seq_len=64, ridge=float("inf"), steps=40, batch_tokens=64, layers_per_step=0, lr=1e-2
+    )
     _, report = train_tuned_lens(tiny, tiny_corpus.train, config, progress=False)
     assert report.loss_end < 0.8 * report.loss_start, (report.loss_start, report.loss_end)
 
 
 # --- save / load --------------------------------------------------------------------------------
+
 
 def test_save_load_round_trip(tiny, tmp_path):
     lens = random_lens(tiny)
@@ -160,11 +174,14 @@ def test_save_load_round_trip(tiny, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lens"]
 
 
-@pytest.mark.parametrize("other, words", [
-    (dict(family="gpt2"), "is for model 'tiny-llama'"),
-    (dict(family="llama", n_layers=4), "is for n layers 3"),
-    (dict(family="llama", d_model=64), "is for d model 32"),
-])
+@pytest.mark.parametrize(
+    "other, words",
+    [
+        (dict(family="gpt2"), "is for model 'tiny-llama'"),
+        (dict(family="llama", n_layers=4), "is for n layers 3"),
+        (dict(family="llama", d_model=64), "is for d model 32"),
+    ],
+)
 def test_a_lens_for_another_model_is_refused(tiny, tmp_path, other, words):
     folder = save_tuned_lens(TunedLens(3, 32), tiny, tmp_path / "lens")
     with pytest.raises(LensError, match=words) as info:
@@ -189,19 +206,52 @@ def test_broken_lens_folders_get_one_line_errors(tiny, tmp_path):
 
 # --- CLI ----------------------------------------------------------------------------------------
 
+
 def test_cli_train_eval_and_lens(tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("lensref.models.load_model", lambda *a, **k: tiny)
     monkeypatch.setattr("lensref.commands.lens.load_model", lambda *a, **k: tiny)
     out = tmp_path / "lens"
     text = tmp_path / "extra.txt"
     text.write_text("some more prose to read. " * 40)
-    assert main(["tuned", "train", "--out", str(out), "--max-tokens", "1024", "--steps", "3", "--quiet",
-                 "--text", str(text)]) == 0
+    assert (
+        main(
+            [
+                "tuned",
+                "train",
+                "--out",
+                str(out),
+                "--max-tokens",
+                "1024",
+                "--steps",
+                "3",
+                "--quiet",
+                "--text",
+                str(text),
+            ]
+        )
+        == 0
+    )
     assert "saved to" in capsys.readouterr().out
     assert read_config(out)["n_extra_text_files"] == 1
     js, png = tmp_path / "eval.json", tmp_path / "eval.png"
-    assert main(["tuned", "eval", "--lens", str(out), "--max-tokens", "256", "--quiet", "--json", str(js),
-                 "--plot", str(png)]) == 0
+    assert (
+        main(
+            [
+                "tuned",
+                "eval",
+                "--lens",
+                str(out),
+                "--max-tokens",
+                "256",
+                "--quiet",
+                "--json",
+                str(js),
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 + tiny.n_layers + 1 + 1
     data = json.loads(js.read_text())
@@ -222,6 +272,7 @@ def test_cli_mismatched_lens_is_one_line_error(tiny, tmp_path, monkeypatch, caps
 
 
 # --- the lesson's claim, on the real model ------------------------------------------------------
+
 
 @pytest.mark.real_model
 @pytest.mark.slow

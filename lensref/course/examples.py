@@ -9,7 +9,6 @@ EIFFEL_TARGET = " Paris"
 EIFFEL_DISTRACTOR = " London"
 
 
-
 # Facts the model gets right (final top-1 == target): the "crystallizes at the end" population.
 FACTS = {
     "The Eiffel Tower is located in the city of": " Paris",

@@ -7,15 +7,34 @@ quiz, class grading and LMS exports.
 - :mod:`.export`: GIFT, Moodle XML, JSON
 - :mod:`.web`: the self-contained HTML quiz the book page shows
 """
+
 from .bank import DEFAULT_BANK, SECTIONS, Bank, Option, Question, bank_from_dict, load_bank
 from .classgrade import ClassGrade, LearnerScore, QuestionStats, grade_class
-from .export import FORMATS, render as render_export
+from .export import FORMATS
+from .export import render as render_export
 from .scoring import QuestionResult, QuizGrade, grade, load_answers, resolve_answers
 from .web import display_quiz, jupyterquiz_questions, quiz_html
 
 __all__ = [
-    "DEFAULT_BANK", "SECTIONS", "Bank", "Option", "Question", "bank_from_dict", "load_bank",
-    "ClassGrade", "LearnerScore", "QuestionStats", "grade_class", "FORMATS", "render_export",
-    "QuestionResult", "QuizGrade", "grade", "load_answers", "resolve_answers",
-    "display_quiz", "jupyterquiz_questions", "quiz_html",
+    "DEFAULT_BANK",
+    "SECTIONS",
+    "Bank",
+    "Option",
+    "Question",
+    "bank_from_dict",
+    "load_bank",
+    "ClassGrade",
+    "LearnerScore",
+    "QuestionStats",
+    "grade_class",
+    "FORMATS",
+    "render_export",
+    "QuestionResult",
+    "QuizGrade",
+    "grade",
+    "load_answers",
+    "resolve_answers",
+    "display_quiz",
+    "jupyterquiz_questions",
+    "quiz_html",
 ]

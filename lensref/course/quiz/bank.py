@@ -18,6 +18,7 @@ A bank is a YAML file (``quizzes/logit-lens.yaml``)::
 Options keep the order they are written in; letters ``a``, ``b``, ... follow that order. :func:`load_bank`
 checks the schema and raises :class:`~lensref.errors.LensError` naming the file, the question and the field.
 """
+
 from __future__ import annotations
 
 import re
@@ -94,13 +95,17 @@ class Question:
             for o in self.options:
                 if o.letter == key:
                     return o
-            raise LensError(f"{self.label}: no option {key!r} (options are {self.options[0].letter}-{self.options[-1].letter})")
+            raise LensError(
+                f"{self.label}: no option {key!r} (options are {self.options[0].letter}-{self.options[-1].letter})"
+            )
         for o in self.options:
             if normalize(o.text) == key:
                 return o
         short = choice if len(choice) <= 60 else choice[:57] + "..."
-        raise LensError(f"{self.label}: {short!r} is not one of its options (give a letter "
-                        f"{self.options[0].letter}-{self.options[-1].letter} or an option's exact text)")
+        raise LensError(
+            f"{self.label}: {short!r} is not one of its options (give a letter "
+            f"{self.options[0].letter}-{self.options[-1].letter} or an option's exact text)"
+        )
 
 
 @dataclass(frozen=True)
@@ -231,8 +236,9 @@ def _question_from_dict(raw, n: int, where: str) -> Question:
     key_terms = raw.get("key_terms", [])
     if not isinstance(key_terms, list) or not all(isinstance(t, str) and t.strip() for t in key_terms):
         raise LensError(f"{at}: field 'key_terms' must be a list of non-empty texts")
-    return Question(number=n, id=qid, text=text, options=tuple(options),
-                    key_terms=tuple(" ".join(t.split()) for t in key_terms))
+    return Question(
+        number=n, id=qid, text=text, options=tuple(options), key_terms=tuple(" ".join(t.split()) for t in key_terms)
+    )
 
 
 def _required_str(d: dict, key: str, at: str) -> str:
@@ -269,8 +275,9 @@ def _construct_unique_mapping(loader, node, deep=False):
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             line = key_node.start_mark.line + 1
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r} on line {line}",
-                                                    key_node.start_mark)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} on line {line}", key_node.start_mark
+            )
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 

@@ -4,6 +4,7 @@ feedback on every option) and a plain JSON form for anything else.
 Explanations link to the book page that teaches them. An LMS does not host the book, so the link is the
 page's title unless ``base_url`` (where the built book is published) is given.
 """
+
 from __future__ import annotations
 
 import html
@@ -42,8 +43,12 @@ def plain_feedback(option: Option, base_url: str = "") -> str:
 
 
 def to_gift(bank: Bank, base_url: str = "") -> str:
-    lines = [f"// {bank.title}", f"// Generated from the quiz bank {bank.id!r} by `lensref quiz export`.",
-             f"$CATEGORY: $course$/top/{bank.title}", ""]
+    lines = [
+        f"// {bank.title}",
+        f"// Generated from the quiz bank {bank.id!r} by `lensref quiz export`.",
+        f"$CATEGORY: $course$/top/{bank.title}",
+        "",
+    ]
     for q in bank.questions:
         lines.append(f"// question {q.number}: {q.id}")
         lines.append(f"::{gift_escape(q.id)}::{gift_escape(q.text)} {{")
@@ -98,14 +103,26 @@ def to_dict(bank: Bank, base_url: str = "") -> dict:
     return {
         "id": bank.id,
         "title": bank.title,
-        "questions": [{
-            "number": q.number,
-            "id": q.id,
-            "question": q.text,
-            "answer": q.answer.letter,
-            "options": [{"letter": o.letter, "text": o.text, "correct": o.correct, "explanation": o.explanation,
-                         "section": o.section, "url": o.section_url(base_url)} for o in q.options],
-        } for q in bank.questions],
+        "questions": [
+            {
+                "number": q.number,
+                "id": q.id,
+                "question": q.text,
+                "answer": q.answer.letter,
+                "options": [
+                    {
+                        "letter": o.letter,
+                        "text": o.text,
+                        "correct": o.correct,
+                        "explanation": o.explanation,
+                        "section": o.section,
+                        "url": o.section_url(base_url),
+                    }
+                    for o in q.options
+                ],
+            }
+            for q in bank.questions
+        ],
     }
 
 
