@@ -21,26 +21,20 @@ def plot_logit_diff(result: LogitDiffResult, position: int = -1, title: str | No
 
     line.axhline(0, color="grey", lw=0.8)
     line.plot(layers, diff[:, position], marker="o", ms=4, color="black", label="difference")
-    line.plot(
-        layers,
-        result.target_logit[:, position].numpy(),
-        lw=1.2,
-        ls="--",
-        marker="^",
-        ms=3,
-        color="tab:red",
-        label=f"logit {show_token(result.target)}",
-    )
-    line.plot(
-        layers,
-        result.distractor_logit[:, position].numpy(),
-        lw=1.2,
-        ls=":",
-        marker="v",
-        ms=3,
-        color="tab:blue",
-        label=f"logit {show_token(result.distractor)}",
-    )
+    for logit, token, style, mark, colour in (
+        (result.target_logit, result.target, "--", "^", "tab:red"),
+        (result.distractor_logit, result.distractor, ":", "v", "tab:blue"),
+    ):
+        line.plot(
+            layers,
+            logit[:, position].numpy(),
+            lw=1.2,
+            ls=style,
+            marker=mark,
+            ms=3,
+            color=colour,
+            label=f"logit {show_token(token)}",
+        )
     first = result.first_positive_layer(position)
     if first is not None:
         line.axvline(first, color="tab:red", ls=":", lw=1)
