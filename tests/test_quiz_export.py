@@ -139,6 +139,7 @@ def test_json_round_trip(bank):
                     "id": q["id"],
                     "question": q["question"],
                     "answer": next(o["text"] for o in q["options"] if o["letter"] == q["answer"]),
+                    "key_terms": q["key_terms"],
                     "options": [
                         {"text": o["text"], "explanation": o["explanation"], "section": o["section"]}
                         for o in q["options"]

@@ -109,6 +109,7 @@ def to_dict(bank: Bank, base_url: str = "") -> dict:
                 "id": q.id,
                 "question": q.text,
                 "answer": q.answer.letter,
+                "key_terms": list(q.key_terms),
                 "options": [
                     {
                         "letter": o.letter,
