@@ -12,16 +12,14 @@ lensref quiz check                       # schema check of the bank
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from ..course.quiz import bank as bankmod
 from ..course.quiz import classgrade, export, scoring
 from ..course.quiz.take import take_quiz
 from ..errors import LensError
-from ._common import write_atomically, write_json
+from ..files import replacing, write_atomically, write_json
 from ._validate import check_output
 
 _EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json"}
@@ -131,14 +129,10 @@ def run_grade_class(args) -> int:
     if out.exists() and not out.is_dir():
         raise LensError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
-    png_tmp = _render_png(result, out / "difficulty.png")
-    try:
+    with replacing(out / "difficulty.png") as png:  # the figure first: if it fails, nothing is written
+        classgrade.plot_difficulty(result, png)
         write_atomically(out / "learners.csv", classgrade.learners_csv(result))
         write_atomically(out / "questions.csv", classgrade.questions_csv(result))
-        os.replace(png_tmp, out / "difficulty.png")
-    finally:
-        if os.path.exists(png_tmp):
-            os.unlink(png_tmp)
     n = len(bank)
     hardest = min(result.questions, key=lambda s: (s.share_correct, s.number))
     print(f"graded {len(result.learners)} learners on {n} questions: mean score {result.mean_score:.1f}/{n}")
@@ -153,17 +147,6 @@ def run_grade_class(args) -> int:
         print(f"ignored columns: {', '.join(result.ignored_columns)}")
     print(f"wrote {out / 'learners.csv'}, {out / 'questions.csv'}, {out / 'difficulty.png'}")
     return 0
-
-
-def _render_png(result, final: Path) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=final.name + ".", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    try:
-        classgrade.plot_difficulty(result, tmp)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
 
 
 def run_export(args) -> int:
