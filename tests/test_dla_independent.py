@@ -342,3 +342,26 @@ def test_json_lists_the_ten_largest_of_many_components():
     assert [c["name"] for c in d["top"]] == [n for n, _ in sorted(parts, key=lambda p: -abs(p[1]))[:10]]
     heads = [(f"L{layer}H{h}", v) for layer, row in enumerate(d["heads"]) for h, v in enumerate(row)]
     assert [c["name"] for c in d["top_heads"]] == [n for n, _ in sorted(heads, key=lambda p: -abs(p[1]))[:10]]
+
+
+def test_a_prompt_longer_than_the_context_is_refused():
+    with pytest.raises(LensError, match="^the prompt is 300 tokens long; this model reads at most 256$"):
+        direct_logit_attribution(model_for("llama"), "x" * 300, "q", "x")
+
+
+def test_the_head_count_from_either_config_name():
+    lm = fresh_model_for("llama")
+    expected = direct_logit_attribution(model_for("llama"), PROMPT, "q", "x").heads
+    lm.model.config.num_attention_heads = 0  # unknown (the modules keep their own head count)
+    with pytest.raises(LensError, match="^cannot find the number of attention heads in LlamaConfig$"):
+        direct_logit_attribution(lm, PROMPT, "q", "x")
+    lm.model.config.n_head = 4  # GPT-2's name for it
+    assert torch.equal(direct_logit_attribution(lm, PROMPT, "q", "x").heads, expected)
+
+
+def test_an_output_projection_of_unknown_shape_is_refused():
+    lm = fresh_model_for("llama")
+    attn = lm.model.model.layers[1].self_attn
+    attn.o_proj = torch.nn.Sequential(attn.o_proj)  # computes the same, but cannot be sliced into heads
+    with pytest.raises(LensError, match="^cannot split the attention output projection Sequential into heads$"):
+        direct_logit_attribution(lm, PROMPT, "q", "x")
