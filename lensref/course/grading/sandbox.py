@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -167,8 +168,8 @@ def check_bwrap() -> None:
             "cannot sandbox submissions: bubblewrap (bwrap) is not installed "
             "(apt-get install bubblewrap), or grade with --no-sandbox at your own risk"
         )
-    with _scratch_probe() as scratch:
-        cmd = bwrap_command(scratch, [sys.executable, "-c", "print('ok')"], sandbox_env())
+    with tempfile.TemporaryDirectory(prefix="lensref-bwrap-check-") as tmp:
+        cmd = bwrap_command(Path(tmp), [sys.executable, "-c", "print('ok')"], sandbox_env())
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         if run.returncode != 0 or run.stdout.strip() != "ok":
             why = (run.stderr.strip().splitlines() or ["no output"])[-1]
@@ -176,17 +177,6 @@ def check_bwrap() -> None:
                 f"cannot sandbox submissions: bwrap failed ({why}); user namespaces may be disabled "
                 "here (sysctl kernel.unprivileged_userns_clone), or grade with --no-sandbox at your own risk"
             )
-
-
-class _scratch_probe:
-    def __enter__(self) -> Path:
-        import tempfile
-
-        self._tmp = tempfile.TemporaryDirectory(prefix="lensref-bwrap-check-")
-        return Path(self._tmp.name)
-
-    def __exit__(self, *exc) -> None:
-        self._tmp.cleanup()
 
 
 def run(
