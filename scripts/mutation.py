@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "_build" / "mutation"
 EQUIVALENTS = ROOT / "notes" / "mutation-equivalents.md"
 TARGET = 0.90
-COPIED = ("lensref", "tests", "quizzes")
+COPIED = ("lensref", "tests")  # and every folder of [tool.mutmut] also_copy (what the tests read)
 DETECTED = ("killed", "timeout", "segfault")
 
 
@@ -67,7 +67,7 @@ def prepare(module: str, tests: list[str], mutmut: dict, pytest_options: dict, k
     work.mkdir(parents=True, exist_ok=True)
     for stale in (work / "mutants" / "lensref").rglob("*.py"):  # mutmut copies sources only where none are
         stale.unlink()
-    for name in COPIED:
+    for name in [*COPIED, *mutmut.get("also_copy", [])]:
         target = work / name
         if target.exists():
             shutil.rmtree(target)
