@@ -187,3 +187,11 @@ def test_without_a_target_and_with_other_k(wide, k):
     assert (stats.top_probs.double() - ref["top_probs"]).abs().max() < PROB_TOL
     assert (stats.kl.double() - ref["kl"]).abs().max() < KL_TOL
     assert (stats.entropy.double() - ref["entropy"]).abs().max() < ENTROPY_TOL
+
+
+def test_many_positions_are_read_in_cache_sized_slices(wide):
+    """70 positions: every layer's rows are split into several slices (and a default of five top tokens)."""
+    states = crafted_states(seed=9, layers=3, positions=70)
+    stats, _ = read_states(wide, states, target_id=77)
+    assert stats.top_ids.shape == (3, 70, 5)
+    check_against_float64(wide, states, stats, 77)
