@@ -51,6 +51,13 @@ def _statistic_cases(seed: int, shape, extra: dict | None = None) -> list[dict]:
 # --- capture_states ---------------------------------------------------------------------------------
 
 
+class _OnRandomLogits(Exercise):
+    """An exercise whose learner function takes one tensor of seeded random logits."""
+
+    def inputs(self, case):
+        return (random_logits(case["shape"], case["seed"]),)
+
+
 class CaptureStates(Exercise):
     """``capture_states(lm, input_ids [T]) -> states [L+1, T, d]``: embeddings, each block's output, pre-final-norm."""
 
@@ -218,16 +225,13 @@ class LensLogits(Exercise):
 # --- to_probs -------------------------------------------------------------------------------------------
 
 
-class ToProbs(Exercise):
+class ToProbs(_OnRandomLogits):
     """``to_probs(logits [..., V]) -> probs [..., V]``, a softmax over the vocabulary."""
 
     name = "to_probs"
 
     def cases(self, seed, shape=(4, 3, 50)):
         return _statistic_cases(seed, shape)
-
-    def inputs(self, case):
-        return (random_logits(case["shape"], case["seed"]),)
 
     def judge(self, case, got):
         name = self.name
@@ -348,16 +352,13 @@ def _entropy(logits: torch.Tensor) -> torch.Tensor:
     return -(logp.exp() * logp).sum(-1)
 
 
-class Entropy(Exercise):
+class Entropy(_OnRandomLogits):
     """``entropy(logits [..., V]) -> [...]`` in nats."""
 
     name = "entropy"
 
     def cases(self, seed, shape=(5, 4, 80)):
         return _statistic_cases(seed, shape)
-
-    def inputs(self, case):
-        return (random_logits(case["shape"], case["seed"]),)
 
     def judge(self, case, got):
         name = self.name
@@ -395,7 +396,7 @@ def _kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     return (logp.exp() * (logp - logq)).sum(-1)
 
 
-class KLToFinal(Exercise):
+class KLToFinal(_OnRandomLogits):
     """``kl_to_final(logits [L+1, ..., V]) -> [L+1, ...]``: KL(final || layer) in nats; the last layer is final."""
 
     name = "kl_to_final"
@@ -408,9 +409,6 @@ class KLToFinal(Exercise):
         rng = random.Random(seed)
         second = [5, shape[-1]] if len(shape) != 2 else [4, 2, shape[-1]]
         return [{"shape": shape, "seed": rng.randrange(2**31)}, {"shape": second, "seed": rng.randrange(2**31)}]
-
-    def inputs(self, case):
-        return (random_logits(case["shape"], case["seed"]),)
 
     def judge(self, case, got):
         name = self.name
