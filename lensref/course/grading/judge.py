@@ -8,8 +8,8 @@ otherwise 0, with the first failure's one-line diagnosis for the feedback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .plan import TestCell
 
@@ -41,11 +41,12 @@ def _why_missing(status: str | None, error: str) -> str:
 def judge_cell(
     cell: TestCell,
     cases: list[list[dict]],
-    outputs: Path,
+    files: Mapping[str, bytes],
     cell_status: str | None,
     uses_reference: dict[str, list[str]],
 ) -> CellVerdict:
-    """Score one test cell; ``cases[i]`` are the cases of ``cell.calls[i]``, ``outputs`` the recorded answers' stem."""
+    """Score one test cell; ``cases[i]`` are the cases of ``cell.calls[i]``; ``files`` is the run's result
+    (name -> bytes), which holds the recorded answers as ``outputs/<notebook>/<grade_id>.json|.safetensors``."""
     from ..checks import EXERCISES
     from ..checks._core import CheckFailed, Outcome, unwrap
     from . import wire
@@ -61,7 +62,8 @@ def judge_cell(
         )
         return verdict
     try:
-        recorded = wire.load(outputs)
+        stem = f"outputs/{cell.notebook}/{cell.grade_id}"
+        recorded = wire.loads(files.get(f"{stem}.json"), files.get(f"{stem}.safetensors"))
     except wire.WireError as exc:
         verdict.lines.append(f"✗ {cell.calls[0].exercise}: {_why_missing(cell_status, str(exc))}")
         return verdict

@@ -70,6 +70,9 @@ class Confinement:
     def oom_kills(self) -> int:
         return 0
 
+    def set_low_priority(self, low: bool) -> None:
+        """Give the run only idle CPU (a warm-up) or its full share again; without a cpu control group, no-op."""
+
     def close(self) -> None:
         pass
 
@@ -115,12 +118,17 @@ class CgroupConfinement(Confinement):
                 made["unified"] = parent / name
                 made["unified"].mkdir()
                 return cls(limits, made, 2)
-            for controller in ("memory", "pids"):
+            for controller in ("memory", "pids", "cpu"):
                 own = _own_cgroup_path(controller)
-                if own is None or not (CGROUP_ROOT / controller).is_dir():
-                    raise OSError(f"no v1 {controller} hierarchy")
-                made[controller] = CGROUP_ROOT / controller / own.lstrip("/") / name
-                made[controller].mkdir()
+                try:
+                    if own is None or not (CGROUP_ROOT / controller).is_dir():
+                        raise OSError(f"no v1 {controller} hierarchy")
+                    made[controller] = CGROUP_ROOT / controller / own.lstrip("/") / name
+                    made[controller].mkdir()
+                except OSError:
+                    if controller != "cpu":  # cpu only sets priorities: optional
+                        raise
+                    made.pop(controller, None)
             return cls(limits, made, 1)
         except OSError:
             for path in made.values():
@@ -172,6 +180,19 @@ class CgroupConfinement(Confinement):
             return int((self.dirs["memory"] / "memory.failcnt").read_text().strip() != "0")
         except (OSError, ValueError):
             return 0
+
+    def set_low_priority(self, low: bool) -> None:
+        # a control group of its own is scheduled as one unit beside the grader's (autogroups do not apply)
+        if self.version == 2:
+            target, value = self.dirs["unified"] / "cpu.weight", "1" if low else "100"
+        elif "cpu" in self.dirs:
+            target, value = self.dirs["cpu"] / "cpu.shares", "2" if low else "1024"
+        else:
+            return
+        try:
+            target.write_text(value)
+        except OSError:  # no cpu controller delegated here: the run keeps its normal share
+            pass
 
     def close(self) -> None:
         if self._pids():

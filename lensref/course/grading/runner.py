@@ -6,6 +6,11 @@ each cell). A cell that runs past its time is interrupted; a kernel that ignores
 the memory limit), is killed and started again, the cells that had worked are run again silently, and the notebook
 goes on after the cell that failed, so the other exercises still earn their points.
 
+Started with ``--warm`` (a pre-started sandbox, see :mod:`.jobs`), it starts the kernel and imports the libraries
+and the model code there before any submission exists, then waits for the grader to write ``job.json``: the
+learner's notebook then runs in a kernel that has paid its start-up already. Only this trusted warm-up runs
+before the learner's files arrive, and the sandbox still serves one submission only.
+
 Nothing here judges anything: this process runs beside learner code and is trusted with nothing. The probe cells
 write the learner's answers as data; the grader outside decides.
 """
@@ -40,11 +45,11 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=startup_timeout)
 
-    def execute(self, code: str, timeout: float, grace: float) -> tuple[str, list]:
+    def execute(self, code: str, timeout: float, grace: float, silent: bool = False) -> tuple[str, list]:
         """Run ``code``; returns (status, outputs). status: ok, error, timeout (kernel stuck: restart), died."""
         import nbformat
 
-        msg_id = self.kc.execute(code, store_history=True, allow_stdin=False, stop_on_error=False)
+        msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
         outputs: list = []
         chars = 0
         status = "ok"
@@ -106,7 +111,43 @@ class Kernel:
             pass
 
 
-def run_notebook(path: Path, out: Path, job: dict) -> list[CellRun]:
+WARM_UP = """
+def _lensref_warm_up():
+    from lensref.models import quiet_transformers
+
+    quiet_transformers()
+    import torch
+    import transformers
+    import lensref
+    import lensref.course.checks
+    import lensref.course.examples
+
+    lensref.load_model()  # the model classes' lazy imports, the tokenizer, the weights into the page cache
+
+_lensref_warm_up()
+del _lensref_warm_up
+"""
+
+
+def warm_kernel(startup: float) -> Kernel:
+    """A kernel with the libraries imported and the model code loaded once (nothing of it left in its namespace)."""
+    kernel = Kernel(startup)
+    kernel.execute(WARM_UP, timeout=300, grace=10, silent=True)  # a failure here costs only the head start
+    return kernel
+
+
+def wait_for_job(idle_s: float) -> dict | None:
+    """The job the grader hands over (``job.json``, written last and atomically), or None after ``idle_s``."""
+    deadline = time.monotonic() + idle_s
+    path = Path("job.json")
+    while time.monotonic() < deadline:
+        if path.is_file():
+            return json.loads(path.read_text())
+        time.sleep(0.05)
+    return None
+
+
+def run_notebook(path: Path, out: Path, job: dict, kernel: Kernel | None = None) -> list[CellRun]:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
@@ -115,7 +156,7 @@ def run_notebook(path: Path, out: Path, job: dict) -> list[CellRun]:
     restarts_left = int(job.get("max_restarts", 3))
     runs: list[CellRun] = []
     done: list[int] = []  # cells that ran without error, replayed after a restart
-    kernel = Kernel(startup)
+    kernel = kernel or Kernel(startup)
     try:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
@@ -170,10 +211,20 @@ def run_notebook(path: Path, out: Path, job: dict) -> list[CellRun]:
     return runs
 
 
-def main() -> int:
-    job = json.loads(Path("job.json").read_text())
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    kernel = None
+    if argv[:1] == ["--warm"]:
+        kernel = warm_kernel(startup=120)
+        job = wait_for_job(float(argv[1]) if len(argv) > 1 else 3600)
+        if job is None:  # never used: the grader went away or had no more work
+            kernel.close()
+            return 0
+    else:
+        job = json.loads(Path("job.json").read_text())
     for name in job["notebooks"]:
-        run_notebook(Path("run") / f"{name}.ipynb", Path("executed"), job)
+        run_notebook(Path("run") / f"{name}.ipynb", Path("executed"), job, kernel)
+        kernel = None  # a second notebook gets a kernel of its own, as it would in Jupyter
     return 0
 
 

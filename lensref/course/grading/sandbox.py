@@ -179,15 +179,66 @@ def check_bwrap() -> None:
             )
 
 
-def run(
+class Started:
+    """A sandboxed process already running over its scratch folder; :meth:`wait` ends it and reports."""
+
+    def __init__(self, scratch: Path, proc: subprocess.Popen, box: Confinement, log, started: float):
+        self.scratch, self.proc, self.box, self._log, self.started = scratch, proc, box, log, started
+        self._result: SandboxRun | None = None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def set_low_priority(self, low: bool) -> None:
+        self.box.set_low_priority(low)
+
+    def wait(self, wall_s: float, since: float | None = None) -> SandboxRun:
+        """Wait until it exits or ``wall_s`` seconds after ``since`` (default: its start), then kill what is left."""
+        if self._result is not None:
+            return self._result
+        since = self.started if since is None else since
+        timed_out = False
+        try:
+            try:
+                self.proc.wait(timeout=max(0.0, since + wall_s - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                self.box.kill(self.proc.pid)
+                self.proc.wait()
+                with _LIVE_LOCK:
+                    _LIVE.pop(self.proc.pid, None)
+                self._log.close()
+            ooms = self.box.oom_kills()
+        finally:
+            self.box.close()
+        seconds = time.monotonic() - since
+        log_path = self.scratch / ".sandbox.log"
+        try:
+            with open(log_path, "rb") as f:
+                f.seek(max(0, log_path.stat().st_size - 20000))
+                tail = f.read().decode("utf-8", "replace")
+        except OSError:
+            tail = ""
+        self._result = SandboxRun(None if timed_out else self.proc.returncode, timed_out, ooms, seconds, tail)
+        return self._result
+
+    def kill(self) -> None:
+        """Stop it now (an unused warm sandbox)."""
+        self.wait(0.0)
+
+
+def start(
     scratch: Path,
     argv: list[str],
     limits: Limits,
-    wall_s: float,
     sandboxed: bool = True,
     env: dict[str, str] | None = None,
-) -> SandboxRun:
-    """Run ``argv`` in the sandbox over ``scratch`` (or, unsandboxed, in ``scratch`` itself) within ``wall_s``."""
+    low_priority: bool = False,
+) -> Started:
+    """Start ``argv`` in the sandbox over ``scratch`` (or, unsandboxed, in ``scratch`` itself); do not wait.
+
+    ``low_priority`` starts it on idle CPU only (a warm-up), where a cpu control group can be made."""
     full_env = sandbox_env(env)
     if sandboxed:
         cmd = bwrap_command(scratch, argv, full_env)
@@ -202,48 +253,43 @@ def run(
         }
         cmd, cwd, proc_env = argv, str(scratch), full_env
     box: Confinement = confinement(limits)
+    box.set_low_priority(low_priority)
 
     def preexec() -> None:
         _die_with_grader()
         box.preexec()
 
-    start = time.monotonic()
-    log_path = scratch / ".sandbox.log"
+    log = open(scratch / ".sandbox.log", "wb")
     try:
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=cwd,
-                env=proc_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-            with _LIVE_LOCK:
-                _LIVE[proc.pid] = box
-            timed_out = False
-            try:
-                proc.wait(timeout=wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                box.kill(proc.pid)
-                proc.wait()
-                with _LIVE_LOCK:
-                    _LIVE.pop(proc.pid, None)
-        ooms = box.oom_kills()
-    finally:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=proc_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=preexec,
+        )
+    except BaseException:
+        log.close()
         box.close()
-    seconds = time.monotonic() - start
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(max(0, log_path.stat().st_size - 20000))
-            tail = f.read().decode("utf-8", "replace")
-    except OSError:
-        tail = ""
-    return SandboxRun(None if timed_out else proc.returncode, timed_out, ooms, seconds, tail)
+        raise
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = box
+    return Started(scratch, proc, box, log, time.monotonic())
+
+
+def run(
+    scratch: Path,
+    argv: list[str],
+    limits: Limits,
+    wall_s: float,
+    sandboxed: bool = True,
+    env: dict[str, str] | None = None,
+) -> SandboxRun:
+    """Run ``argv`` in the sandbox over ``scratch`` (or, unsandboxed, in ``scratch`` itself) within ``wall_s``."""
+    return start(scratch, argv, limits, sandboxed, env).wait(wall_s)
 
 
 def describe(limits: Limits) -> str:

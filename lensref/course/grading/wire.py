@@ -109,25 +109,39 @@ def save(stem: Path, value: Any) -> None:
 
 def load(stem: Path) -> Any:
     """Read what :func:`save` wrote; raise :class:`WireError` (one line) for anything else."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     stem = Path(stem)
     text_path, tensor_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
     if not text_path.is_file() or text_path.is_symlink():
         raise WireError("no result was written")
     if text_path.stat().st_size > MAX_JSON_BYTES:
         raise WireError("the result is too large")
-    try:
-        doc = json.loads(text_path.read_bytes())
-    except (ValueError, UnicodeDecodeError):
-        raise WireError("the result is not valid JSON") from None
-    tensors: dict = {}
+    tensor_bytes = None
     if tensor_path.is_file() and not tensor_path.is_symlink():
         if tensor_path.stat().st_size > MAX_TENSOR_BYTES:
             raise WireError("the returned tensors are too large")
+        tensor_bytes = tensor_path.read_bytes()
+    return loads(text_path.read_bytes(), tensor_bytes)
+
+
+def loads(text: bytes | None, tensor_bytes: bytes | None = None) -> Any:
+    """:func:`load` from the two files' bytes (None: that file is missing), as a run's result carries them."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    if text is None:
+        raise WireError("no result was written")
+    if len(text) > MAX_JSON_BYTES:
+        raise WireError("the result is too large")
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise WireError("the result is not valid JSON") from None
+    tensors: dict = {}
+    if tensor_bytes is not None:
+        if len(tensor_bytes) > MAX_TENSOR_BYTES:
+            raise WireError("the returned tensors are too large")
         try:
-            tensors = load_file(str(tensor_path))
+            tensors = load_tensors(tensor_bytes)
         except (SafetensorError, ValueError, OSError) as exc:
             raise WireError(f"the tensor file is not valid safetensors ({str(exc)[:80]})") from None
     if not isinstance(doc, dict) or "value" not in doc:
