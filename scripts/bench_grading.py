@@ -1,8 +1,9 @@
 """Grading throughput, in one run (a benchmark, not a test): ``.venv/bin/python scripts/bench_grading.py``.
 
 1. A class of N generated assignment-1 submissions (solutions and common mistakes, cycled) graded with
-   ``--jobs 1``, ``--jobs 2`` and through a local Dask cluster of 2 workers started as separate processes;
-   prints submissions per minute and the speedup over ``--jobs 1``.
+   ``--jobs 1`` with cold sandboxes (each started when its job comes: the cost before warm sandboxes), ``--jobs 1``,
+   ``--jobs 2`` and through a local Dask cluster of 2 workers started as separate processes; prints submissions
+   per minute, the sandbox and judge time per submission, and the speedup over ``--jobs 1``.
 2. The per-submission dispatch overhead: M trivial submissions of a one-cell tiny notebook through the same code
    path (local pool and Dask), as (wall time - the sandboxed runs' own time / slots) / M.
 3. The expected time for 10,000 submissions on 50 workers from the measured cost per submission and overhead.
@@ -62,6 +63,7 @@ def main() -> int:
             cluster.wait_for_workers(2)
             runs = {}
             for label, extra in (
+                ("jobs 1, cold sandboxes", {"jobs": 1, "warm": False}),
                 ("jobs 1", {"jobs": 1}),
                 ("jobs 2", {"jobs": 2}),
                 ("dask 2 workers", {"scheduler": cluster.address}),
@@ -77,7 +79,12 @@ def main() -> int:
                     "judge_record_s": sum(r.phases.get("judge", 0) + r.phases.get("record", 0) for r in report.results)
                     / len(per),
                 }
-                print(f"{label:15s} {seconds:7.1f} s  {runs[label]['per_minute']:5.2f} submissions/min", flush=True)
+                print(
+                    f"{label:22s} {seconds:7.1f} s  {runs[label]['per_minute']:5.2f} submissions/min, "
+                    f"sandbox {runs[label]['sandbox_s']:.1f} s + judge/record {runs[label]['judge_record_s']:.1f} s "
+                    "per submission",
+                    flush=True,
+                )
             base = runs["jobs 1"]["seconds"]
             for run in runs.values():
                 run["speedup"] = base / run["seconds"]

@@ -512,6 +512,8 @@ def test_submit_course_option(capsys, tmp_path):
 # --- the coverage table ----------------------------------------------------------------------------------------
 
 T = "test_cli_options.py::"
+G = "test_grading_cli.py::"
+E = "test_exercises_grading.py::"
 COVERAGE: dict[tuple[str, str], list[str]] = {
     ("lens", "prompt"): [T + "test_lens_prints_one_line_per_layer", T + "test_lens_bad_prompts_are_one_line"],
     ("lens", "--model"): [
@@ -695,6 +697,29 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
     ],
     ("quiz export", "--base-url"): [T + "test_quiz_bank_option_reads_another_bank"],
     ("quiz check", "--bank"): ["test_quiz_grading.py::test_cli_check", T + "test_quiz_bad_options_are_one_line"],
+    ("grade", "assignment"): [
+        G + "test_limits_jobs_timeout_and_out_reach_the_run",
+        E + "test_cli_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade", "--submitted"): [G + "test_submitted_folder_and_exit_1_when_one_submission_cannot_be_graded"],
+    ("grade", "--out"): [G + "test_limits_jobs_timeout_and_out_reach_the_run"],
+    ("grade", "--timeout"): [
+        G + "test_limits_jobs_timeout_and_out_reach_the_run",
+        E + "test_cli_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade", "--force"): [G + "test_force_regrades_what_is_unchanged"],
+    ("grade", "--memory"): [
+        G + "test_limits_jobs_timeout_and_out_reach_the_run",
+        E + "test_cli_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade", "--max-procs"): [
+        G + "test_limits_jobs_timeout_and_out_reach_the_run",
+        E + "test_cli_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade", "--no-sandbox"): [G + "test_no_sandbox_warns_and_grades_the_same"],
+    ("grade", "--jobs"): [G + "test_limits_jobs_timeout_and_out_reach_the_run"],
+    ("grade", "--scheduler"): ["test_grading_scale.py::test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2"],
+    ("grade", "--baseline"): [G + "test_baseline_prints_both_times_and_their_ratio"],
 }
 
 
@@ -732,9 +757,7 @@ test_source.__test__ = False  # a helper, not a test
 
 
 # Subcommands whose options are covered elsewhere, each with the reason.
-ELSEWHERE = {
-    "grade": "the grading tests own it (tests/test_exercises_grading.py, tests/test_grading_*.py): they run nbgrader",
-}
+ELSEWHERE: dict[str, str] = {}
 
 
 def test_every_option_of_every_subcommand_is_tested():

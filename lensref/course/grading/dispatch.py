@@ -12,16 +12,16 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ...errors import LensError
-from .jobs import Job, execute_warm, release_warm, worker_problem
+from .jobs import Job, execute, execute_warm, release_warm, worker_problem
 
 
 class LocalPool:
-    def __init__(self, jobs: int):
-        self.slots = jobs
+    def __init__(self, jobs: int, warm: bool = True):
+        self.slots, self.warm = jobs, warm
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
 
     def submit(self, job: Job) -> Future:
-        return self._pool.submit(execute_warm, job)
+        return self._pool.submit(execute_warm if self.warm else execute, job)
 
     def close(self, cancel: bool = False) -> None:
         from . import sandbox
@@ -78,9 +78,10 @@ class DaskPool:
         return f"Dask cluster at {self.address} ({self.slots} worker thread(s))"
 
 
-def open_pool(jobs: int | None, scheduler: str | None):
+def open_pool(jobs: int | None, scheduler: str | None, warm: bool = True):
+    """``warm=False`` starts every sandbox cold, when its job comes (the benchmark's "before")."""
     if scheduler:
         return DaskPool(scheduler)
     if jobs is not None and jobs < 1:
         raise LensError(f"--jobs must be at least 1, got {jobs}")
-    return LocalPool(jobs or os.cpu_count() or 1)
+    return LocalPool(jobs or os.cpu_count() or 1, warm)

@@ -166,6 +166,18 @@ class Pending:
     baseline_s: float | None = None  # --baseline: the notebook run alone, measured before the graded run
 
 
+@dataclass
+class Judged:
+    """A student's verdicts, not yet recorded."""
+
+    pending: Pending
+    run: JobResult
+    notes: list[str]
+    points: dict[tuple[str, str], float]
+    verdicts: dict[str, dict]  # notebook -> grade_id -> CellVerdict
+    phases: dict[str, float]
+
+
 class Grader:
     """Grades students of one assignment, one at a time; the gradebook is written by this process only."""
 
@@ -266,15 +278,12 @@ class Grader:
         job = Job(student, files, self.limits, self.wall, self.sandboxed)
         return Pending(student, notebooks, notes, cases, learner_code, run_notebooks, job, t0, time.time() - t0)
 
-    def finish(self, pending: Pending, run: JobResult) -> StudentResult:
-        """Judge a finished run here (never running learner code), then record it: gradebook, verdicts, feedback."""
-        import nbformat
-
-        from . import feedback
+    def judge(self, pending: Pending, run: JobResult) -> Judged:
+        """Judge a finished run here (never running learner code); several students may be judged at once."""
         from .judge import judge_cell
         from .static import inspect_code
 
-        student, notes, cases = pending.student, pending.notes, pending.cases
+        notes, cases = pending.notes, pending.cases
         phases = {"prepare": pending.prepare_s, "sandbox": run.seconds}
         t1 = time.time()
         files = run.files  # the run's result as bytes: read as data, never written out or executed
@@ -305,6 +314,16 @@ class Grader:
                 points[(plan.name, cell.grade_id)] = verdict.points
             verdicts_by_nb[plan.name] = verdicts
         phases["judge"] = time.time() - t1
+        return Judged(pending, run, notes, points, verdicts_by_nb, phases)
+
+    def record(self, judged: Judged) -> StudentResult:
+        """Record a judged run: gradebook, verdicts, executed notebook, feedback (one student at a time, in order)."""
+        import nbformat
+
+        from . import feedback
+
+        pending, run, notes, points = judged.pending, judged.run, judged.notes, judged.points
+        student, files, verdicts_by_nb, phases = pending.student, run.files, judged.verdicts, judged.phases
         t2 = time.time()
         gradebook.record(self.db_url, self.assignment, student, points)
         done = self.out / "autograded" / student / self.assignment
@@ -426,11 +445,13 @@ def grade(
     scheduler: str | None = None,
     progress=print,
     bar: bool = False,
+    warm: bool = True,
 ) -> GradeReport:
     """Grade every ``<submitted>/<student>/<assignment>/`` into the gradebook; see the module docstring.
 
     ``jobs`` sandboxes run at a time (None: one per core), or the runs go to the Dask ``scheduler``; either way
     this process judges and records the students in name order, so the gradebook and the CSV are the same.
+    ``warm=False`` starts each local sandbox only when its job comes (for measuring what warm sandboxes save).
     """
     from .dispatch import open_pool
 
@@ -461,7 +482,7 @@ def grade(
 
     load_model()  # the model cache must exist before any sandbox mounts it read-only, and the judge needs it
     grader = Grader(assignment, root, out, timeout, limits, sandboxed, baseline, progress)
-    pool = open_pool(jobs, scheduler)
+    pool = open_pool(jobs, scheduler, warm)
     results: list[StudentResult] = []
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / f"grades-{assignment}.csv"
@@ -520,8 +541,10 @@ def _triage(grader: Grader, student: str, folder: Path, force: bool) -> StudentR
 def _grade_all(
     grader: Grader, pool, students: list[str], submitted: Path, force: bool, results: list[StudentResult], bar: bool
 ) -> None:
-    """Keep the pool busy; judge and record strictly in student order (one writer, a fixed order)."""
+    """Keep the pool busy; judge finished runs in parallel (one thread per core), and record strictly in student
+    order (one writer, a fixed order)."""
     from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from tqdm import tqdm
 
@@ -529,14 +552,36 @@ def _grade_all(
     window = 0 if grader.baseline else max(2, 2 * pool.slots)
     inflight: deque = deque()
     progress = tqdm(total=len(students), unit="submission", disable=not bar, dynamic_ncols=True)
+    judges = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="lensref-judge")
+
+    def judge_when_done(pending: Pending, run_future) -> Future:
+        judged: Future = Future()
+
+        def run_done(f) -> None:
+            try:
+                run = f.result()
+            except BaseException as exc:  # the run failed, or was cancelled (Ctrl-C)
+                judged.set_exception(exc)
+                return
+            try:
+                task = judges.submit(grader.judge, pending, run)
+            except RuntimeError as exc:  # the judges are shutting down
+                judged.set_exception(exc)
+                return
+            task.add_done_callback(
+                lambda t: judged.set_exception(t.exception()) if t.exception() else judged.set_result(t.result())
+            )
+
+        run_future.add_done_callback(run_done)
+        return judged
 
     def drain_one() -> None:
-        entry, future = inflight.popleft()
-        if future is None:
+        entry, judged = inflight.popleft()
+        if judged is None:
             result = entry
         else:
             try:
-                run = future.result()
+                done = judged.result()
             except Exception as exc:  # the run itself failed (a worker lost twice, the sandbox could not start)
                 result = StudentResult(
                     entry.student,
@@ -545,7 +590,7 @@ def _grade_all(
                     f"{(str(exc).splitlines() or [''])[0][:200]}; nothing recorded",
                 )
             else:
-                result = grader.finish(entry, run)
+                result = grader.record(done)
         results.append(result)
         progress.update(1)
         score = "" if result.score is None else f" {result.score:g}/{result.max_score:g}"
@@ -557,13 +602,15 @@ def _grade_all(
             entry = _triage(grader, student, submitted / student / grader.assignment, force)
             if grader.baseline and isinstance(entry, Pending):
                 entry.baseline_s = grader._run_alone(entry.notebooks)
-            inflight.append((entry, pool.submit(entry.job) if isinstance(entry, Pending) else None))
+            judged = judge_when_done(entry, pool.submit(entry.job)) if isinstance(entry, Pending) else None
+            inflight.append((entry, judged))
             while inflight and (len(inflight) > window or inflight[0][1] is None or inflight[0][1].done()):
                 drain_one()
         while inflight:
             drain_one()
     finally:
         progress.close()
+        judges.shutdown(wait=False, cancel_futures=True)
 
 
 def write_csv(path: Path, assignment: str, results: list[StudentResult], db_url: str) -> None:
