@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures"))
 sys.path.insert(0, str(HERE.parent / "tests" / "fixtures" / "submissions"))
+sys.path.insert(0, str(HERE.parent / "tests"))
 
 KINDS = ["solution", "other_style", "forgot_norm", "double_norm", "off_by_one", "crash"]
 
@@ -58,8 +59,9 @@ def main() -> int:
         _class(tmp / "submitted", args.submissions)
         cluster = Cluster(tmp)
         try:
-            cluster.add_worker("w1")
-            cluster.add_worker("w2")
+            one_core = {"LENSREF_GRADE_THREADS": "1"}  # two workers share these 2 cores: one thread each
+            cluster.add_worker("w1", one_core)
+            cluster.add_worker("w2", one_core)
             cluster.wait_for_workers(2)
             runs = {}
             for label, extra in (

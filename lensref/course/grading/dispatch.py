@@ -8,6 +8,7 @@ fails again is reported, never judged twice.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -21,7 +22,8 @@ class LocalPool:
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
 
     def submit(self, job: Job) -> Future:
-        return self._pool.submit(execute_warm if self.warm else execute, job)
+        threads = max(1, (os.cpu_count() or 1) // self.slots)  # the runs at once share this machine's cores
+        return self._pool.submit(execute_warm if self.warm else execute, dataclasses.replace(job, threads=threads))
 
     def close(self, cancel: bool = False) -> None:
         from . import sandbox

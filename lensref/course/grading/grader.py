@@ -37,7 +37,7 @@ from ...errors import LensError
 from ...files import write_json
 from . import gradebook, sandbox
 from .jobs import Job, JobResult
-from .limits import Limits
+from .limits import Limits, sweep_stale
 from .plan import NotebookPlan, load_plan
 
 DEFAULT_TIMEOUT = 60  # seconds per cell
@@ -476,6 +476,7 @@ def grade(
     limits = limits or Limits()
     if sandboxed and not scheduler:
         sandbox.check_bwrap()
+        sweep_stale()  # control groups a killed grader could not remove
     elif not sandboxed:
         progress("warning: grading WITHOUT a sandbox: learner code can read and change anything this user can")
     from ...models import load_model

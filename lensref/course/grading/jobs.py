@@ -41,6 +41,7 @@ class Job:
     limits: Limits
     wall_s: float
     sandboxed: bool = True
+    threads: int = 0  # torch threads in the sandbox; 0: this machine's cores / the runs it takes at once
 
 
 @dataclass
@@ -103,6 +104,7 @@ def execute(job: Job) -> JobResult:
             job.limits,
             job.wall_s,
             sandboxed=job.sandboxed,
+            env=_env(run_threads(job)),
         )
         files, truncated = collect(scratch)
         return JobResult(
@@ -114,6 +116,27 @@ def execute(job: Job) -> JobResult:
 
 RUNNER = [sys.executable, "-m", "lensref.course.grading.runner"]
 WARM_IDLE_S = 900  # an unused warm sandbox exits by itself after this long
+
+
+def run_threads(job: Job) -> int:
+    """How many threads the job's kernel may use: never more, all runs together, than this machine has cores
+    (torch's OpenMP threads slow to a crawl when oversubscribed)."""
+    if job.threads > 0:
+        return job.threads
+    if os.environ.get("LENSREF_GRADE_THREADS", "").isdigit():
+        return max(1, int(os.environ["LENSREF_GRADE_THREADS"]))
+    slots = 1
+    try:  # on a Dask worker: its threads share this machine's cores
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        pass
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
+
+
+def _env(threads: int) -> dict[str, str]:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def hand_over(files: dict[str, bytes], folder: Path) -> None:
@@ -132,20 +155,19 @@ class WarmSandbox:
     key: tuple
 
     @classmethod
-    def start(cls, limits: Limits, sandboxed: bool) -> WarmSandbox:
+    def start(cls, limits: Limits, sandboxed: bool, threads: int) -> WarmSandbox:
         from . import sandbox
 
         scratch = Path(tempfile.mkdtemp(prefix="lensref-grade-"))
         os.chmod(scratch, 0o777)
         try:
             # the warm-up gets only idle CPU, so it never slows the run in progress
-            started = sandbox.start(
-                scratch, [*RUNNER, "--warm", str(WARM_IDLE_S)], limits, sandboxed=sandboxed, low_priority=True
-            )
+            argv = [*RUNNER, "--warm", str(WARM_IDLE_S)]
+            started = sandbox.start(scratch, argv, limits, sandboxed, _env(threads), low_priority=True)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
-        return cls(started, (limits, sandboxed))
+        return cls(started, (limits, sandboxed, threads))
 
     def run(self, job: Job) -> JobResult:
         started = self.started
@@ -175,21 +197,22 @@ _idle: set = set()  # every warm sandbox not handed a job yet, for release_warm(
 _idle_lock = threading.Lock()
 
 
-def _take(limits: Limits, sandboxed: bool) -> WarmSandbox:
+def _take(limits: Limits, sandboxed: bool, threads: int) -> WarmSandbox:
     box = getattr(_slot, "box", None)
     _slot.box = None
     with _idle_lock:
         _idle.discard(box)
-    if box is not None and (box.key != (limits, sandboxed) or not box.started.alive()):
+    if box is not None and (box.key != (limits, sandboxed, threads) or not box.started.alive()):
         box.discard()
         box = None
-    return box or WarmSandbox.start(limits, sandboxed)
+    return box or WarmSandbox.start(limits, sandboxed, threads)
 
 
 def execute_warm(job: Job) -> JobResult:
     """Run ``job`` in this thread's warm sandbox (or a new one) and start warming the next one at once."""
-    box = _take(job.limits, job.sandboxed)
-    nxt = WarmSandbox.start(job.limits, job.sandboxed)
+    threads = run_threads(job)
+    box = _take(job.limits, job.sandboxed, threads)
+    nxt = WarmSandbox.start(job.limits, job.sandboxed, threads)
     _slot.box = nxt
     with _idle_lock:
         _idle.add(nxt)

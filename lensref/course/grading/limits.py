@@ -209,6 +209,32 @@ class CgroupConfinement(Confinement):
         return f"{self.kind}: {self.limits.memory_mb} MB resident memory and {self.limits.max_procs} processes per run"
 
 
+def sweep_stale(max_age_s: float = 600) -> int:
+    """Remove empty control groups that killed graders left behind (a non-empty one cannot be removed, and one
+    younger than ``max_age_s`` may be a run just starting); returns how many went."""
+    parents = []
+    if (CGROUP_ROOT / "cgroup.controllers").exists():
+        parents.append(CGROUP_ROOT / (_own_cgroup_path(None) or "/").lstrip("/"))
+    else:
+        for controller in ("memory", "pids", "cpu"):
+            own = _own_cgroup_path(controller)
+            if own is not None:
+                parents.append(CGROUP_ROOT / controller / own.lstrip("/"))
+    removed = 0
+    for parent in parents:
+        try:
+            stale = [c for c in parent.glob("lensref-grade-*") if time.time() - c.stat().st_mtime > max_age_s]
+        except OSError:
+            continue
+        for child in stale:
+            try:
+                child.rmdir()
+                removed += 1
+            except OSError:  # in use, or not ours to remove
+                pass
+    return removed
+
+
 def confinement(limits: Limits) -> Confinement:
     """The strongest confinement this machine allows for one run."""
     return CgroupConfinement.create(limits) or Confinement(limits)

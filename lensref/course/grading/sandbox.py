@@ -155,7 +155,7 @@ def sandbox_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),  # the grader sets it per run (jobs.run_threads)
     }
     env.update(extra or {})
     return env
