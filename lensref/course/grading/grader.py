@@ -68,7 +68,7 @@ class StudentResult:
     cells: dict[str, float] = field(default_factory=dict)
     baseline_seconds: float | None = None  # the notebook run plainly, with --baseline
     phases: dict[str, float] = field(default_factory=dict)  # seconds: prepare, sandbox, judge, record
-    warm_s: float = 0.0  # its sandbox was started this long before its job (warm-up on idle CPU, not counted)
+    warm_s: float = 0.0  # its sandbox's warm-up before the job came (on idle CPU, not in ``seconds``)
 
 
 @dataclass
@@ -90,7 +90,7 @@ class GradeReport:
             score = "-" if r.score is None else f"{r.score:g} / {r.max_score:g}"
             timing = f"{r.seconds:6.1f} s (" + ", ".join(f"{k} {v:.1f} s" for k, v in r.phases.items()) + ")"
             if r.warm_s >= 0.5:
-                timing += f", sandbox warmed {r.warm_s:.1f} s ahead"
+                timing += f", sandbox warmed up {r.warm_s:.1f} s ahead"
             if r.baseline_seconds is not None:
                 timing += f", run alone {r.baseline_seconds:.1f} s, ratio {r.seconds / r.baseline_seconds:.2f}"
             extra = f"  {r.message}" if r.message else ""

@@ -54,7 +54,7 @@ class JobResult:
     log: str = ""
     worker: str = ""
     truncated: bool = False
-    warm_s: float = 0.0  # how long its sandbox had been warming before the job was handed over
+    warm_s: float = 0.0  # how long its sandbox spent warming up before the job was handed over
 
 
 def _safe_relative(name: str) -> Path:
@@ -173,7 +173,12 @@ class WarmSandbox:
         started = self.started
         try:
             since = time.monotonic()
-            warm_s = since - started.started
+            warm_s = since - started.started  # busy warming until .warm appeared, idle after
+            try:
+                idle = time.time() - (started.scratch / ".warm").stat().st_mtime
+                warm_s = max(0.0, warm_s - max(0.0, idle))
+            except OSError:  # still warming: the rest of the warm-up counts in the run's own time
+                pass
             started.set_low_priority(False)
             hand_over(job.files, started.scratch)
             run = started.wait(job.wall_s, since=since)

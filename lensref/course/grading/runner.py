@@ -143,6 +143,7 @@ def warm_kernel(startup: float) -> Kernel:
     the memory limit stays the learner's)."""
     kernel = Kernel(startup)
     kernel.execute(WARM_UP, timeout=300, grace=10, silent=True)  # a failure here costs only the head start
+    Path(".warm").touch()  # when the warm-up ended (its time, for the grader's timing report)
     return kernel
 
 
