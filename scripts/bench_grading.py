@@ -4,8 +4,11 @@
    ``--jobs 1`` with cold sandboxes (each started when its job comes: the cost before warm sandboxes), ``--jobs 1``,
    ``--jobs 2`` and through a local Dask cluster of 2 workers started as separate processes; prints submissions
    per minute, the sandbox and judge time per submission, and the speedup over ``--jobs 1``.
-2. The per-submission dispatch overhead: M trivial submissions of a one-cell tiny notebook through the same code
-   path (local pool and Dask), as (wall time - the sandboxed runs' own time / slots) / M.
+2. The per-submission dispatch overhead: M trivial submissions of a one-cell tiny notebook graded through the same
+   code path (local pool and Dask) give the grader's own time per submission (prepare, judge, record), and 200
+   trivial results sent through the same pool give its round trip. (Wall time minus the sandboxed runs' time
+   does not work: a "trivial" sandbox still starts Python, a kernel and torch, ~5 core-seconds, so the CPU is
+   saturated and the runs' own times overlap.)
 3. The expected time for 10,000 submissions on 50 workers from the measured cost per submission and overhead.
 
 Run it on a quiet machine: every figure is a wall time.
@@ -42,6 +45,33 @@ def _timed(**kwargs) -> tuple[float, object]:
     start = time.time()
     report = grade(progress=lambda m: None, **kwargs)
     return time.time() - start, report
+
+
+ROUND_TRIPS = 200
+PAYLOAD = {"executed/tiny.ipynb": b"x" * 40_000, "outputs/tiny/test.json": b"x" * 200}  # a trivial run's result
+
+
+def _echo(payload):
+    return payload
+
+
+def _round_trip(address: str | None, n: int) -> float:
+    """Seconds per submission to send a trivial result's bytes through the pool and back, ``n`` at a time."""
+    if address is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            start = time.time()
+            for f in [pool.submit(_echo, PAYLOAD) for _ in range(n)]:
+                f.result()
+            return (time.time() - start) / n
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:
+        client.gather(client.map(_echo, [PAYLOAD] * 4, pure=False))  # connections up
+        start = time.time()
+        client.gather(client.map(_echo, [PAYLOAD] * n, pure=False))
+        return (time.time() - start) / n
 
 
 def main() -> int:
@@ -98,10 +128,7 @@ def main() -> int:
             course = tiny_course.make_course(tmp / "tiny")
             tiny_course.make_class(course / "submitted", args.trivial)
             overhead = {}
-            for label, extra, slots in (
-                ("local 2", {"jobs": 2}, 2),
-                ("dask 2 workers", {"scheduler": cluster.address}, 2),
-            ):
+            for label, extra in (("local 2", {"jobs": 2}), ("dask 2 workers", {"scheduler": cluster.address})):
                 seconds, report = _timed(
                     assignment=tiny_course.ASSIGNMENT,
                     submitted=course / "submitted",
@@ -109,15 +136,18 @@ def main() -> int:
                     root=course,
                     **extra,
                 )
-                sandbox = sum(r.phases.get("sandbox", 0) + r.warm_s for r in report.results)  # warm-ups included
+                own = [sum(r.phases.get(k, 0) for k in ("prepare", "judge", "record")) for r in report.results]
+                trip = _round_trip(cluster.address if "dask" in label else None, ROUND_TRIPS)
                 overhead[label] = {
                     "seconds": seconds,
-                    "sandbox_s_each": sandbox / args.trivial,
-                    "overhead_ms": 1000 * (seconds - sandbox / slots) / args.trivial,
+                    "grader_ms": 1000 * sum(own) / len(own),
+                    "round_trip_ms": 1000 * trip,
+                    "overhead_ms": 1000 * (sum(own) / len(own) + trip),
                 }
                 print(
-                    f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission "
-                    f"(wall {seconds:.0f} s, sandboxed run {sandbox / args.trivial:.2f} s each)",
+                    f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission: the grader's own "
+                    f"{overhead[label]['grader_ms']:.1f} ms (prepare, judge, record) + {1000 * trip:.1f} ms through "
+                    f"the pool (wall {seconds:.0f} s for {args.trivial} trivial submissions, their sandboxes included)",
                     flush=True,
                 )
             out["dispatch"] = overhead
@@ -129,7 +159,7 @@ def main() -> int:
     dask_run = runs["dask 2 workers"]
     worker_s = dask_run["seconds"] * 2 / args.submissions  # one worker's time per submission
     judge_s = dask_run["judge_s"] / (os.cpu_count() or 1)
-    serial_s = dask_run["record_s"] + overhead["dask 2 workers"]["overhead_ms"] / 1000
+    serial_s = dask_run["record_s"] + overhead["dask 2 workers"]["round_trip_ms"] / 1000
     workers = 50
     estimate = max(10_000 * worker_s / workers, 10_000 * judge_s, 10_000 * serial_s)
     out["estimate_10000_on_50_workers_h"] = estimate / 3600
