@@ -8,6 +8,7 @@ this module reads back, so the two cannot disagree.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,22 +21,49 @@ class StoredScores:
     cells: dict[str, float] = field(default_factory=dict)  # "notebook:grade_id" -> points
 
 
+_session = threading.local()  # the Gradebook kept open by session() in this thread, and its URL
+
+
+@contextmanager
+def session(db_url: str):
+    """Keep one Gradebook open for a whole grading run in this thread (one engine: SQLAlchemy compiles each query
+    once, not once per student); record() and read() in this thread use it."""
+    with _opened(db_url) as gb:
+        _session.open = (db_url, gb)
+        try:
+            yield gb
+        finally:
+            _session.open = None
+
+
 @contextmanager
 def _opened(db_url: str):
     """nbgrader's Gradebook, without the SQLAlchemy warnings its own submission helpers trigger."""
     from nbgrader.api import Gradebook
 
+    kept = getattr(_session, "open", None)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if kept is not None and kept[0] == db_url:
+            yield kept[1]
+            return
         with Gradebook(db_url) as gb:
             yield gb
 
 
 def record(db_url: str, assignment: str, student: str, points: dict[tuple[str, str], float]) -> None:
     """Set the auto score of every ``(notebook, grade_id)`` of ``student``'s submission, in one transaction."""
+    from nbgrader.api import MissingEntry
+
     with _opened(db_url) as gb:
-        gb.update_or_create_student(student)
-        gb.update_or_create_submission(assignment, student)
+        try:  # nbgrader's update_or_create_* helpers commit every time; a known student needs no write here
+            gb.find_submission(assignment, student)
+        except MissingEntry:
+            try:
+                gb.find_student(student)
+            except MissingEntry:
+                gb.add_student(student)
+            gb.add_submission(assignment, student)
         try:
             for (notebook, grade_id), score in points.items():
                 grade = gb.find_grade(grade_id, notebook, assignment, student)

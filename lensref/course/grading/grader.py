@@ -490,16 +490,17 @@ def grade(
     try:
         with _exclusive(out / "gradebook.db.lock"):
             _register_assignment(assignment, root, grader.db_url)
-            try:
-                _grade_all(grader, pool, students, submitted, force, results, bar)
-            except KeyboardInterrupt:
-                pool.close(cancel=True)
+            with gradebook.session(grader.db_url):
+                try:
+                    _grade_all(grader, pool, students, submitted, force, results, bar)
+                except KeyboardInterrupt:
+                    pool.close(cancel=True)
+                    write_csv(csv_path, assignment, results, grader.db_url)
+                    raise LensError(
+                        f"interrupted: {len(results)} of {len(students)} submission(s) done and kept in the "
+                        "gradebook; run the same command again to grade the rest"
+                    ) from None
                 write_csv(csv_path, assignment, results, grader.db_url)
-                raise LensError(
-                    f"interrupted: {len(results)} of {len(students)} submission(s) done and kept in the "
-                    "gradebook; run the same command again to grade the rest"
-                ) from None
-            write_csv(csv_path, assignment, results, grader.db_url)
     finally:
         pool.close()
     confinement = sandbox.describe(limits) if sandboxed else "none (--no-sandbox)"
