@@ -11,7 +11,6 @@ reference. The visible check, :func:`run_check`, does the same steps in the lear
 from __future__ import annotations
 
 import functools
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,11 +198,6 @@ def unwrap(name: str, outcome: Outcome):
     )
 
 
-def call(fn: Callable, *args, name: str | None = None):
-    """Call the learner's function; 'not written yet' and crashes become one-line failures."""
-    return unwrap(name or str(getattr(fn, "__name__", "your function")), run_learner(fn, *args))
-
-
 def as_returned(value):
     """``value`` as the judge sees it after the sandbox's data round trip: tensors detached on the CPU, numpy
     arrays as tensors, numpy scalars as Python numbers, tuples and lists kept (recursively)."""
@@ -287,11 +281,6 @@ def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) ->
             )
         detail = ex.judge(case, got)
     passed(ex.name, ex.summary(cases, detail))
-
-
-def case_key(case: dict) -> str:
-    """A stable text key of a case (for memoizing a judge's reference)."""
-    return json.dumps(case, sort_keys=True)
 
 
 # --- comparing values ------------------------------------------------------------------------------------
