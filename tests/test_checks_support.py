@@ -128,3 +128,16 @@ def graded_statements() -> list[tuple[str, str, str]]:
             for node in ast.parse(source).body:
                 out.append((path.parent.name, meta["grade_id"], ast.get_source_segment(source, node)))
     return out
+
+
+@pytest.mark.parametrize("length,kept", [(199, True), (200, True), (201, False), (202, False)])
+def test_a_learner_error_is_one_line_cut_after_200_characters(length, kept):
+    def boom():
+        raise ValueError("x" * length + "\nsecond line")
+
+    error = run_learner(boom).error
+    assert "\n" not in error and "second line" not in error
+    if kept:
+        assert error == "ValueError: " + "x" * length
+    else:
+        assert error == "ValueError: " + "x" * 197 + "..."
