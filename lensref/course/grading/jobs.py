@@ -106,12 +106,16 @@ def execute(job: Job) -> JobResult:
             sandboxed=job.sandboxed,
             env=_env(run_threads(job)),
         )
-        files, truncated = collect(scratch)
-        return JobResult(
-            job.student, files, run.seconds, run.timed_out, run.oom_kills, run.log, socket.gethostname(), truncated
-        )
+        return _result(job, scratch, run)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _result(job: Job, scratch: Path, run, warm_s: float = 0.0) -> JobResult:
+    """What a finished run (a sandbox.SandboxRun) left in ``scratch``, as the bytes that go back to the grader."""
+    files, truncated = collect(scratch)
+    host = socket.gethostname()
+    return JobResult(job.student, files, run.seconds, run.timed_out, run.oom_kills, run.log, host, truncated, warm_s)
 
 
 RUNNER = [sys.executable, "-m", "lensref.course.grading.runner"]
@@ -181,12 +185,7 @@ class WarmSandbox:
                 pass
             started.set_low_priority(False)
             hand_over(job.files, started.scratch)
-            run = started.wait(job.wall_s, since=since)
-            files, truncated = collect(started.scratch)
-            host = socket.gethostname()
-            return JobResult(
-                job.student, files, run.seconds, run.timed_out, run.oom_kills, run.log, host, truncated, warm_s
-            )
+            return _result(job, started.scratch, started.wait(job.wall_s, since=since), warm_s)
         finally:
             shutil.rmtree(started.scratch, ignore_errors=True)
 
