@@ -1,5 +1,7 @@
 """The fast readout (lensref.readout) against plain full-vocabulary maths."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -94,3 +96,21 @@ def test_repeated_calls_give_identical_results():
     again, _ = read_states(lm, short, target_id=8)
     for name in ("top_ids", "top_probs", "entropy", "kl", "target_prob", "target_rank"):
         assert torch.equal(getattr(first, name), getattr(again, name)), name
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 45, 4096])
+def test_read_states_on_a_long_prompt_stays_in_its_buffers(chunk_rows):
+    """A prompt longer than one statistics slice (32 rows): every slice fits its scratch rows, so torch never has
+    to resize an ``out=`` view (a UserWarning in the learner's notebook), and the last layer's slices fill the
+    final distribution row by row (the KL of every layer against it)."""
+    lm = tiny_model("llama")
+    ids = torch.arange(40) * 7 % 250
+    states = capture_residuals(lm, ids).states[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats, logits = read_states(lm, states, target_id=42, chunk_rows=chunk_rows, keep_logits=True)
+    ref = reference_stats(logits, 42)
+    assert stats.top_ids.shape == (states.shape[0], 40, 5)  # five candidates unless asked otherwise
+    assert torch.equal(stats.top_ids, ref["top_ids"])
+    assert torch.allclose(stats.kl.double(), ref["kl"], atol=1e-5)
+    assert stats.kl[-1].abs().max().item() == 0.0
