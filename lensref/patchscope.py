@@ -260,7 +260,7 @@ def find_placeholder(tokenizer, ids: torch.Tensor, placeholder: str) -> int:
         if texts[position].strip() == placeholder.strip():
             return position
     raise LensError(
-        f"the placeholder {placeholder!r} is not a token of the target prompt (its tokens are {' | '.join(texts)})"
+        f"the placeholder {placeholder!r} is not a token of the target prompt (its tokens are {' | '.join(show_token(t) for t in texts)})"
     )
 
 

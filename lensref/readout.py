@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import LensError
 from .models import LoadedModel
 from .unembed import Unembed
 
@@ -167,6 +168,8 @@ def read_states(
     flat = states.reshape(-1, d)
     if translator is not None:
         flat = torch.cat([translator(layer, states[layer]) for layer in range(L)] + [states[L]])
+    if not 1 <= top_k <= vocab:
+        raise LensError(f"top_k must be between 1 and the vocabulary size {vocab}, got {top_k}")
     normed = unembed.normalize(flat)
     n_rows = flat.shape[0]
     acc = _Accumulator(n_rows, T, vocab, top_k, target_id is not None, dev)

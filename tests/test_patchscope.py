@@ -149,6 +149,14 @@ def test_bad_input(kwargs, message):
         patchscope(tiny_model("llama"), "hello world", **kwargs)
 
 
+def test_missing_placeholder_is_reported_on_one_line():
+    """A target prompt with a newline in it: the error lists its tokens with the newline made visible."""
+    with pytest.raises(LensError) as caught:
+        patchscope(tiny_model("llama"), "hello world", target_prompt="first line\nsecond line")
+    message = str(caught.value)
+    assert "\n" not in message and "is not a token of the target prompt" in message
+
+
 def test_parse_layers():
     assert parse_layers(None, 3) == [0, 1, 2, 3] and parse_layers("all", 3) == [0, 1, 2, 3]
     assert parse_layers("0, 2-3, -1", 3) == [0, 2, 3]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from lensref import capture_residuals, tiny_model
+from lensref.errors import LensError
 from lensref.readout import read_states, release_workspace, topk_rows, workspace
 
 
@@ -114,3 +115,12 @@ def test_read_states_on_a_long_prompt_stays_in_its_buffers(chunk_rows):
     assert torch.equal(stats.top_ids, ref["top_ids"])
     assert torch.allclose(stats.kl.double(), ref["kl"], atol=1e-5)
     assert stats.kl[-1].abs().max().item() == 0.0
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 513])
+def test_read_states_refuses_a_top_k_outside_the_vocabulary(top_k):
+    lm = tiny_model("llama")  # 512 tokens
+    states = capture_residuals(lm, torch.tensor([5, 17, 99])).states[:, 0]
+    with pytest.raises(LensError, match=f"top_k must be between 1 and the vocabulary size 512, got {top_k}"):
+        read_states(lm, states, top_k=top_k)
+    assert read_states(lm, states, top_k=512)[0].top_ids.shape[-1] == 512
