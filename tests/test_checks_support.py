@@ -141,3 +141,68 @@ def test_a_learner_error_is_one_line_cut_after_200_characters(length, kept):
         assert error == "ValueError: " + "x" * length
     else:
         assert error == "ValueError: " + "x" * 197 + "..."
+
+
+# --- close(): the comparison every check uses, against its definition |a - b| <= atol + rtol |b| -------------------
+
+
+def t(*values, dtype=torch.float32):
+    return torch.tensor(values, dtype=dtype)
+
+
+@pytest.mark.parametrize(
+    "a, b, expected",
+    [
+        (t(1.0, 2.0), t(1.0, 2.0, 3.0), False),  # another shape
+        ([1.0, 2.0], t(1.0, 2.0), False),  # not a tensor
+        (torch.tensor([1 + 0j]), t(1.0), False),  # a complex answer to a real question
+        (torch.tensor([1 + 1j]), torch.tensor([1 + 2j]), False),
+        (t(1, 2, dtype=torch.int64), t(1, 2, dtype=torch.int64), True),  # integers compare as numbers
+        (t(1, 3, dtype=torch.int64), t(1, 2, dtype=torch.int64), False),
+        (t(True, False, dtype=torch.bool), t(1.0, 0.0), True),
+        (t(dtype=torch.float32), t(dtype=torch.float32), True),  # empty
+        (t(0.0, 1.5e-4), t(0.0, 0.0), False),  # atol is 1e-4 when |b| <= 1
+        (t(0.0, 0.9e-4), t(0.0, 0.0), True),
+        (t(1000.0, 0.05), t(1000.0, 0.0), True),  # ... and 1e-4 of b's largest entry: 0.1 here
+        (t(1000.0, 0.15), t(1000.0, 0.0), False),
+        (t(2.0019), t(2.0), True),  # rtol 1e-3 of |b|
+        (t(2.0025), t(2.0), False),
+        (t(float("inf"), float("-inf")), t(float("inf"), float("-inf")), True),  # inf equals inf
+        (t(float("inf"), 1.0005), t(float("inf"), 1.0), True),  # ... and the rest keeps rtol 1e-3
+        (t(float("inf"), 1.0021), t(float("inf"), 1.0), False),
+        (t(float("-inf"), 5.0), t(float("-inf"), 0.0), False),  # an inf in b does not make atol infinite
+        (t(float("-inf"), 5e-5), t(float("-inf"), 0.0), True),
+        (t(float("inf")), t(float("-inf")), False),
+        (t(5.0), t(float("inf")), False),  # a finite answer is not close to inf
+        (t(float("-inf")), t(-3.0e38), False),
+        (t(float("nan")), t(float("nan")), False),
+        (t(1e-4, dtype=torch.float16), t(0.0, dtype=torch.float16), False),  # half: the tolerance is not rounded
+    ],
+)
+def test_close_follows_its_definition(a, b, expected):
+    assert _core.close(a, b) is expected
+
+
+def test_close_is_chunked_without_changing_the_answer():
+    """The chunks of 2^16 elements: a wrong entry in the last chunk, or an inf in a chunk of its own, is seen."""
+    b = torch.randn(3 * 2**16 + 5, generator=torch.Generator().manual_seed(0))
+    a = b.clone()
+    assert _core.close(a, b)
+    a[-1] += 0.01
+    assert not _core.close(a, b)
+    a[-1], a[2**16 + 3], b[2**16 + 3] = b[-1], float("inf"), float("inf")
+    assert _core.close(a, b)
+
+
+@pytest.mark.parametrize(
+    "what, hint, message",
+    [
+        ("wrong", "", "f: wrong"),
+        ("wrong", "look again", "f: wrong Hint: look again"),
+        ("line one\nline  two", "", "f: line one line  two"),  # one line; the learner's spacing is kept
+    ],
+)
+def test_check_failed_is_one_line(what, hint, message):
+    error = CheckFailed("f", what, hint) if hint else CheckFailed("f", what)
+    assert str(error) == message
+    assert (error.name, error.what, error.hint) == ("f", what, hint)

@@ -11,6 +11,7 @@ reference. The visible check, :func:`run_check`, does the same steps in the lear
 from __future__ import annotations
 
 import functools
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -315,17 +316,29 @@ def close(a, b, rtol: float = 1e-3, atol: float | None = None) -> bool:
     # float32 is exact enough for rtol 1e-3, and 4x cheaper than float64 on [L+1, T, V] logits
     a, b = a.detach().to("cpu", common), b.detach().to("cpu", common)
     if atol is None:
-        atol = 1e-4 * max(1.0, float(b.abs().max()) if b.numel() else 1.0)
+        atol = 1e-4 * max(1.0, _largest_finite(b))
     # torch.allclose's test |a - b| <= atol + rtol |b|, a cache-sized chunk at a time (3x faster on [L+1, T, V]
-    # logits); a chunk that fails is asked again of torch.allclose, so inf == inf keeps its meaning
+    # logits). The bound is kept finite, so any inf (or nan) fails this quick test and the chunk is asked again
+    # of torch.allclose, which knows that inf == inf and that 5 != inf.
+    largest = torch.finfo(common).max
     for x, y in zip(a.reshape(-1).split(_CHUNK), b.reshape(-1).split(_CHUNK)):
         gap = torch.sub(x, y).abs_()
-        if not bool((gap <= y.abs().mul_(rtol).add_(atol)).all()) and not torch.allclose(x, y, rtol=rtol, atol=atol):
+        bound = y.abs().mul_(rtol).add_(atol).clamp_max_(largest)
+        if not bool((gap <= bound).all()) and not torch.allclose(x, y, rtol=rtol, atol=atol):
             return False
     return True
 
 
 _CHUNK = 2**16
+
+
+def _largest_finite(b: torch.Tensor) -> float:
+    """``max |b|`` over b's finite entries (0 if none): an inf in the answer must not make ``atol`` infinite."""
+    peak = float(b.abs().max()) if b.numel() else 0.0
+    if math.isfinite(peak):
+        return peak
+    finite = b[b.isfinite()]
+    return float(finite.abs().max()) if finite.numel() else 0.0
 
 
 def max_err(a: torch.Tensor, b: torch.Tensor) -> float:
