@@ -206,3 +206,89 @@ def test_check_failed_is_one_line(what, hint, message):
     error = CheckFailed("f", what, hint) if hint else CheckFailed("f", what)
     assert str(error) == message
     assert (error.name, error.what, error.hint) == ("f", what, hint)
+
+
+# --- run_check and its helpers --------------------------------------------------------------------------------
+
+
+class Recording(Exercise):
+    """An exercise with one case that records the seeds and options run_check gives it."""
+
+    name = "identity"
+
+    def __init__(self):
+        self.calls: list[tuple[int, dict]] = []
+
+    def cases(self, seed, **options):
+        self.calls.append((seed, options))
+        return [{"x": 1}]
+
+    def inputs(self, case):
+        return (case["x"],)
+
+    def judge(self, case, got):
+        if got != case["x"]:
+            raise CheckFailed(self.name, f"expected {case['x']}, got {got}.")
+        return "ok"
+
+
+def test_run_check_draws_a_fresh_31_bit_seed_each_time(capsys):
+    import random
+
+    ex = Recording()
+    random.seed(1)
+    for _ in range(64):
+        _core.run_check(ex, lambda x: x)
+    seeds = [seed for seed, _ in ex.calls]
+    assert len(set(seeds)) == 64 and all(0 <= s < 2**31 for s in seeds)
+    assert max(seeds) >= 2**30  # the whole range, not a corner of it
+    _core.run_check(ex, lambda x: x, seed=7)
+    assert ex.calls[-1][0] == 7
+    assert capsys.readouterr().out.count("✓ identity: ok") == 65
+
+
+def test_run_check_names_the_model_it_is_given():
+    from lensref import tiny_model
+
+    ex = Recording()
+    lm = tiny_model("gpt2", seed=3)
+    _core.run_check(ex, lambda x: x, seed=0, lm=lm)
+    _core.run_check(ex, lambda x: x, seed=0, lm=None)
+    _core.run_check(ex, lambda x: x, seed=0)
+    assert [options for _, options in ex.calls] == [{"lm": _core.ModelRef("gpt2", 3)}, {"lm": None}, {}]
+
+
+def test_hooks_that_transformers_installs_are_not_the_learners():
+    import functools
+
+    from lensref import tiny_model
+
+    lm = tiny_model("llama")
+    block = lm.adapter.blocks[0]
+    before = _core._hook_count(lm)
+
+    def library_hook(module, args, output):
+        return None
+
+    library_hook.__module__ = "transformers.utils.generic"
+    made_by_exec: dict = {}
+    exec("def hook(module, args, output):\n    return None", made_by_exec)  # its __module__ is None
+    assert made_by_exec["hook"].__module__ is None
+    handles = [
+        block.register_forward_hook(functools.partial(library_hook)),
+        block.register_forward_hook(library_hook),
+    ]
+    assert _core._hook_count(lm) == before
+    handles.append(block.register_forward_hook(made_by_exec["hook"]))
+    handles.append(block.register_forward_pre_hook(functools.partial(made_by_exec["hook"])))
+    assert _core._hook_count(lm) == before + 2
+    for handle in handles:
+        handle.remove()
+
+
+def test_as_returned_is_what_the_judge_sees():
+    value = _core.as_returned((np.array([1.5, 2.5]), [np.float32(0.5), torch.ones(2, requires_grad=True)], "s"))
+    assert isinstance(value, tuple) and isinstance(value[1], list)
+    assert torch.equal(value[0], torch.tensor([1.5, 2.5], dtype=torch.float64))
+    assert value[1][0] == 0.5 and type(value[1][0]) is float
+    assert not value[1][1].requires_grad and value[2] == "s"

@@ -251,7 +251,8 @@ def _hook_count(lm: LoadedModel) -> int:
     hooks on the blocks after the first ``output_hidden_states=True`` call)."""
 
     def ours(hook) -> bool:
-        return not getattr(getattr(hook, "func", hook), "__module__", "").startswith("transformers.")
+        module = getattr(getattr(hook, "func", hook), "__module__", None)  # None for a function made by exec()
+        return not (isinstance(module, str) and module.startswith("transformers."))
 
     return sum(
         ours(h) for m in lm.model.modules() for d in (m._forward_pre_hooks, m._forward_hooks) for h in d.values()
@@ -262,7 +263,8 @@ def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) ->
     """The visible check: every case's inputs, the learner's function, the judge; then one ✓ line.
 
     In the learner's own kernel it also catches a hook left on the model (the hidden verdict sees that only
-    through the wrong values it causes later).
+    through the wrong values it causes later). Without ``seed``, the cases are drawn from a fresh seed in
+    ``[0, 2**31)``, so each run tries other cases.
     """
     seed = random.randrange(2**31) if seed is None else seed
     if "lm" in options:
