@@ -14,6 +14,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from lensref.course.checks import CheckFailed, Exercise, Outcome, _core, run_learner, unwrap
+from lensref.errors import LensError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -292,3 +293,49 @@ def test_as_returned_is_what_the_judge_sees():
     assert torch.equal(value[0], torch.tensor([1.5, 2.5], dtype=torch.float64))
     assert value[1][0] == 0.5 and type(value[1][0]) is float
     assert not value[1][1].requires_grad and value[2] == "s"
+
+
+def test_as_tensor_and_expect_shape_say_what_is_wrong_in_one_line():
+    with pytest.raises(CheckFailed) as info:
+        _core.as_tensor([1.0], "f")
+    assert (
+        str(info.value)
+        == "f: expected a torch.Tensor, got list. Hint: return a tensor (torch.stack a list of tensors)."
+    )
+    with pytest.raises(CheckFailed) as info:
+        _core.as_tensor(None, "g", "a [T] tensor")
+    assert str(info.value).startswith("g: expected a [T] tensor, got NoneType.")
+    x = torch.zeros(2, 3)
+    assert _core.as_tensor(x, "f") is x
+    _core.expect_shape(x, (2, 3), "f")
+    with pytest.raises(CheckFailed) as info:
+        _core.expect_shape(x, (3, 2), "f")
+    assert str(info.value) == (
+        "f: wrong shape: expected (3, 2), got (2, 3). Hint: check which dimensions you kept, dropped or swapped."
+    )
+    with pytest.raises(CheckFailed) as info:
+        _core.expect_shape(x, (3, 2), "f", hints={(2, 3): "transpose it."})
+    assert str(info.value) == "f: wrong shape: expected (3, 2), got (2, 3). Hint: transpose it."
+
+
+def test_model_ref_names_models_as_data():
+    from lensref import tiny_model
+
+    assert _core.ModelRef.of({"family": "gpt2", "seed": 2}) == _core.ModelRef("gpt2", 2)
+    assert _core.ModelRef.of(None) == _core.ModelRef() and _core.ModelRef(None, 5).to_data() == {
+        "family": None,
+        "seed": 0,
+    }
+    assert _core.ModelRef("llama", 4).to_data() == {"family": "llama", "seed": 4}
+    lm = tiny_model("llama", seed=4)
+    assert _core.ModelRef.of(lm) == _core.ModelRef("llama", 4) and _core.ModelRef("llama", 4).load() is lm
+
+    class Named:
+        name = "my-model"
+
+    for thing, shown in ((Named(), "'my-model'"), (object(), "'object'")):
+        with pytest.raises(LensError) as info:
+            _core.ModelRef.of(thing)
+        assert str(info.value) == (
+            f"the checks cannot name the model {shown}: use lensref.load_model() or lensref.tiny_model(family, seed=...)"
+        )
