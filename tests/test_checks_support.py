@@ -339,3 +339,31 @@ def test_model_ref_names_models_as_data():
         assert str(info.value) == (
             f"the checks cannot name the model {shown}: use lensref.load_model() or lensref.tiny_model(family, seed=...)"
         )
+
+
+def test_unwrap_explains_each_way_a_call_can_fail_word_for_word():
+    def todo():
+        raise NotImplementedError()
+
+    def bad():
+        raise ValueError("bad input")
+
+    def quiet():
+        raise KeyError()
+
+    call_it = " Hint: pass the function itself, without calling it (no parentheses)."
+    write_it = " Hint: replace `raise NotImplementedError()` with your code."
+    read_it = " Hint: run it on the example in the cell above and read the full traceback."
+    cases = [
+        (run_learner(5), "f: expected a function, got int." + call_it),
+        (Outcome(error="not callable"), "f: expected a function, got something else." + call_it),
+        (Outcome(error="not callable: odd: type"), "f: expected a function, got odd: type." + call_it),
+        (run_learner(todo), "f: not written yet (it still raises NotImplementedError)." + write_it),
+        (run_learner(bad), "f: raised ValueError: bad input." + read_it),
+        (run_learner(quiet), "f: raised KeyError." + read_it),
+    ]
+    for outcome, message in cases:
+        with pytest.raises(CheckFailed) as info:
+            unwrap("f", outcome)
+        assert str(info.value) == message and info.value.name == "f"
+    assert unwrap("f", Outcome(value=3)) == 3
