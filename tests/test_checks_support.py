@@ -173,6 +173,7 @@ def t(*values, dtype=torch.float32):
         (t(float("inf"), 1.0021), t(float("inf"), 1.0), False),
         (t(float("-inf"), 5.0), t(float("-inf"), 0.0), False),  # an inf in b does not make atol infinite
         (t(float("-inf"), 5e-5), t(float("-inf"), 0.0), True),
+        (t(float("-inf"), 1000.0, 0.05), t(float("-inf"), 1000.0, 0.0), True),  # atol from the finite 1000
         (t(float("inf")), t(float("-inf")), False),
         (t(5.0), t(float("inf")), False),  # a finite answer is not close to inf
         (t(float("-inf")), t(-3.0e38), False),
@@ -282,7 +283,8 @@ def test_hooks_that_transformers_installs_are_not_the_learners():
     assert _core._hook_count(lm) == before
     handles.append(block.register_forward_hook(made_by_exec["hook"]))
     handles.append(block.register_forward_pre_hook(functools.partial(made_by_exec["hook"])))
-    assert _core._hook_count(lm) == before + 2
+    handles.append(block.register_forward_hook(functools.partial(str.upper)))  # has no __module__ at all
+    assert _core._hook_count(lm) == before + 3
     for handle in handles:
         handle.remove()
 
@@ -361,9 +363,78 @@ def test_unwrap_explains_each_way_a_call_can_fail_word_for_word():
         (run_learner(todo), "f: not written yet (it still raises NotImplementedError)." + write_it),
         (run_learner(bad), "f: raised ValueError: bad input." + read_it),
         (run_learner(quiet), "f: raised KeyError." + read_it),
+        (
+            Outcome(error="ValueError: size must be at most MAX:"),
+            "f: raised ValueError: size must be at most MAX." + read_it,
+        ),
     ]
     for outcome, message in cases:
         with pytest.raises(CheckFailed) as info:
             unwrap("f", outcome)
         assert str(info.value) == message and info.value.name == "f"
     assert unwrap("f", Outcome(value=3)) == 3
+
+
+def test_run_check_refuses_an_empty_list_of_cases():
+    class Empty(Recording):
+        def cases(self, seed, **options):
+            return []
+
+    with pytest.raises(LensError, match="^check_identity was given no cases to try$"):
+        _core.run_check(Empty(), lambda x: x, seed=0)
+
+
+def test_run_check_catches_a_hook_left_on_the_model(capsys):
+    from lensref import tiny_model
+
+    lm = tiny_model("llama")
+
+    class OnTheModel(Recording):
+        def inputs(self, case):
+            return (lm,)
+
+        def judge(self, case, got):
+            return "ok"
+
+    def leaves_a_hook(model):
+        model.adapter.blocks[0].register_forward_hook(lambda module, args, output: None)
+        return 1
+
+    before = _core._hook_count(lm)
+    try:
+        with pytest.raises(CheckFailed) as info:
+            _core.run_check(OnTheModel(), leaves_a_hook, seed=0)
+        assert str(info.value) == (
+            "identity: your hook is still attached after the call: every later run of the model is changed."
+            " Hint: remove it (handle.remove()) in a finally: block."
+        )
+        assert capsys.readouterr().out == ""
+    finally:
+        lm.adapter.blocks[0]._forward_hooks.clear()
+    assert _core._hook_count(lm) == before
+
+
+def test_model_ref_reads_only_well_formed_names(monkeypatch):
+    from lensref import tiny_model
+    from lensref.models import TINY_FAMILIES
+
+    for bad, message in [
+        ({"family": "llama"}, "a model must be named as {'family': ..., 'seed': ...}, got {'family': 'llama'}"),
+        ("llama", "a model must be named as {'family': ..., 'seed': ...}, got 'llama'"),
+        ({"family": "bert", "seed": 0}, f"unknown tiny model family 'bert'; choose from {', '.join(TINY_FAMILIES)}"),
+        ({"family": "llama", "seed": True}, "a model seed must be an int, got True"),
+    ]:
+        with pytest.raises(LensError) as info:
+            _core.ModelRef.from_data(bad)
+        assert str(info.value) == message
+    assert _core.ModelRef.from_data({"family": None, "seed": 5}) == _core.ModelRef(None, 0)
+    assert _core.ModelRef.from_data({"family": "gpt2", "seed": 5}) == _core.ModelRef("gpt2", 5)
+
+    monkeypatch.setattr(_core, "_MODELS", {})
+    monkeypatch.setattr(_core, "load_model", lambda: "the default model")
+    assert _core.ModelRef().load() == "the default model" and _core.default_lm() == "the default model"
+    seeded = _core.ModelRef("gpt2", 7).load()
+    assert _core.ModelRef("gpt2", 7).load() is seeded  # once per process
+    same, other = tiny_model("gpt2", seed=7), tiny_model("gpt2", seed=0)
+    weight = lambda lm: lm.adapter.unembed.weight  # noqa: E731
+    assert torch.equal(weight(seeded), weight(same)) and not torch.equal(weight(seeded), weight(other))

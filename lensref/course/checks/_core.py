@@ -270,7 +270,8 @@ def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) ->
     if "lm" in options:
         options["lm"] = None if options["lm"] is None else ModelRef.of(options["lm"])
     cases = ex.cases(seed, **options)
-    detail = ""
+    if not cases:
+        raise LensError(f"check_{ex.name} was given no cases to try")
     for case in cases:
         args = ex.inputs(case)
         models = [a for a in args if isinstance(a, LoadedModel)]
