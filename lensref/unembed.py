@@ -130,13 +130,14 @@ class Unembed:
 
     def logits_into(self, normed: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Logits of already-normed states ``[n, d]`` written into ``out [n, V]`` (no allocation when the dtypes
-        agree): the readout's blocked matmul."""
+        agree): the readout's blocked matmul. States of another dtype than the unembedding are cast to it first, as
+        the model itself would hold them."""
         weight, bias = self.weight, self.bias
         if weight.dtype == out.dtype == normed.dtype:
             if bias is None:
                 return torch.mm(normed, weight.t(), out=out)
             return torch.addmm(bias, normed, weight.t(), out=out)
-        return out.copy_(self.linear(normed))
+        return out.copy_(self.linear(normed.to(weight.dtype)))
 
     def expected_row(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """For distributions ``p [n, V]``: ``p @ W`` (the expected unembedding vector) and ``p @ b`` (or None), in

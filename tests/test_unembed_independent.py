@@ -89,6 +89,25 @@ def test_logits_into_a_buffer_of_another_dtype(unembed):
     assert torch.allclose(out.double(), plain_logits(wide.norm, wide.linear, x), atol=1e-4)
 
 
+@pytest.mark.parametrize("weights, states_dtype", [(torch.bfloat16, torch.float32), (torch.float32, torch.bfloat16)])
+def test_mixed_precision_decodes_at_the_unembedding_dtype(weights, states_dtype):
+    """A bfloat16 unembedding read from float32 states (or the other way round) into the readout's float32
+    buffer, and the expected row of float32 distributions over bfloat16 rows: cast, never a dtype error."""
+    u = made(nn.RMSNorm(D, eps=1e-6), bias=True)
+    u = Unembed(norm=u.norm, linear=u.linear.to(weights))
+    normed = states().to(states_dtype)
+    out = torch.empty(7, V)
+    with torch.no_grad():
+        written = u.logits_into(normed, out)
+    expected = normed.to(weights).double() @ u.weight.double().T + u.bias.double()
+    assert written.data_ptr() == out.data_ptr() and torch.allclose(out.double(), expected, rtol=2e-2, atol=0.2)
+    p = torch.softmax(torch.randn(3, V, generator=torch.Generator().manual_seed(4)), -1)
+    w, b = u.expected_row(p)
+    assert w.dtype == b.dtype == torch.float64
+    assert torch.allclose(w, p.double() @ u.weight.double(), rtol=2e-2, atol=1e-2)
+    assert torch.allclose(b, p.double() @ u.bias.double(), rtol=2e-2, atol=1e-2)
+
+
 def test_expected_row_is_p_times_w_and_p_times_b(unembed):
     gen = torch.Generator().manual_seed(2)
     p = torch.softmax(4 * torch.randn(5, V, generator=gen), -1)
@@ -139,6 +158,18 @@ def test_frozen_norm_direction_returns_v_constant_and_scale():
     ln = nn.LayerNorm(4, eps=0.0, elementwise_affine=False)
     v, constant, scale = frozen_norm_direction(ln, torch.tensor([2.0, 0.0, 2.0, 0.0]), torch.tensor([1.0, 0, 0, 0]))
     assert (constant, scale) == (0.0, 1.0) and v.tolist() == [0.75, -0.25, -0.25, -0.25]
+
+
+class Unit(nn.Module):
+    """An RMS norm without a weight at all (not even ``weight = None``)."""
+
+    eps = 0.0
+
+
+def test_a_norm_without_a_weight_scales_by_one():
+    x, u = torch.tensor([1.0, -1.0, 1.0, -1.0] * (D // 4)), torch.arange(float(D))
+    v, constant, scale = frozen_norm_direction(Unit(), x, u)
+    assert (constant, scale) == (0.0, 1.0) and torch.equal(v, u.double())
 
 
 class BiasedRMS(nn.Module):
