@@ -671,3 +671,131 @@ def test_every_exercise_has_at_least_four_wrong_implementations():
     }
     assert set(lists) == set(EXERCISES)
     assert {name: len(wrong) for name, wrong in lists.items() if len(wrong) < 4} == {}
+
+
+# --- assignment 2, word for word: every diagnosis branch and every ✓ line ---------------------------------------
+
+LABEL_CHOICES = "return one of 'corrected', 'stays wrong', 'lost', 'right throughout'."
+
+
+def judged(name: str, case: dict, got) -> str:
+    """The one line the judge of ``name`` gives for ``got`` on ``case``."""
+    return one_line_failure(lambda: EXERCISES[name].judge(case, got))
+
+
+@pytest.mark.parametrize(
+    "ranks, k, got, message",
+    [
+        ([3, 4], 1, 0, "for ranks=[3, 4], k=1 you returned 0, expected None. Hint: the target never reaches the top 1 here: return None."),
+        ([5, 2, 1], 2, 2, "for ranks=[5, 2, 1], k=2 you returned 2, expected 1. Hint: you looked for rank 1: any rank up to k = 2 counts."),
+        ([3, 1, 1], 1, 2, "for ranks=[3, 1, 1], k=1 you returned 2, expected 1. Hint: layers are numbered from 0 (the embeddings): return the index, not the position."),
+        ([9, 5, 7, 3], 5, 3, "for ranks=[9, 5, 7, 3], k=5 you returned 3, expected 1. Hint: rank 5 is inside the top 5: compare with <=, not <."),
+        ([4, 2, 3], 2, None, "for ranks=[4, 2, 3], k=2 you returned None, expected 1. Hint: rank 2 is inside the top 2: compare with <=, not <."),
+        ([9, 1, 7, 1, 1], 2, 4, "for ranks=[9, 1, 7, 1, 1], k=2 you returned 4, expected 1. Hint: return the first layer where it happens, not a later one."),
+        ([9, 1], 1, 0, "for ranks=[9, 1], k=1 you returned 0, expected 1. Hint: the first layer whose rank is at most 1."),
+        ([9, 1], 1, 1.5, "expected an int or None, got float 1.5."),
+        ([9, 1], 1, float("nan"), "expected an int or None, got float nan."),
+        ([9, 1], 1, True, "expected an int or None, got bool True."),
+        ([9, 1], 1, [1], "expected an int or None, got list."),
+    ],
+)  # fmt: skip
+def test_first_top_k_layer_diagnoses(ranks, k, got, message):
+    assert judged("first_top_k_layer", {"ranks": ranks, "k": k}, got) == "first_top_k_layer: " + message
+
+
+@pytest.mark.parametrize(
+    "ranks, got, message",
+    [
+        ([1, 2], 0, "you returned 0, expected None. Hint: the target is not top-1 at the last layer, so it never settles: return None."),
+        ([2, 1], None, "you returned None, expected 1. Hint: the target is top-1 from layer 1 through the last layer: it settles there."),
+        ([1, 2, 1], 0, "you returned 0, expected 2. Hint: the target is top-1 at layer 0 but drops again later: 'settled' means it stays top-1 through the last layer (search backwards from the end)."),
+        ([3, 2, 1], 1, "you returned 1, expected 2. Hint: layer 1 has rank 2, not 1: the settled layer is the first of the final top-1 run."),
+        ([2, 1, 1], 2, "you returned 2, expected 1. Hint: go back while the layer before is also top-1."),
+        ([2, 1], -1, "you returned -1, expected 1. Hint: the first layer from which the rank is 1 at every later layer."),
+    ],
+)  # fmt: skip
+def test_settled_layer_diagnoses(ranks, got, message):
+    assert judged("settled_layer", {"ranks": ranks}, got) == f"settled_layer: for ranks={ranks} " + message
+
+
+@pytest.mark.parametrize(
+    "ranks, got, message",
+    [
+        ([2, 1], "lost", "you returned 'lost', expected 'corrected'. Hint: the final layer is right and an earlier one was not: later layers corrected it."),
+        ([2, 3], "lost", "you returned 'lost', expected 'stays wrong'. Hint: it is never top-1 at any layer: the answer never surfaces."),
+        ([1, 3], "stays wrong", "you returned 'stays wrong', expected 'lost'. Hint: it is top-1 at some layer but not at the last: the right answer was there and got overwritten."),
+        ([1, 1], "corrected", "you returned 'corrected', expected 'right throughout'. Hint: it is top-1 at every layer."),
+        ([1, 1], "right", "you returned 'right', expected 'right throughout'. Hint: " + LABEL_CHOICES),
+        ([1, 1], None, "you returned None, expected 'right throughout'. Hint: " + LABEL_CHOICES),
+    ],
+)  # fmt: skip
+def test_classify_diagnoses(ranks, got, message):
+    assert judged("classify", {"ranks": ranks}, got) == f"classify: for ranks={ranks} " + message
+
+
+def test_classify_refuses_a_non_label():
+    assert judged("classify", {"ranks": [1]}, 1) == "classify: expected a label, got int. Hint: " + LABEL_CHOICES
+
+
+def test_assignment_2_pass_lines_count_what_was_tried(capsys):
+    checks.check_first_top_k_layer(first_by_loop)
+    checks.check_first_top_k_layer(first_by_loop, n_random=2)
+    checks.check_first_top_k_layer(first_by_loop, cases=[([3, 1], 1), ((2, 2), 2)])
+    checks.check_settled_layer(settled_by_suffix)
+    checks.check_settled_layer(settled_by_suffix, n_random=0)
+    checks.check_settled_layer(settled_by_suffix, cases=[[2, 1]])
+    checks.check_classify(classify_by_sets)
+    checks.check_classify(classify_by_sets, n_random=1)
+    checks.check_classify(classify_by_sets, cases=[[1, 2], [1]])
+    assert capsys.readouterr().out.splitlines() == [
+        "✓ first_top_k_layer: right on 108 trajectories (edge cases and random ones, k = 1, 2, 5).",
+        "✓ first_top_k_layer: right on 54 trajectories (edge cases and random ones, k = 1, 2, 5).",
+        "✓ first_top_k_layer: right on 2 trajectories (given, k = 1, 2).",
+        "✓ settled_layer: right on 46 trajectories (edge cases and random ones).",
+        "✓ settled_layer: right on 16 trajectories (edge cases and random ones).",
+        "✓ settled_layer: right on 1 trajectory (given).",
+        "✓ classify: right on 56 trajectories (edge cases and random ones).",
+        "✓ classify: right on 17 trajectories (edge cases and random ones).",
+        "✓ classify: right on 2 trajectories (given).",
+    ]
+
+
+def test_first_top_k_layer_draws_other_random_trajectories_for_each_k():
+    cases = EXERCISES["first_top_k_layer"].cases(seed=3)
+    drawn = {
+        k: [c["ranks"] for c in cases if c["k"] == k][len(checks.reading_the_grid.EDGE_CASES) :] for k in (1, 2, 5)
+    }
+    assert len(drawn[1]) == 20 and drawn[1] != drawn[2] != drawn[5] != drawn[1]
+
+
+@pytest.mark.parametrize(
+    "check, cases, message",
+    [
+        ("first_top_k_layer", [([1], "1")], "each first_top_k_layer case is (ranks, k), got ([1], '1')"),
+        ("first_top_k_layer", [([1],)], "each first_top_k_layer case is (ranks, k), got ([1],)"),
+        ("first_top_k_layer", [[[1], 1, 2]], "each first_top_k_layer case is (ranks, k), got [[1], 1, 2]"),
+        ("first_top_k_layer", [([0, 1], 1)], "ranks must be a non-empty list of ranks (ints >= 1), got [0, 1]"),
+        ("first_top_k_layer", [([], 1)], "ranks must be a non-empty list of ranks (ints >= 1), got []"),
+        ("settled_layer", [[1, 2.0]], "each case must be a non-empty list of ranks (ints >= 1), got [1, 2.0]"),
+        ("classify", ["11"], "each case must be a non-empty list of ranks (ints >= 1), got '11'"),
+    ],
+)
+def test_assignment_2_refuses_malformed_cases(check, cases, message):
+    with pytest.raises(ValueError) as info:
+        getattr(checks, f"check_{check}")(lambda *a: None, cases=cases)
+    assert str(info.value) == message
+
+
+def test_answer_ranks_pass_line_and_options(capsys):
+    lm = tiny_model("gpt2", seed=5)
+    checks.check_answer_ranks(answer_ranks_by_hand, lm=lm, cases=[("abc", "d")])
+    checks.check_answer_ranks(answer_ranks_by_hand, lm=lm)
+    assert capsys.readouterr().out.splitlines() == [
+        "✓ answer_ranks: matches the reference on 1 prompt.",
+        "✓ answer_ranks: matches the reference on 2 prompts.",
+    ]
+    seen = []
+    checks.check_answer_ranks(
+        lambda m, p, a: seen.append((m, p, a)) or answer_ranks_by_hand(m, p, a), lm=lm, cases=[("xy", "z")]
+    )
+    assert seen == [(lm, "xy", "z")]
