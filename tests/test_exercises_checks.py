@@ -799,3 +799,17 @@ def test_answer_ranks_pass_line_and_options(capsys):
         lambda m, p, a: seen.append((m, p, a)) or answer_ranks_by_hand(m, p, a), lm=lm, cases=[("xy", "z")]
     )
     assert seen == [(lm, "xy", "z")]
+
+
+def test_random_trajectories_tell_every_story():
+    """What the random cases promise: 1..12 layers, ranks 1 or 2..60, and every label among long trajectories."""
+    import random
+
+    from lensref.course.checks.reading_the_grid import random_ranks, reference_classify
+
+    rng = random.Random(0)
+    drawn = [random_ranks(rng) for _ in range(3000)]
+    assert {len(r) for r in drawn} == set(range(1, 13))
+    ranks = {x for r in drawn for x in r}
+    assert min(ranks) == 1 and min(ranks - {1}) == 2 and max(ranks) == 60
+    assert {reference_classify(r) for r in drawn if len(r) >= 8} == set(checks.reading_the_grid.LABELS)
