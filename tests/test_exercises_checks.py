@@ -3,7 +3,13 @@ with its own one-line diagnosis, both in the visible check and in the hidden ver
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import io
 import math
+import os
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -813,3 +819,69 @@ def test_random_trajectories_tell_every_story():
     ranks = {x for r in drawn for x in r}
     assert min(ranks) == 1 and min(ranks - {1}) == 2 and max(ranks) == 60
     assert {reference_classify(r) for r in drawn if len(r) >= 8} == set(checks.reading_the_grid.LABELS)
+
+
+# --- the wording of every diagnosis, against a reviewed snapshot ----------------------------------------------------
+
+DIAGNOSES = Path(__file__).parent / "data" / "check_diagnoses.txt"
+NUMBER = re.compile(
+    r"-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+|\bnan\b|-?\binf\b|(?<=row sums from )\d+|(?<= to )\d+(?=\))"
+)
+
+
+def diagnoses(llama) -> list[str]:
+    """One line per mistake in every table above (the visible check, seed 0) and per right answer (its ✓ line),
+    with decimal numbers shown as # (errors and probabilities differ in their last digits between CPUs)."""
+    model = dict(lm=llama)
+    tables = [
+        ("capture_states", CAPTURE_WRONG, model),
+        ("lens_logits", LENS_WRONG, model),
+        ("to_probs", PROBS_WRONG, {}),
+        ("top_k", TOP_K_WRONG, {}),
+        ("entropy", ENTROPY_WRONG, {}),
+        ("kl_to_final", KL_WRONG, {}),
+        ("target_rank", RANK_WRONG, {}),
+        ("first_top_k_layer", FIRST_WRONG, {}),
+        ("settled_layer", SETTLED_WRONG, {}),
+        ("classify", CLASSIFY_WRONG, {}),
+        ("answer_ranks", ANSWER_RANKS_WRONG, model),
+        ("logit_diff_by_layer", LOGIT_DIFF_WRONG, model),
+        ("attribute", ATTRIBUTE_WRONG, model),
+        ("patch_readout", PATCH_WRONG, dict(lm=llama, layers=[1, 2])),
+        ("fit_translator", FIT_WRONG, {}),
+    ]
+    rights = [
+        ("capture_states", capture_via_hidden_states, model),
+        ("lens_logits", lens_by_formula, model),
+        ("to_probs", probs_by_hand, {}),
+        ("top_k", top_k_by_sorting, {}),
+        ("entropy", entropy_by_hand, {}),
+        ("kl_to_final", kl_by_hand, {}),
+        ("target_rank", rank_by_counting, {}),
+        ("answer_ranks", answer_ranks_by_hand, model),
+        ("logit_diff_by_layer", logit_diff_by_formula, model),
+        ("attribute", attribute_by_formula, model),
+        ("patch_readout", patch_by_rindex, dict(lm=llama, layers=[0, 2, -1])),
+        ("fit_translator", fit_by_normal_equations, {}),
+    ]
+    lines = []
+    for name, table, options in tables:
+        for mistake, (fn, _) in table.items():
+            message = one_line_failure(lambda: run_check(EXERCISES[name], fn, seed=0, **options))  # noqa: B023
+            lines.append(f"{name} / {mistake}: {NUMBER.sub('#', message)}")
+    for name, fn, options in rights:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            run_check(EXERCISES[name], fn, seed=0, **options)
+        lines.append(f"{name} / right: {NUMBER.sub('#', out.getvalue().strip())}")
+    return lines
+
+
+def test_every_diagnosis_reads_as_reviewed(llama):
+    """The learner-facing text of the checks is pinned here: a change of wording shows as a diff of
+    tests/data/check_diagnoses.txt to review (LENSREF_UPDATE_DIAGNOSES=1 rewrites it)."""
+    got = diagnoses(llama)
+    if os.environ.get("LENSREF_UPDATE_DIAGNOSES"):
+        DIAGNOSES.write_text("\n".join(got) + "\n", encoding="utf-8")
+    want = DIAGNOSES.read_text(encoding="utf-8").splitlines()
+    assert got == want, "\n".join(difflib.unified_diff(want, got, "reviewed", "now", lineterm=""))
