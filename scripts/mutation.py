@@ -204,12 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.report_only:
             work = prepare(module, modules[module], mutmut_settings, pytest_options, args.keep)
             print(f"== {module}: mutmut in {work.relative_to(ROOT)} with {', '.join(modules[module])}", flush=True)
+            earlier = statuses(work, module)  # what the last run decided (empty without --keep)
             if args.keep:
                 # new tests may cover functions they did not before: collect which tests run what afresh
                 (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
             mutmut(work, "run", "--max-children", str(args.jobs))
-            survivors = [name for name, status in statuses(work, module).items() if status not in DETECTED]
-            if args.keep and survivors:  # earlier survivors against the tests as they are now
+            # earlier survivors against the tests as they are now (those tested just now need no second run)
+            survivors = [name for name, status in earlier.items() if status not in (*DETECTED, "not checked")]
+            survivors = [name for name in survivors if statuses(work, module).get(name) not in DETECTED]
+            if survivors:
                 mutmut(work, "run", "--max-children", str(args.jobs), *survivors)
         ok, line = report(module, statuses(work, module), work, reasons)
         all_ok &= ok

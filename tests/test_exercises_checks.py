@@ -488,6 +488,8 @@ ANSWER_RANKS_WRONG = {
     "no embeddings": (lambda lm, p, a: answer_ranks_by_hand(lm, p, a)[1:], "expected 4 ranks"),
     "every position": (lambda lm, p, a: _ranks_all_positions(lm, p, a).tolist(), "one rank per layer"),
     "a number": (lambda lm, p, a: 3, "expected a list of ints, got int"),
+    "one too high": (lambda lm, p, a: [r + 1 for r in answer_ranks_by_hand(lm, p, a)], "layer 0: rank"),
+    "two too low": (lambda lm, p, a: [r - 2 for r in answer_ranks_by_hand(lm, p, a)], "layer 0: rank"),
 }
 
 
@@ -699,6 +701,8 @@ def judged(name: str, case: dict, got) -> str:
         ([4, 2, 3], 2, None, "for ranks=[4, 2, 3], k=2 you returned None, expected 1. Hint: rank 2 is inside the top 2: compare with <=, not <."),
         ([9, 1, 7, 1, 1], 2, 4, "for ranks=[9, 1, 7, 1, 1], k=2 you returned 4, expected 1. Hint: return the first layer where it happens, not a later one."),
         ([9, 1], 1, 0, "for ranks=[9, 1], k=1 you returned 0, expected 1. Hint: the first layer whose rank is at most 1."),
+        ([2, 5, 5], 2, 3, "for ranks=[2, 5, 5], k=2 you returned 3, expected 0. Hint: the first layer whose rank is at most 2."),
+        ([1, 5, 2], 2, 2, "for ranks=[1, 5, 2], k=2 you returned 2, expected 0. Hint: return the first layer where it happens, not a later one."),
         ([9, 1], 1, 1.5, "expected an int or None, got float 1.5."),
         ([9, 1], 1, float("nan"), "expected an int or None, got float nan."),
         ([9, 1], 1, True, "expected an int or None, got bool True."),
@@ -718,6 +722,8 @@ def test_first_top_k_layer_diagnoses(ranks, k, got, message):
         ([3, 2, 1], 1, "you returned 1, expected 2. Hint: layer 1 has rank 2, not 1: the settled layer is the first of the final top-1 run."),
         ([2, 1, 1], 2, "you returned 2, expected 1. Hint: go back while the layer before is also top-1."),
         ([2, 1], -1, "you returned -1, expected 1. Hint: the first layer from which the rank is 1 at every later layer."),
+        ([3, 1], 0, "you returned 0, expected 1. Hint: layer 0 has rank 3, not 1: the settled layer is the first of the final top-1 run."),
+        ([3, 1], 2, "you returned 2, expected 1. Hint: go back while the layer before is also top-1."),
     ],
 )  # fmt: skip
 def test_settled_layer_diagnoses(ranks, got, message):
@@ -784,6 +790,10 @@ def test_first_top_k_layer_draws_other_random_trajectories_for_each_k():
         ("first_top_k_layer", [([], 1)], "ranks must be a non-empty list of ranks (ints >= 1), got []"),
         ("settled_layer", [[1, 2.0]], "each case must be a non-empty list of ranks (ints >= 1), got [1, 2.0]"),
         ("classify", ["11"], "each case must be a non-empty list of ranks (ints >= 1), got '11'"),
+        ("answer_ranks", [("p",)], "each answer_ranks case is (prompt, answer), got ('p',)"),
+        ("answer_ranks", [("p", 1)], "each answer_ranks case is (prompt, answer), got ('p', 1)"),
+        ("answer_ranks", ["pa"], "each answer_ranks case is (prompt, answer), got 'pa'"),
+        ("answer_ranks", [("p", "a", "b")], "each answer_ranks case is (prompt, answer), got ('p', 'a', 'b')"),
     ],
 )
 def test_assignment_2_refuses_malformed_cases(check, cases, message):
@@ -800,6 +810,10 @@ def test_answer_ranks_pass_line_and_options(capsys):
         "✓ answer_ranks: matches the reference on 1 prompt.",
         "✓ answer_ranks: matches the reference on 2 prompts.",
     ]
+    as_tensors = lambda m, p, a: [torch.tensor(r) for r in answer_ranks_by_hand(m, p, a)]  # noqa: E731
+    checks.check_answer_ranks(as_tensors, lm=lm, cases=[("abc", "d")])
+    checks.check_answer_ranks(lambda m, p, a: torch.tensor(answer_ranks_by_hand(m, p, a)), lm=lm, cases=[("ab", "c")])
+    assert capsys.readouterr().out.count("✓ answer_ranks") == 2
     seen = []
     checks.check_answer_ranks(
         lambda m, p, a: seen.append((m, p, a)) or answer_ranks_by_hand(m, p, a), lm=lm, cases=[("xy", "z")]
@@ -885,3 +899,29 @@ def test_every_diagnosis_reads_as_reviewed(llama):
         DIAGNOSES.write_text("\n".join(got) + "\n", encoding="utf-8")
     want = DIAGNOSES.read_text(encoding="utf-8").splitlines()
     assert got == want, "\n".join(difflib.unified_diff(want, got, "reviewed", "now", lineterm=""))
+
+
+def test_default_cases_of_the_hidden_verdicts():
+    """The hidden verdicts call ``cases(seed)`` with the test cell's options only: the defaults count."""
+    assert len(EXERCISES["classify"].cases(0)) == 16 + 40 and len(EXERCISES["settled_layer"].cases(0)) == 16 + 30
+    assert len(EXERCISES["first_top_k_layer"].cases(0)) == 3 * (16 + 20)
+    answers = EXERCISES["answer_ranks"]
+    assert [c["answer"] for c in answers.cases(0)] == [" down", " furniture"]  # the default model's tokens
+    assert [c["answer"] for c in answers.cases(0, lm=ModelRef("llama", 0))] == ["d", "f"]  # one byte each
+
+
+def test_rank_window_allows_float_noise_and_nothing_more():
+    from lensref.course.checks.reading_the_grid import rank_window
+
+    def window(row, target=0):
+        low, high = rank_window(torch.tensor([row], dtype=torch.float64), target)
+        return low[0], high[0]
+
+    assert window([2.0, 3.0, 1.0]) == (2, 2)
+    assert window([5.0, 5.0, 1.0], 1) == (1, 2)  # an exact tie: rank 1 or 2
+    assert window([1000.0, 1000.005, 0.0]) == (1, 2)  # within 1e-5 of the largest |logit|: a tie
+    assert window([1000.0, 1000.02, 0.0]) == (2, 2)
+    assert window([0.5, 0.5 + 1.5e-5, 0.0]) == (2, 2)  # small logits: the tolerance is 1e-5, not less
+    assert window([0.0, 1e-5, 0.0]) == (1, 3)  # exactly at the tolerance: a tie (and an exact one)
+    low, high = rank_window(torch.tensor([[1000.0, 0.0, 1.0], [0.5, 0.5 + 0.005, 0.0]]), 0)
+    assert (low, high) == ([1, 2], [1, 2])  # each row has its own tolerance

@@ -251,16 +251,21 @@ DEFAULT_ANSWER_CASES = (
 )
 
 
-@torch.no_grad()
-def _rank_window(case: dict) -> tuple[list[int], list[int]]:
-    """The answer's rank at the last position per layer, as the lowest and highest rank float noise allows
-    (tokens whose lens logit is within 1e-5 of the answer's may order either way)."""
-    lm = model_of(case)
-    target = single_token_id(lm.tokenizer, case["answer"])
-    logits = lm.adapter.decode(captured(case, case["prompt"])[0][:, -1]).double()  # [L+1, V]
+def rank_window(logits: torch.Tensor, target: int) -> tuple[list[int], list[int]]:
+    """Per row of ``logits [L+1, V]``: the lowest and the highest rank of ``target`` that float noise allows.
+    A token whose logit is within ``1e-5 * max(1, max |row|)`` of the target's may order either way."""
+    logits = logits.double()
     mine = logits[:, target : target + 1]
     tol = 1e-5 * logits.abs().amax(-1, keepdim=True).clamp(min=1.0)
     return ((logits > mine + tol).sum(-1) + 1).tolist(), ((logits > mine - tol).sum(-1)).tolist()
+
+
+@torch.no_grad()
+def _rank_window(case: dict) -> tuple[list[int], list[int]]:
+    """The answer's rank window at the last position, layer by layer, on the case's model."""
+    lm = model_of(case)
+    target = single_token_id(lm.tokenizer, case["answer"])
+    return rank_window(lm.adapter.decode(captured(case, case["prompt"])[0][:, -1]), target)
 
 
 class AnswerRanks(Exercise):
