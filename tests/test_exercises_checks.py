@@ -347,6 +347,7 @@ ENTROPY_WRONG = {
         lambda x: -(torch.softmax(x, -1) * torch.log_softmax(x, -1)).sum(0),
         "wrong shape",
     ),
+    "a list": (lambda x: H(x).tolist(), "expected a torch.Tensor, got list"),
 }
 
 
@@ -389,6 +390,10 @@ RANK_WRONG = {
         "ties with other tokens",
     ),
     "not whole numbers": (lambda x, t: rank_by_counting(x, t) + 0.5, "whole numbers"),
+    "from the least likely, from 0": (lambda x, t: (x < x[..., t : t + 1]).sum(-1), "least likely"),
+    ">= and plus one": (lambda x, t: (x >= x[..., t : t + 1]).sum(-1) + 1, "differs from the reference"),
+    "one rank per token": (lambda x, t: (x > x[..., t : t + 1]).long() + 1, "one rank per row"),
+    "a list": (lambda x, t: rank_by_counting(x, t).tolist(), "expected a torch.Tensor, got list"),
 }
 
 
@@ -925,3 +930,39 @@ def test_rank_window_allows_float_noise_and_nothing_more():
     assert window([0.0, 1e-5, 0.0]) == (1, 3)  # exactly at the tolerance: a tie (and an exact one)
     low, high = rank_window(torch.tensor([[1000.0, 0.0, 1.0], [0.5, 0.5 + 0.005, 0.0]]), 0)
     assert (low, high) == ([1, 2], [1, 2])  # each row has its own tolerance
+
+
+def test_target_rank_sees_tie_counting_where_only_some_rows_tie():
+    """With 4 tokens some rounded rows have no tie: counting ties is still told apart from other mistakes."""
+    counts_ties = RANK_WRONG["counts ties"][0]
+    logits, _ = EXERCISES["target_rank"].inputs(EXERCISES["target_rank"].cases(0, shape=(8, 4))[1])
+    tied = (logits == logits[..., :1]).sum(-1)  # (any target: some rows tie, some do not)
+    assert 1 in tied.flatten().tolist() and int(tied.max()) > 1
+    message = one_line_failure(lambda: run_check(EXERCISES["target_rank"], counts_ties, seed=0, shape=(8, 4)))
+    assert "you counted tied tokens" in message
+
+
+def test_whole_float_ranks_are_ranks(capsys):
+    checks.check_target_rank(lambda x, t: rank_by_counting(x, t).float())
+    assert "✓ target_rank" in capsys.readouterr().out
+
+
+def test_statistic_checks_pass_their_options_on():
+    seen = []
+
+    def spy(fn):
+        def wrapped(x, *rest):
+            seen.append((tuple(x.shape), rest))
+            return fn(x, *rest)
+
+        return wrapped
+
+    checks.check_to_probs(spy(probs_by_hand), shape=(2, 7))
+    checks.check_top_k(spy(top_k_by_sorting), k=3, shape=(2, 9))
+    checks.check_top_k(spy(top_k_by_sorting))
+    checks.check_entropy(spy(entropy_by_hand), shape=(3, 6))
+    checks.check_kl_to_final(spy(kl_by_hand), shape=(4, 5))
+    checks.check_target_rank(spy(rank_by_counting), shape=(2, 11))
+    firsts = [shape for shape, _ in seen[::2]]
+    assert firsts == [(2, 7), (2, 9), (3, 4, 60), (3, 6), (4, 5), (2, 11)]
+    assert [rest for _, rest in seen[2:6]] == [(3,), (1,), (5,), (1,)]  # k, then k = 1 on the other shape
