@@ -60,8 +60,8 @@ bench: setup
 
 # Mutation testing with mutmut (scripts/mutation.py): each module of [tool.lensref-mutation.modules] against its fast
 # tests, one module at a time, niced; prints the kill rate per module and every survivor. Slow: not in `make test`.
-# MODULES="lensref/dla.py" picks modules; JOBS=2 tests two mutants at once; KEEP=1 keeps the last run's kills and
-# tests only new mutants and earlier survivors (after adding tests).
+# MODULES="lensref/dla.py" picks modules; JOBS=2 tests two mutants at once; KEEP=1 starts from the last verdicts
+# (notes/mutation-verdicts.json on a fresh clone) and tests only changed functions, new mutants and earlier survivors.
 mutation: setup
 	nice -n 10 $(PY) scripts/mutation.py $(MODULES) $(if $(JOBS),--jobs $(JOBS)) $(if $(KEEP),--keep)
 

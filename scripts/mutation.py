@@ -8,6 +8,13 @@ every surviving mutant, its one-line change, and the reason it is harmless if ``
 lists it. Exit status 1 if a module is under the target or a survivor is not explained.
 
     python scripts/mutation.py [MODULE ...] [--jobs N] [--keep]
+    python scripts/mutation.py --report-only [--save] [MODULE ...]
+
+A full run of every module takes about four hours on two cores, so the verdicts are kept: after each module's
+run its verdicts and function hashes go to ``notes/mutation-verdicts.json`` (committed). ``--keep`` starts from
+them on a fresh clone and, like mutmut's own incremental mode, tests again only the mutants of functions that
+changed, new mutants, and earlier survivors (against the tests as they are now). A run without ``--keep``
+starts from nothing.
 
 mutmut 3 leaves decorated functions alone (a decorator could have side effects when the function is copied);
 ``@torch.no_grad()`` has none, so functions carrying only that decorator are mutated like any other.
@@ -28,6 +35,7 @@ import tomllib
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH = ROOT / "_build" / "mutation"
 EQUIVALENTS = ROOT / "notes" / "mutation-equivalents.md"
+VERDICTS = ROOT / "notes" / "mutation-verdicts.json"  # the last verdicts, so that --keep works on a fresh clone
 TARGET = 0.90
 COPIED = ("lensref", "tests")  # and every folder of [tool.mutmut] also_copy (what the tests read)
 DETECTED = ("killed", "timeout", "segfault")
@@ -72,6 +80,12 @@ def prepare(module: str, tests: list[str], mutmut: dict, pytest_options: dict, k
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(ROOT / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    meta = meta_path(work, module)
+    kept = load_verdicts().get(module)
+    if keep and kept and not meta.exists():  # a fresh clone: start from the verdicts the repository keeps
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        empty: dict = {"type_check_error_by_key": {}, "durations_by_key": {}, "estimated_durations_by_key": {}}
+        meta.write_text(json.dumps({**kept, **empty}), encoding="utf-8")
     config = dict(mutmut, only_mutate=[module], pytest_add_cli_args_test_selection=list(tests))
     (work / "pyproject.toml").write_text(
         toml_table("tool.mutmut", config) + "\n" + toml_table("tool.pytest.ini_options", pytest_options),
@@ -122,10 +136,26 @@ def mutmut(work: Path, *argv: str, capture: bool = False) -> subprocess.Complete
     )
 
 
+def meta_path(work: Path, module: str) -> Path:
+    return work / "mutants" / f"{module}.meta"
+
+
+def load_verdicts() -> dict:
+    return json.loads(VERDICTS.read_text(encoding="utf-8")) if VERDICTS.exists() else {}
+
+
+def save_verdicts(work: Path, module: str) -> None:
+    """Keep a module's verdicts and function hashes in the repository (mutmut reruns what changed since)."""
+    meta = json.loads(meta_path(work, module).read_text(encoding="utf-8"))
+    verdicts = load_verdicts()
+    verdicts[module] = {key: meta[key] for key in ("hash_by_function_name", "exit_code_by_key")}
+    VERDICTS.write_text(json.dumps(verdicts, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
 def statuses(work: Path, module: str) -> dict[str, str]:
     from mutmut.stats import status_by_exit_code
 
-    meta = work / "mutants" / f"{module}.meta"
+    meta = meta_path(work, module)
     if not meta.exists():
         return {}
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
@@ -190,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "--keep", action="store_true", help="reuse the last run's kills; test new mutants and earlier survivors"
     )
     parser.add_argument("--report-only", action="store_true", help="print the last run's results, run nothing")
+    parser.add_argument("--save", action="store_true", help="with --report-only: keep those verdicts in notes/")
     args = parser.parse_args(argv)
     modules, mutmut_settings, pytest_options = settings()
     chosen = args.modules or list(modules)
@@ -214,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             survivors = [name for name in survivors if statuses(work, module).get(name) not in DETECTED]
             if survivors:
                 mutmut(work, "run", "--max-children", str(args.jobs), *survivors)
+            if meta_path(work, module).exists():
+                save_verdicts(work, module)
+        if args.report_only and args.save and meta_path(work, module).exists():
+            save_verdicts(work, module)
         ok, line = report(module, statuses(work, module), work, reasons)
         all_ok &= ok
         summary.append(line)
