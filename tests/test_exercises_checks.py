@@ -966,3 +966,45 @@ def test_statistic_checks_pass_their_options_on():
     firsts = [shape for shape, _ in seen[::2]]
     assert firsts == [(2, 7), (2, 9), (3, 4, 60), (3, 6), (4, 5), (2, 11)]
     assert [rest for _, rest in seen[2:6]] == [(3,), (1,), (5,), (1,)]  # k, then k = 1 on the other shape
+
+
+def test_variant_checks_pass_their_options_on(llama, capsys):
+    seen = []
+
+    def spy(tag, fn):
+        def wrapped(*args):
+            seen.append((tag, *[tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in args[1:2]]))
+            return fn(*args)
+
+        return wrapped
+
+    checks.check_fit_translator(spy("fit", fit_by_normal_equations), n=40, d=5)
+    checks.check_fit_translator(spy("fit", fit_by_normal_equations))
+    checks.check_logit_diff_by_layer(spy("diff", logit_diff_by_formula), lm=llama, n_prompts=2)
+    checks.check_logit_diff_by_layer(spy("diff", logit_diff_by_formula), lm=llama)
+    checks.check_attribute(spy("attr", attribute_by_formula), lm=llama, n_prompts=2)
+    checks.check_attribute(spy("attr", attribute_by_formula), lm=llama)
+    checks.check_patch_readout(spy("patch", patch_by_rindex), lm=llama, layers=[1])
+    fits = [s for s in seen if s[0] == "fit"]
+    assert fits == [("fit", (40, 5)), ("fit", (300, 12))]
+    counts = {tag: sum(s[0] == tag for s in seen) for tag in ("diff", "attr", "patch")}
+    assert counts == {"diff": 3, "attr": (2 + 2) + (1 + 2), "patch": 2}, counts  # + the writes and a random split
+    assert [s[1] for s in seen if s[0] == "patch"] == [(32,), (32,)]
+    assert capsys.readouterr().out.count("✓") == 7
+
+
+@pytest.mark.parametrize(
+    "check, options, message",
+    [
+        ("fit_translator", dict(n=5, d=5), "fit_translator needs n >= d + 1 >= 2 samples, got n=5, d=5"),
+        ("fit_translator", dict(n=10, d=0), "fit_translator needs n >= d + 1 >= 2 samples, got n=10, d=0"),
+        ("patch_readout", dict(layers=[]), "layers must be a non-empty list of ints (negative: from the end), got []"),
+        ("patch_readout", dict(layers=[True]), "layers must be a non-empty list of ints (negative: from the end), got [True]"),
+    ],
+)  # fmt: skip
+def test_variant_checks_refuse_bad_options(check, options, message, llama):
+    if check == "patch_readout":
+        options["lm"] = llama
+    with pytest.raises(ValueError) as info:
+        getattr(checks, f"check_{check}")(lambda *a: None, **options)
+    assert str(info.value) == message
