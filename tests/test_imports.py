@@ -1,6 +1,7 @@
 """``import lensref`` stays light: no torch for the quiz, lazy public names, one version."""
 
 import importlib.metadata
+import pkgutil
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import lensref
+from lensref import commands
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +27,14 @@ def test_importing_the_quiz_does_not_import_torch(module):
     assert proc.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["bench", "dla", "logitdiff", "patchscope", "tuned", "grade", "quiz"])
+COMMANDS = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+
+
+def test_every_subcommand_is_listed():
+    assert {"lens", "dla", "logitdiff", "patchscope", "tuned", "grade", "quiz", "check", "submit"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_registering_a_subcommand_does_not_import_torch(command):
     """The CLI builds every subcommand's parser before it runs one: `lensref quiz ...` must not pay for torch."""
     code = (

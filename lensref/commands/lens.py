@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..errors import LensError
-from ..lens import LensResult, logit_lens
-from ..models import load_model
-from ._common import add_model_options, write_json
+from ._common import add_model_options, load_model, write_json
 from ._validate import check_figure_output, check_output
+
+if TYPE_CHECKING:
+    from ..lens import LensResult
 
 COLOURINGS = ("prob", "entropy", "kl", "rank")  # as lensref.plotting.grid draws them
 
@@ -48,6 +51,8 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
+    from ..lens import logit_lens  # here, not at the top: the parser alone must not import torch
+
     check_args(args)
     lm = load_model(args.model, device=args.device)
     vocab = lm.adapter.unembed.weight.shape[0]
