@@ -240,8 +240,11 @@ def main(argv: list[str] | None = None) -> int:
                 # new tests may cover functions they did not before: collect which tests run what afresh
                 (work / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
             mutmut(work, "run", "--max-children", str(args.jobs))
-            # earlier survivors against the tests as they are now (those tested just now need no second run)
-            survivors = [name for name, status in earlier.items() if status not in (*DETECTED, "not checked")]
+            # earlier survivors against the tests as they are now (those tested just now need no second run), and
+            # earlier timeouts: a run cut off while the machine was busy is no proof that the tests caught it
+            survivors = [
+                name for name, status in earlier.items() if status not in ("killed", "segfault", "not checked")
+            ]
             survivors = [name for name in survivors if statuses(work, module).get(name) not in DETECTED]
             if survivors:
                 mutmut(work, "run", "--max-children", str(args.jobs), *survivors)
