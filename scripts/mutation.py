@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             survivors = [
                 name for name, status in earlier.items() if status not in ("killed", "segfault", "not checked")
             ]
-            survivors = [name for name in survivors if statuses(work, module).get(name) not in DETECTED]
+            now = statuses(work, module)
+            survivors = [name for name in survivors if now.get(name) == earlier[name]]  # not decided again just now
             if survivors:
                 mutmut(work, "run", "--max-children", str(args.jobs), *survivors)
             if meta_path(work, module).exists():
