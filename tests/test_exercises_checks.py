@@ -324,6 +324,19 @@ TOP_K_WRONG = {
     "k hard-coded to 5": (lambda x, k: _topk(x, 5), "wrong shape"),
     "ids first": (lambda x, k: tuple(reversed(tuple(_topk(x, k)))), "the wrong way round"),
     "log-probabilities": (lambda x, k: torch.log_softmax(x, -1).topk(k, dim=-1), "log-probabilities"),
+    "probabilities only": (lambda x, k: _topk(x, k).values, "expected a pair (probs, ids), got Tensor"),
+    "lists": (lambda x, k: tuple(t.tolist() for t in _topk(x, k)), "expected a torch.Tensor, got list"),
+    "the whole distribution, sorted": (
+        lambda x, k: torch.softmax(x, -1).sort(-1, descending=True),
+        "keep only the k best tokens",
+    ),
+    "ids with an extra dimension": (lambda x, k: (_topk(x, k).values, _topk(x, k).indices[..., None]), "wrong shape"),
+    "the least likely, largest first": (
+        lambda x, k: tuple(t.flip(-1) for t in _topk(x, k, largest=False)),
+        "least likely",
+    ),
+    "a temperature of 2": (lambda x, k: _topk(x / 2, k), "right tokens in the right order, but the probabilities"),
+    "ids off by one": (lambda x, k: (_topk(x, k).values, _topk(x, k).indices + 1), "ids or probabilities differ"),
 }
 
 
@@ -348,6 +361,7 @@ ENTROPY_WRONG = {
         "wrong shape",
     ),
     "a list": (lambda x: H(x).tolist(), "expected a torch.Tensor, got list"),
+    "a temperature of 2": (lambda x: H(x / 2), "differs from the reference"),
 }
 
 
@@ -372,6 +386,20 @@ KL_WRONG = {
         lambda x: (torch.softmax(x[-1:], -1) * (torch.softmax(x[-1:], -1) - torch.softmax(x, -1))).sum(-1),
         "differs from the reference",
     ),
+    "against layer 0, 0 at the last layer": (
+        lambda x: torch.cat([kl(x[:1].expand_as(x), x)[:-1], torch.zeros_like(x[:1, ..., 0])]),
+        "layer 0",
+    ),
+    "cross-entropy": (
+        lambda x: -(torch.softmax(x[-1:], -1) * torch.log_softmax(x, -1)).sum(-1),
+        "the last layer's KL to itself is not 0",
+    ),
+    "no sum over the vocabulary": (
+        lambda x: torch.softmax(x[-1:], -1) * (torch.log_softmax(x[-1:], -1) - torch.log_softmax(x, -1)),
+        "sum over the vocabulary: one KL per layer and position",
+    ),
+    "averaged over the layers": (lambda x: kl(x[-1:].expand_as(x), x).mean(0), "keep the layer dimension"),
+    "a list": (lambda x: kl(x[-1:].expand_as(x), x).tolist(), "expected a torch.Tensor, got list"),
 }
 
 
@@ -1008,3 +1036,12 @@ def test_variant_checks_refuse_bad_options(check, options, message, llama):
     with pytest.raises(ValueError) as info:
         getattr(checks, f"check_{check}")(lambda *a: None, **options)
     assert str(info.value) == message
+
+
+def test_top_k_with_k_equal_to_the_vocabulary(capsys):
+    """When the k best are the whole vocabulary, they sum to 1 anyway: that is no sign of renormalizing."""
+    hotter = TOP_K_WRONG["a temperature of 2"][0]
+    message = one_line_failure(lambda: run_check(EXERCISES["top_k"], hotter, seed=0, k=5, shape=(3, 5)))
+    assert "right tokens in the right order, but the probabilities differ" in message
+    checks.check_top_k(lambda x, k: (_topk(x, k).values, _topk(x, k).indices.double()), k=5, shape=(3, 5))
+    assert "✓ top_k" in capsys.readouterr().out  # whole-number float ids are ids

@@ -325,7 +325,13 @@ class TopK(Exercise):
                 "your top-k probabilities sum to 1: you renormalized over the k tokens.",
                 "softmax over the whole vocabulary, then take the top k (they sum to less than 1).",
             )
-        low_p, low_i = probs.topk(k, dim=-1, largest=False)
+        if torch.equal(got_i.long(), ref_i):
+            raise CheckFailed(
+                name,
+                "right tokens in the right order, but the probabilities differ from the reference.",
+                "probs = softmax(logits, -1) over the whole vocabulary, with no temperature or scaling.",
+            )
+        low_i = probs.topk(k, dim=-1, largest=False).indices
         if torch.equal(got_i.long(), low_i) or torch.equal(got_i.long(), low_i.flip(-1)):
             raise CheckFailed(name, "these are the k least likely tokens.", "torch.topk picks the largest by default.")
         if torch.equal(got_i.long(), ref_i.flip(-1)):
@@ -437,7 +443,7 @@ class KLToFinal(_OnRandomLogits):
         if close(got, ref / LN2):
             raise CheckFailed(name, "your KL is in bits.", "use the natural log: nats.")
         first = _kl(logits[:1].expand_as(logits), logits)
-        if close(got[:-1], first[:-1]) or close(got, first):
+        if close(got[:-1], first[:-1]):  # (whatever it put at the last layer)
             raise CheckFailed(name, "you compared with layer 0, not the final layer.", "the final layer is logits[-1].")
         if len(shape) > 2 and close(got, _kl(logits[:, -1:].expand_as(logits), logits)):
             raise CheckFailed(
