@@ -300,6 +300,13 @@ PROBS_WRONG = {
     "hard-codes dim=2": (lambda x: torch.softmax(x, dim=2), "raised IndexError"),
     "normalizes over the whole tensor": (lambda x: x.exp() / x.exp().sum(), "do not sum to 1 over the vocabulary"),
     "sigmoid": (lambda x: torch.sigmoid(x), "do not sum to 1 over the vocabulary"),
+    "softmax over the positions": (lambda x: torch.softmax(x, 1), "softmax over dim=1"),
+    "one-hot argmax": (
+        lambda x: torch.nn.functional.one_hot(x.argmax(-1), x.shape[-1]).float(),
+        "rows sum to 1 but differ",
+    ),
+    "the best probability only": (lambda x: torch.softmax(x, -1).max(-1).values, "keep the vocabulary dimension"),
+    "a list": (lambda x: torch.softmax(x, -1).tolist(), "expected a torch.Tensor, got list"),
 }
 
 
@@ -1045,3 +1052,16 @@ def test_top_k_with_k_equal_to_the_vocabulary(capsys):
     assert "right tokens in the right order, but the probabilities differ" in message
     checks.check_top_k(lambda x, k: (_topk(x, k).values, _topk(x, k).indices.double()), k=5, shape=(3, 5))
     assert "✓ top_k" in capsys.readouterr().out  # whole-number float ids are ids
+
+
+def test_to_probs_judges_rows_that_nearly_sum_to_1_by_their_values():
+    """Row sums within 1e-3 + 1e-3 relative of 1 count as summing to 1 (float noise); a row 1.5e-3 off is then
+    diagnosed by its values, not by its sum."""
+
+    def nudged(x):
+        p = torch.softmax(x, -1)
+        p[..., 0] += 1.5e-3
+        return p
+
+    message = one_line_failure(lambda: run_check(EXERCISES["to_probs"], nudged, seed=0))
+    assert "rows sum to 1 but differ from softmax(logits)" in message
