@@ -273,6 +273,12 @@ LENS_WRONG = {
     "returns probabilities": (lambda lm, s: torch.softmax(_decode(lm, s), -1), "(log-)probabilities, not logits"),
     "decodes the last layer only": (lambda lm, s: _decode(lm, s[-1]), "decode every layer"),
     "assumes three dimensions": (lambda lm, s: _decode(lm, s.flatten(0, 1)).unflatten(0, s.shape[:2]), "raised "),
+    "log-probabilities": (lambda lm, s: torch.log_softmax(_decode(lm, s), -1), "(log-)probabilities, not logits"),
+    "norms only the last layer": (
+        lambda lm, s: torch.cat([lm.adapter.unembed(s[:-1]), _decode(lm, s[-1:])]),
+        "layer 0 differs from the reference",
+    ),
+    "a list": (lambda lm, s: list(_decode(lm, s)), "expected a torch.Tensor, got list"),
     "drops the norm's weight": (
         lambda lm, s: lm.adapter.unembed(s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + 1e-5)),
         "does not reproduce the model's own logits",
@@ -1065,3 +1071,46 @@ def test_to_probs_judges_rows_that_nearly_sum_to_1_by_their_values():
 
     message = one_line_failure(lambda: run_check(EXERCISES["to_probs"], nudged, seed=0))
     assert "rows sum to 1 but differ from softmax(logits)" in message
+
+
+def test_lens_logits_reports_a_library_that_does_not_reproduce_the_model(monkeypatch):
+    """The reference's own self-check: if decoding the last state ever disagreed with the model's logits, the
+    check says so instead of passing a learner who copied the (wrong) library."""
+    lm = tiny_model("llama", seed=9)
+    wrong = lambda adapter, s: adapter.unembed(adapter.final_norm(s)) + 1.0  # noqa: E731
+    monkeypatch.setattr(type(lm.adapter), "decode", wrong)
+    message = one_line_failure(
+        lambda: run_check(EXERCISES["lens_logits"], lambda m, s: m.adapter.decode(s), seed=0, lm=lm)
+    )
+    assert message == "lens_logits: the last layer does not reproduce the model's logits."
+
+
+def test_model_checks_pass_their_options_on(llama):
+    seen = []
+
+    def spy(fn):
+        def wrapped(lm, x):
+            seen.append((lm, tuple(x.shape)))
+            return fn(lm, x)
+
+        return wrapped
+
+    checks.check_capture_states(spy(capture_via_hidden_states), lm=llama, n_prompts=3)
+    checks.check_capture_states(spy(capture_via_hidden_states), lm=llama)
+    checks.check_lens_logits(spy(lens_by_formula), lm=llama, n_prompts=2)
+    checks.check_lens_logits(spy(lens_by_formula), lm=llama)
+    assert all(lm is llama for lm, _ in seen)
+    ranks = [len(shape) for _, shape in seen]  # ids [T]; states [L+1, T, d] per prompt, then [L+1, d] once
+    assert ranks == [1] * (3 + 2) + [3, 3, 2] + [3, 2]
+
+
+def test_statistic_cases_shapes_and_seeds():
+    from lensref.course.checks.logit_lens import _other_rank, _statistic_cases
+
+    assert _other_rank((3, 4, 60)) == [5, 60] and _other_rank((60,)) == [5, 60] and _other_rank((7, 60)) == [2, 3, 60]
+    seeds = [c["seed"] for seed in range(40) for c in _statistic_cases(seed, (2, 9))]
+    assert len(set(seeds)) == 80 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
+    for bad in ((), (0, 3), (2, -1)):
+        with pytest.raises(ValueError) as info:
+            checks.check_entropy(entropy_by_hand, shape=bad)
+        assert str(info.value) == f"shape must be a non-empty list of positive sizes, got {list(bad)}"
