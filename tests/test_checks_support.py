@@ -438,3 +438,17 @@ def test_model_ref_reads_only_well_formed_names(monkeypatch):
     same, other = tiny_model("gpt2", seed=7), tiny_model("gpt2", seed=0)
     weight = lambda lm: lm.adapter.unembed.weight  # noqa: E731
     assert torch.equal(weight(seeded), weight(same)) and not torch.equal(weight(seeded), weight(other))
+
+
+def test_small_helpers_of_the_checks():
+    import random
+
+    n = len(_core.FRESH_PROMPTS)
+    assert sorted(_core.fresh_prompts(n, random.Random(0))) == sorted(_core.FRESH_PROMPTS)  # all of them is allowed
+    for bad in (0, n + 1):
+        with pytest.raises(LensError) as info:
+            _core.fresh_prompts(bad, random.Random(0))
+        assert str(info.value) == f"n_prompts must be between 1 and {n}, got {bad}"
+    assert _core.max_err(torch.tensor([1.0, -2.0]), torch.tensor([3.0, -2.5])) == 2.0
+    logits = _core.random_logits((20, 500), seed=3)  # spread like a model's logits: standard deviation 3
+    assert 2.9 < float(logits.std()) < 3.1 and torch.equal(logits, _core.random_logits((20, 500), seed=3))
