@@ -241,6 +241,24 @@ CAPTURE_WRONG = {
     "keeps the last position only": (lambda lm, ids: _states(lm, ids)[:, -1], "keep every position"),
     "puts positions first": (lambda lm, ids: _states(lm, ids).transpose(0, 1), "layers come first"),
     "returns a list": (lambda lm, ids: list(_states(lm, ids)), "expected a torch.Tensor, got list"),
+    "keeps the final norm's output too": (
+        lambda lm, ids: torch.cat([_states(lm, ids), lm.adapter.final_norm(_states(lm, ids)[-1:])]),
+        "did you keep both the last block's output and the final norm's output?",
+    ),
+    "shifts every layer down": (
+        lambda lm, ids: torch.cat([_states(lm, ids)[:1], _states(lm, ids)[:-1]]),
+        "off by one layer: your layer l holds the reference's layer l-1",
+    ),
+    "scales the embeddings by sqrt(d) (Gemma's habit)": (
+        lambda lm, ids: (
+            _states(lm, ids) * torch.tensor([math.sqrt(lm.adapter.d_model)] + [1.0] * lm.n_layers)[:, None, None]
+        ),
+        "layer 0 differs from the reference",
+    ),
+    "one block's output is wrong": (
+        lambda lm, ids: _states(lm, ids) + torch.eye(lm.n_layers + 1)[2][:, None, None],
+        "layer 2 differs from the reference",
+    ),
 }
 
 
@@ -282,6 +300,11 @@ LENS_WRONG = {
     "drops the norm's weight": (
         lambda lm, s: lm.adapter.unembed(s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + 1e-5)),
         "does not reproduce the model's own logits",
+    ),
+    "adds 0.5 to every logit": (lambda lm, s: _decode(lm, s) + 0.5, "own logits (max abs error 0.5)"),
+    "a loop that skips the norm at layer 1": (
+        lambda lm, s: torch.stack([lm.adapter.unembed(x) if i == 1 else _decode(lm, x) for i, x in enumerate(s)]),
+        "layer 1 differs from the reference",
     ),
 }
 
@@ -350,6 +373,7 @@ TOP_K_WRONG = {
     ),
     "a temperature of 2": (lambda x, k: _topk(x / 2, k), "right tokens in the right order, but the probabilities"),
     "ids off by one": (lambda x, k: (_topk(x, k).values, _topk(x, k).indices + 1), "ids or probabilities differ"),
+    "a triple": (lambda x, k: (*_topk(x, k), k), "expected a pair (probs, ids), got tuple"),
 }
 
 
@@ -413,6 +437,12 @@ KL_WRONG = {
     ),
     "averaged over the layers": (lambda x: kl(x[-1:].expand_as(x), x).mean(0), "keep the layer dimension"),
     "a list": (lambda x: kl(x[-1:].expand_as(x), x).tolist(), "expected a torch.Tensor, got list"),
+    "log(p + 1e-3) on one side": (
+        lambda x: (
+            torch.softmax(x[-1:], -1) * (torch.log_softmax(x[-1:], -1) - (torch.softmax(x, -1) + 1e-3).log())
+        ).sum(-1),
+        "the last layer's KL to itself is not 0",
+    ),
 }
 
 
@@ -890,8 +920,8 @@ NUMBER = re.compile(
 
 
 def diagnoses(llama) -> list[str]:
-    """One line per mistake in every table above (the visible check, seed 0) and per right answer (its ✓ line),
-    with decimal numbers shown as # (errors and probabilities differ in their last digits between CPUs)."""
+    """One line per mistake in every table above (the visible check, seed 0) and two per right answer (its ✓
+    line, and the hidden verdict's line for each case), with decimal numbers shown as # (errors and probabilities differ in their last digits between CPUs)."""
     model = dict(lm=llama)
     tables = [
         ("capture_states", CAPTURE_WRONG, model),
@@ -934,6 +964,9 @@ def diagnoses(llama) -> list[str]:
         with contextlib.redirect_stdout(out):
             run_check(EXERCISES[name], fn, seed=0, **options)
         lines.append(f"{name} / right: {NUMBER.sub('#', out.getvalue().strip())}")
+        opts = {k: (ModelRef.of(v) if k == "lm" else v) for k, v in options.items()}
+        details = hidden_verdict(EXERCISES[name], fn, 0, **opts)  # what the graded feedback shows, per case
+        lines.append(f"{name} / right, hidden verdict: {NUMBER.sub('#', ' | '.join(details))}")
     return lines
 
 
@@ -954,6 +987,32 @@ def test_default_cases_of_the_hidden_verdicts():
     answers = EXERCISES["answer_ranks"]
     assert [c["answer"] for c in answers.cases(0)] == [" down", " furniture"]  # the default model's tokens
     assert [c["answer"] for c in answers.cases(0, lm=ModelRef("llama", 0))] == ["d", "f"]  # one byte each
+    assert [c["rows"] for c in EXERCISES["lens_logits"].cases(0)] == ["all", "last"]  # one prompt, then its last row
+    assert [len(EXERCISES[name].cases(0)) for name in ("capture_states", "patch_readout", "attribute")] == [2, 3, 3]
+
+
+def test_kl_and_top_k_cases():
+    """kl_to_final's second case has another rank ([5, V], or [4, 2, V] after a 2-D first case); top_k's second
+    case asks for another k (1, or 3 when k is 1) and never more than the vocabulary."""
+    kl_cases, top_k = EXERCISES["kl_to_final"].cases, EXERCISES["top_k"].cases
+    assert [c["shape"] for c in kl_cases(0)] == [[6, 3, 70], [5, 70]]
+    assert [c["shape"] for c in kl_cases(0, shape=(4, 9))] == [[4, 9], [4, 2, 9]]
+    seeds = [c["seed"] for seed in range(40) for c in kl_cases(seed)]
+    assert len(set(seeds)) == 80 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
+    with pytest.raises(ValueError) as info:
+        checks.check_kl_to_final(kl_by_hand, shape=(7,))
+    assert str(info.value) == "kl_to_final needs logits [L+1, ..., V], got shape [7]"
+    assert [c["k"] for c in top_k(0)] == [5, 1] and [c["k"] for c in top_k(0, k=2)] == [2, 1]
+    assert [c["k"] for c in top_k(0, k=1)] == [1, 3]
+    assert [(c["shape"], c["k"]) for c in top_k(0, k=1, shape=(4, 2))] == [([4, 2], 1), ([2, 3, 2], 2)]
+
+
+def test_kl_to_the_last_column_of_2d_logits_is_not_called_the_last_position():
+    """``logits[:, -1]`` of [L+1, V] logits is a vocabulary column (a uniform distribution), not a position."""
+    message = one_line_failure(
+        lambda: run_check(EXERCISES["kl_to_final"], lambda x: kl(x[:, -1:].expand_as(x), x), seed=0, shape=(6, 70))
+    )
+    assert "the last layer's KL to itself is not 0" in message
 
 
 def test_rank_window_allows_float_noise_and_nothing_more():
@@ -1056,6 +1115,8 @@ def test_top_k_with_k_equal_to_the_vocabulary(capsys):
     hotter = TOP_K_WRONG["a temperature of 2"][0]
     message = one_line_failure(lambda: run_check(EXERCISES["top_k"], hotter, seed=0, k=5, shape=(3, 5)))
     assert "right tokens in the right order, but the probabilities differ" in message
+    message = one_line_failure(lambda: run_check(EXERCISES["top_k"], hotter, seed=0, k=5, shape=(2, 3, 5)))
+    assert "right tokens in the right order, but the probabilities differ" in message  # the same on [.., .., V]
     checks.check_top_k(lambda x, k: (_topk(x, k).values, _topk(x, k).indices.double()), k=5, shape=(3, 5))
     assert "✓ top_k" in capsys.readouterr().out  # whole-number float ids are ids
 
@@ -1097,11 +1158,12 @@ def test_model_checks_pass_their_options_on(llama):
 
     checks.check_capture_states(spy(capture_via_hidden_states), lm=llama, n_prompts=3)
     checks.check_capture_states(spy(capture_via_hidden_states), lm=llama)
+    checks.check_capture_states(spy(capture_via_hidden_states), lm=llama, n_prompts=1)
     checks.check_lens_logits(spy(lens_by_formula), lm=llama, n_prompts=2)
     checks.check_lens_logits(spy(lens_by_formula), lm=llama)
     assert all(lm is llama for lm, _ in seen)
     ranks = [len(shape) for _, shape in seen]  # ids [T]; states [L+1, T, d] per prompt, then [L+1, d] once
-    assert ranks == [1] * (3 + 2) + [3, 3, 2] + [3, 2]
+    assert ranks == [1] * (3 + 2 + 1) + [3, 3, 2] + [3, 2]
 
 
 def test_statistic_cases_shapes_and_seeds():
@@ -1114,3 +1176,19 @@ def test_statistic_cases_shapes_and_seeds():
         with pytest.raises(ValueError) as info:
             checks.check_entropy(entropy_by_hand, shape=bad)
         assert str(info.value) == f"shape must be a non-empty list of positive sizes, got {list(bad)}"
+
+
+def test_block_components_add_up_to_the_residual_stream(llama):
+    """assignment 3's helper: the embedding, then what each block added, at one position (the last by default)."""
+    from lensref.course.checks.variants import block_components
+    from lensref.tokens import encode_prompt
+
+    prompt = "The Eiffel Tower is in the city of"
+    states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, prompt))  # [L+1, T, d]
+    for position in (-1, 2):
+        parts = block_components(llama, prompt, **({} if position == -1 else {"position": position}))
+        assert parts.shape == (llama.n_layers + 1, llama.adapter.d_model)
+        assert torch.allclose(parts[0], states[0, position]) and torch.allclose(
+            parts[1], states[1, position] - states[0, position]
+        )
+        assert torch.allclose(parts.cumsum(0), states[:, position], atol=1e-5)

@@ -114,13 +114,13 @@ class CaptureStates(Exercise):
                 "output_hidden_states' last entry has the final norm applied; layer L must be the "
                 "input of the final norm (hook lm.adapter.final_norm).",
             )
-        if all(close(got[layer], ref[layer + 1]) for layer in range(L)):
+        if close(got[:L], ref[1:]):
             raise CheckFailed(
                 name,
                 "off by one layer: your layer l holds the reference's layer l+1.",
                 "layer 0 is the embedding output (what block 0 reads); layer l is block l-1's output.",
             )
-        if all(close(got[layer], ref[layer - 1]) for layer in range(1, L + 1)):
+        if close(got[1:], ref[:L]):
             raise CheckFailed(
                 name,
                 "off by one layer: your layer l holds the reference's layer l-1.",
@@ -307,7 +307,7 @@ class TopK(Exercise):
         expect_shape(got_p, ref_p.shape, name, {shape: "keep only the k best tokens (topk along the last dim)."})
         expect_shape(got_i, ref_i.shape, name)
         if torch.equal(got_i.long(), ref_i) and close(got_p, ref_p):
-            return f"the k most likely tokens with their probabilities, best first (k = {k} and {case['k']})."
+            return f"top-{k}: the most likely tokens with their probabilities, best first."
         if close(got_p, logits.topk(k, dim=-1).values):
             raise CheckFailed(
                 name,
@@ -347,7 +347,7 @@ class TopK(Exercise):
         )
 
     def summary(self, cases, detail):
-        return f"the {cases[0]['k']} most likely tokens with their probabilities, best first."
+        return f"top-{cases[0]['k']}: the most likely tokens with their probabilities, best first."
 
 
 # --- entropy --------------------------------------------------------------------------------------
