@@ -726,7 +726,42 @@ FIT_WRONG = {
     "bias as a row": (lambda x, y: (lambda w, b: (w, b[None]))(*fit_by_normal_equations(x, y)), "bias as a vector"),
     "bias sign": (lambda x, y: (lambda w, b: (w, -b))(*fit_by_normal_equations(x, y)), "W is right but the bias"),
     "a single number": (lambda x, y: fit_by_normal_equations(x, y)[0], "expected a pair (W, b)"),
+    "(W, b, error)": (lambda x, y: (*fit_by_normal_equations(x, y), 0.0), "expected a pair (W, b), got tuple"),
+    "W as a list": (lambda x, y: (lambda w, b: (w.tolist(), b))(*fit_by_normal_equations(x, y)), "got list"),
+    "W without the last input row": (
+        lambda x, y: (lambda w, b: (w[:-1], b))(*fit_by_normal_equations(x, y)),
+        "wrong shape",
+    ),
 }
+
+
+def test_fit_translator_tolerance_and_errors(capsys):
+    """W and b count as right within 1e-3 (+ 1e-3 relative): a float32 solution passes, a W 3e-3 off does not.
+    The ✓ line and the no-bias diagnosis give mean squared errors, computed here on their own."""
+
+    def shifted(dw):
+        return lambda x, y: (lambda w, b: (w + dw, b))(*fit_by_normal_equations(x, y))
+
+    def mse(x, y, w, b):
+        return float(((x.double() @ w + b - y.double()) ** 2).mean())
+
+    checks.check_fit_translator(shifted(9e-4))
+    checks.check_fit_translator(lambda x, y: tuple(t.float() for t in fit_by_normal_equations(x.float(), y.float())))
+    assert "not the least-squares fit" in fails("fit_translator", shifted(3e-3))
+    ex = EXERCISES["fit_translator"]
+    x, y = ex.inputs(ex.cases(0)[0])
+    w, b = fit_by_normal_equations(x, y)
+    best = mse(x, y, w, b)
+    assert 0.005 < best < 0.02  # the noise (0.1 per entry): a fit, not an interpolation
+    capsys.readouterr()
+    run_check(ex, fit_by_normal_equations, seed=0)
+    assert (
+        capsys.readouterr().out.strip()
+        == f"✓ fit_translator: the least-squares translator (mean squared error {best:.4f})."
+    )
+    no_bias = FIT_WRONG["no bias"][0](x, y)
+    message = one_line_failure(lambda: run_check(ex, FIT_WRONG["no bias"][0], seed=0))
+    assert f"(error {mse(x, y, no_bias[0].double(), 0.0):.3g} vs {best:.3g})" in message
 
 
 @pytest.mark.parametrize("mistake", FIT_WRONG)
