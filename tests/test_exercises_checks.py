@@ -1104,11 +1104,12 @@ def test_statistic_checks_pass_their_options_on():
 
 
 def test_variant_checks_pass_their_options_on(llama, capsys):
-    seen = []
+    seen, models = [], []
 
     def spy(tag, fn):
         def wrapped(*args):
             seen.append((tag, *[tuple(a.shape) if isinstance(a, torch.Tensor) else a for a in args[1:2]]))
+            models.extend(args[:1] if tag != "fit" else [])
             return fn(*args)
 
         return wrapped
@@ -1126,6 +1127,18 @@ def test_variant_checks_pass_their_options_on(llama, capsys):
     assert counts == {"diff": 3, "attr": (2 + 2) + (1 + 2), "patch": 2}, counts  # + the writes and a random split
     assert [s[1] for s in seen if s[0] == "patch"] == [(32,), (32,)]
     assert capsys.readouterr().out.count("✓") == 7
+    assert len(models) == 3 + 7 + 2 and all(lm is llama for lm in models)
+
+
+def test_fit_translator_cases():
+    """The hidden verdict's default is 300 samples of 12 dimensions; the smallest fits that still pin W and b
+    (n = d + 1, down to d = 1) are accepted."""
+    ex = EXERCISES["fit_translator"]
+    assert [(c["n"], c["d"]) for c in ex.cases(0)] == [(300, 12)]
+    for n, d in ((2, 1), (6, 5)):
+        assert [(c["n"], c["d"]) for c in ex.cases(0, n=n, d=d)] == [(n, d)]
+    seeds = [ex.cases(seed)[0]["seed"] for seed in range(40)]
+    assert len(set(seeds)) == 40 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
 
 
 @pytest.mark.parametrize(
