@@ -598,7 +598,24 @@ LOGIT_DIFF_WRONG = {
         lambda lm, s, t, d: _diff(lm.adapter.unembed(s * (lm.adapter.final_norm(s[-1:]) / s[-1:])), t, d),
         "differs from the reference",
     ),
+    "a list": (lambda lm, s, t, d: logit_diff_by_formula(lm, s, t, d).tolist(), "expected a torch.Tensor, got list"),
+    "every token minus the distractor": (
+        lambda lm, s, t, d: _decode(lm, s) - _decode(lm, s)[..., d : d + 1],
+        "take the difference of two logits",
+    ),
 }
+
+
+def test_logit_diff_failure_quotes_the_models_own_difference(llama):
+    """The last resort diagnosis gives the model's own logit difference at the last position, recomputed here."""
+    ex = EXERCISES["logit_diff_by_layer"]
+    case = ex.cases(0, lm=ModelRef.of(llama))[0]
+    _, states, t, d = ex.inputs(case)
+    logits = llama.model(input_ids=llama.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
+    message = one_line_failure(
+        lambda: run_check(ex, lambda lm, s, t, d: logit_diff_by_formula(lm, s, t, d) + 1.0, seed=0, lm=llama)
+    )
+    assert message.endswith(f"the model's own value at the last position: {float(logits[t] - logits[d]):.3f}.")
 
 
 @pytest.mark.parametrize("mistake", LOGIT_DIFF_WRONG)
@@ -634,7 +651,29 @@ ATTRIBUTE_WRONG = {
         lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / math.sqrt(c.shape[1]),
         "not the logit difference",
     ),
+    "a list": (lambda lm, c, t, d: attribute_by_formula(lm, c, t, d).tolist(), "expected a torch.Tensor, got list"),
+    "every token's logit per component": (
+        lambda lm, c, t, d: c @ lm.adapter.unembed.weight.T,
+        "project onto the target-minus-distractor direction",
+    ),
 }
+
+
+def test_attribute_tolerance_and_sums(llama, capsys):
+    """Parts within 1e-3 · max(1, |logit difference|) (+ 1e-3 relative) of the reference pass, 1.6e-3 off do not
+    (the tiny model's differences are below 1); a wrong sum is quoted with the model's own difference."""
+    checks.check_attribute(lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 5e-4, lm=llama)
+    assert "✓ attribute" in capsys.readouterr().out
+    off = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 1.6e-3  # noqa: E731
+    assert "the sum is right but the parts differ" in fails("attribute", off, seeds=(0,), lm=llama)
+    ex = EXERCISES["attribute"]
+    case = ex.cases(0, lm=ModelRef.of(llama))[0]
+    _, comps, t, d = ex.inputs(case)
+    logits = llama.model(input_ids=llama.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
+    halved = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / 2  # noqa: E731
+    got = float(halved(llama, comps, t, d).sum())
+    message = fails("attribute", halved, seeds=(0,), lm=llama)
+    assert f"your parts sum to {got:.3f}, not the logit difference {float(logits[t] - logits[d]):.3f}." in message
 
 
 @pytest.mark.parametrize("mistake", ATTRIBUTE_WRONG)
@@ -1023,6 +1062,7 @@ def test_default_cases_of_the_hidden_verdicts():
     assert [c["answer"] for c in answers.cases(0)] == [" down", " furniture"]  # the default model's tokens
     assert [c["answer"] for c in answers.cases(0, lm=ModelRef("llama", 0))] == ["d", "f"]  # one byte each
     assert [c["rows"] for c in EXERCISES["lens_logits"].cases(0)] == ["all", "last"]  # one prompt, then its last row
+    assert len(EXERCISES["logit_diff_by_layer"].cases(0)) == 1
     assert [len(EXERCISES[name].cases(0)) for name in ("capture_states", "patch_readout", "attribute")] == [2, 3, 3]
 
 
