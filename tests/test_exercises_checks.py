@@ -661,7 +661,8 @@ ATTRIBUTE_WRONG = {
 
 def test_attribute_tolerance_and_sums(llama, capsys):
     """Parts within 1e-3 · max(1, |logit difference|) (+ 1e-3 relative) of the reference pass, 1.6e-3 off do not
-    (the tiny model's differences are below 1); a wrong sum is quoted with the model's own difference."""
+    (the tiny model's differences are below 1); a sum 1e-2 · max(1, |difference|) off is called a wrong sum, and
+    quoted with the model's own difference."""
     checks.check_attribute(lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 5e-4, lm=llama)
     assert "✓ attribute" in capsys.readouterr().out
     off = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 1.6e-3  # noqa: E731
@@ -670,6 +671,8 @@ def test_attribute_tolerance_and_sums(llama, capsys):
     case = ex.cases(0, lm=ModelRef.of(llama))[0]
     _, comps, t, d = ex.inputs(case)
     logits = llama.model(input_ids=llama.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
+    slightly = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 0.015 / len(c)  # noqa: E731
+    assert "not the logit difference" in fails("attribute", slightly, seeds=(0,), lm=llama)  # a sum 1.5e-2 off
     halved = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / 2  # noqa: E731
     got = float(halved(llama, comps, t, d).sum())
     message = fails("attribute", halved, seeds=(0,), lm=llama)
@@ -1280,3 +1283,18 @@ def test_block_components_add_up_to_the_residual_stream(llama):
             parts[1], states[1, position] - states[0, position]
         )
         assert torch.allclose(parts.cumsum(0), states[:, position], atol=1e-5)
+
+
+def test_random_split_adds_up_to_the_residual_at_its_scale():
+    """check_attribute's third case: n random parts, each about as large as the residual, that add up to it."""
+    from lensref.course.checks.variants import _random_split
+
+    final = torch.randn(64, generator=torch.Generator().manual_seed(0)) * 7
+    for n_parts in (2, 4):
+        parts = _random_split(final, n_parts, seed=3)
+        assert parts.shape == (n_parts, 64) and parts.dtype == final.dtype
+        assert torch.allclose(parts.double().sum(0), final.double(), atol=1e-5)
+        rms = parts.double().pow(2).mean(-1).sqrt() / final.double().pow(2).mean().sqrt()
+        assert bool(((rms > 0.5) & (rms < 2.5)).all()), rms
+    assert torch.equal(_random_split(final, 4, seed=3), _random_split(final, 4, seed=3))
+    assert not torch.equal(_random_split(final, 4, seed=3), _random_split(final, 4, seed=4))
