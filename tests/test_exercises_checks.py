@@ -1298,3 +1298,22 @@ def test_random_split_adds_up_to_the_residual_at_its_scale():
         assert bool(((rms > 0.5) & (rms < 2.5)).all()), rms
     assert torch.equal(_random_split(final, 4, seed=3), _random_split(final, 4, seed=3))
     assert not torch.equal(_random_split(final, 4, seed=3), _random_split(final, 4, seed=4))
+
+
+def test_attribute_components_and_pairs(llama):
+    """The per-write split is the embedding, then block l's attention and MLP writes in turn (so its running sum
+    passes through every layer's residual state); the target/distractor pairs are two distinct ids drawn from the
+    whole vocabulary (up to its first 5000), and each prompt case gets its own pair seed."""
+    from lensref.course.checks.variants import _pair, _prompt_cases, _write_components
+    from lensref.tokens import encode_prompt
+
+    prompt = "The Eiffel Tower is in the city of"
+    states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, prompt))[:, -1]
+    parts = _write_components(llama, prompt)
+    assert parts.shape == (2 * llama.n_layers + 1, llama.adapter.d_model)
+    assert torch.allclose(parts.cumsum(0)[::2], states, atol=1e-5)
+    pairs = [_pair(llama, seed) for seed in range(60)]
+    assert all(a != b and 0 <= min(a, b) and max(a, b) < 512 for a, b in pairs)
+    assert max(max(p) for p in pairs) >= 4 * llama.adapter.d_model  # not just the first d ids
+    seeds = [c["pair_seed"] for seed in range(40) for c in _prompt_cases(seed, llama, 2)]
+    assert len(set(seeds)) == 80 and all(0 <= s < 2**31 for s in seeds) and max(seeds) >= 2**30
