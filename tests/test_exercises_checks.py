@@ -731,6 +731,16 @@ PATCH_WRONG = {
         lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits[0],
         "last position only",
     ),
+    "every position, batch kept": (
+        lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits,
+        "return the logits of the last position only",
+    ),
+    "batch kept": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p)[None], "drop the batch dimension"),
+    "a list": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p).tolist(), "expected a torch.Tensor, got list"),
+    "one layer early": (
+        lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p, site_shift=-1 if layer >= 1 else 0),
+        "off by one layer: you patched what block 0 reads",
+    ),
 }
 
 
@@ -738,6 +748,30 @@ PATCH_WRONG = {
 def test_patch_readout_mistakes(mistake, llama):
     fn, diagnosis = PATCH_WRONG[mistake]
     assert diagnosis in fails("patch_readout", fn, seeds=(0,), lm=llama, layers=[1, 2])
+
+
+def test_patch_readout_off_by_one_next_to_the_final_norm(llama):
+    """At layer L one layer early is block L - 1's input (and there is no layer L + 1 to try). One layer late
+    from L - 1 is the final norm's input: the norm works position by position, so the placeholder's new state
+    never reaches the last position's logits, and "no effect" names it."""
+    late, early, L = PATCH_WRONG["one layer late"][0], PATCH_WRONG["one layer early"][0], llama.n_layers
+    assert "the patch had no effect" in fails("patch_readout", late, seeds=(0,), lm=llama, layers=[L - 1])
+    message = fails("patch_readout", early, seeds=(0,), lm=llama, layers=[-1])
+    assert f"off by one layer: you patched what block {L - 1} reads." in message
+
+
+def test_patch_readout_cases_and_vectors(llama):
+    """By default layers 1, the middle and L - 2, each with its own target prompt; the vector is the source
+    prompt's residual state at the last position of that layer."""
+    from lensref.tokens import encode_prompt
+
+    ex = EXERCISES["patch_readout"]
+    cases = ex.cases(0, lm=ModelRef.of(llama))
+    assert [c["layer"] for c in cases] == [1, "middle", -3]
+    for case in cases:
+        _, vector, layer, prompt = ex.inputs(case)
+        states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, case["source"]))
+        assert prompt == case["prompt"] and torch.allclose(vector, states[layer, -1], atol=1e-6)
 
 
 def test_patch_readout_hook_left_attached_is_caught_at_once():
