@@ -668,14 +668,14 @@ def test_attribute_tolerance_and_sums(llama, capsys):
     off = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 1.6e-3  # noqa: E731
     assert "the sum is right but the parts differ" in fails("attribute", off, seeds=(0,), lm=llama)
     ex = EXERCISES["attribute"]
-    case = ex.cases(0, lm=ModelRef.of(llama))[0]
+    case = ex.cases(3, lm=ModelRef.of(llama))[0]  # (seed 3: a distractor logit far from 0, -0.18)
     _, comps, t, d = ex.inputs(case)
     logits = llama.model(input_ids=llama.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
     slightly = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 0.015 / len(c)  # noqa: E731
     assert "not the logit difference" in fails("attribute", slightly, seeds=(0,), lm=llama)  # a sum 1.5e-2 off
     halved = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / 2  # noqa: E731
     got = float(halved(llama, comps, t, d).sum())
-    message = fails("attribute", halved, seeds=(0,), lm=llama)
+    message = fails("attribute", halved, seeds=(3,), lm=llama)
     assert f"your parts sum to {got:.3f}, not the logit difference {float(logits[t] - logits[d]):.3f}." in message
 
 
@@ -694,8 +694,23 @@ def test_attribute_scale_from_one_component_fails_on_the_random_split(llama):
 
 
 def test_attribute_refuses_a_layernorm_model(gpt2):
-    with pytest.raises(ValueError, match="RMSNorm"):
+    with pytest.raises(ValueError) as info:
         checks.check_attribute(attribute_by_formula, lm=gpt2)
+    assert str(info.value) == "check_attribute needs a model with an RMSNorm final norm (Llama-style)"
+
+
+def test_attribute_cases(llama):
+    """Per prompt the per-block split; then, on the first prompt, the per-write split and a random split into
+    4 parts (its own seed)."""
+    from lensref.course.checks.variants import resolve_layer
+
+    ex, L = EXERCISES["attribute"], llama.n_layers
+    cases = ex.cases(0, lm=ModelRef.of(llama))
+    assert [c["split"] for c in cases] == ["blocks", "writes", "random"] and cases[2]["parts"] == 4
+    assert [len(ex.inputs(c)[1]) for c in cases] == [L + 1, 2 * L + 1, 4]
+    seeds = [ex.cases(seed, lm=ModelRef.of(llama))[2]["split_seed"] for seed in range(40)]
+    assert len(set(seeds)) == 40 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
+    assert [resolve_layer("middle", n) for n in (3, 4, 30)] == [1, 2, 15]
 
 
 PATCH_WRONG = {
