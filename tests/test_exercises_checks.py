@@ -1155,8 +1155,11 @@ def test_rank_window_allows_float_noise_and_nothing_more():
     assert window([1000.0, 1000.02, 0.0]) == (2, 2)
     assert window([0.5, 0.5 + 1.5e-5, 0.0]) == (2, 2)  # small logits: the tolerance is 1e-5, not less
     assert window([0.0, 1e-5, 0.0]) == (1, 3)  # exactly at the tolerance: a tie (and an exact one)
+    assert window([0.0, -1e-5]) == (1, 2) and window([0.0, -1.5e-5]) == (1, 1)  # the same below the target
     low, high = rank_window(torch.tensor([[1000.0, 0.0, 1.0], [0.5, 0.5 + 0.005, 0.0]]), 0)
     assert (low, high) == ([1, 2], [1, 2])  # each row has its own tolerance
+    low, high = rank_window(torch.tensor([[0.0, 1000.0, 0.0], [0.5, 0.5 + 0.005, 0.0]]), 0)
+    assert (low, high) == ([2, 2], [3, 2])  # (not each column: 1000 in column 1 makes no tie of row 2's 0.505)
 
 
 def test_target_rank_sees_tie_counting_where_only_some_rows_tie():

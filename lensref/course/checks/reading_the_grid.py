@@ -253,11 +253,12 @@ DEFAULT_ANSWER_CASES = (
 
 def rank_window(logits: torch.Tensor, target: int) -> tuple[list[int], list[int]]:
     """Per row of ``logits [L+1, V]``: the lowest and the highest rank of ``target`` that float noise allows.
-    A token whose logit is within ``1e-5 * max(1, max |row|)`` of the target's may order either way."""
+    A token whose logit is within ``1e-5 * max(1, max |row|)`` of the target's (inclusive, on both sides) may
+    order either way."""
     logits = logits.double()
     mine = logits[:, target : target + 1]
     tol = 1e-5 * logits.abs().amax(-1, keepdim=True).clamp(min=1.0)
-    return ((logits > mine + tol).sum(-1) + 1).tolist(), ((logits > mine - tol).sum(-1)).tolist()
+    return ((logits > mine + tol).sum(-1) + 1).tolist(), ((logits >= mine - tol).sum(-1)).tolist()
 
 
 @torch.no_grad()
