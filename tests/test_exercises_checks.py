@@ -708,6 +708,8 @@ def test_attribute_cases(llama):
     cases = ex.cases(0, lm=ModelRef.of(llama))
     assert [c["split"] for c in cases] == ["blocks", "writes", "random"] and cases[2]["parts"] == 4
     assert [len(ex.inputs(c)[1]) for c in cases] == [L + 1, 2 * L + 1, 4]
+    blocks, random_parts = ex.inputs(cases[0])[1], ex.inputs(cases[2])[1]
+    assert not torch.allclose(random_parts, blocks) and torch.allclose(random_parts.sum(0), blocks.sum(0), atol=1e-5)
     seeds = [ex.cases(seed, lm=ModelRef.of(llama))[2]["split_seed"] for seed in range(40)]
     assert len(set(seeds)) == 40 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
     assert [resolve_layer("middle", n) for n in (3, 4, 30)] == [1, 2, 15]
