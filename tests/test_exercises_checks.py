@@ -19,6 +19,7 @@ from lensref import tiny_model
 from lensref.course import checks
 from lensref.course.checks import EXERCISES, ModelRef, run_check
 from lensref.patchscope import IDENTITY_PROMPT
+from lensref.tokens import encode_prompt
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,11 @@ def answer_ranks_by_hand(lm, prompt, answer):
     target = lm.tokenizer.encode(answer, add_special_tokens=False)[0]
     last = lens_by_formula(lm, capture_via_hidden_states(lm, ids)[:, -1])
     return [int(r) for r in rank_by_counting(last, target)]
+
+
+def last_logits(lm, prompt):
+    """The model's own next-token logits ``[V]`` after ``prompt`` (a plain forward pass)."""
+    return lm.model(input_ids=lm.tokenizer(prompt, return_tensors="pt")["input_ids"]).logits[0, -1]
 
 
 def logit_diff_by_formula(lm, states, t, d):
@@ -611,7 +617,7 @@ def test_logit_diff_failure_quotes_the_models_own_difference(llama):
     ex = EXERCISES["logit_diff_by_layer"]
     case = ex.cases(3, lm=ModelRef.of(llama))[0]  # (seed 3: a distractor logit far from 0)
     _, states, t, d = ex.inputs(case)
-    logits = llama.model(input_ids=llama.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
+    logits = last_logits(llama, case["prompt"])
     message = one_line_failure(
         lambda: run_check(ex, lambda lm, s, t, d: logit_diff_by_formula(lm, s, t, d) + 1.0, seed=3, lm=llama)
     )
@@ -670,7 +676,7 @@ def test_attribute_tolerance_and_sums(llama, capsys):
     ex = EXERCISES["attribute"]
     case = ex.cases(3, lm=ModelRef.of(llama))[0]  # (seed 3: a distractor logit far from 0, -0.18)
     _, comps, t, d = ex.inputs(case)
-    logits = llama.model(input_ids=llama.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
+    logits = last_logits(llama, case["prompt"])
     slightly = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 0.015 / len(c)  # noqa: E731
     assert "not the logit difference" in fails("attribute", slightly, seeds=(0,), lm=llama)  # a sum 1.5e-2 off
     halved = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / 2  # noqa: E731
@@ -716,10 +722,7 @@ def test_attribute_cases(llama):
 
 
 PATCH_WRONG = {
-    "no effect": (
-        lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits[0, -1],
-        "no effect",
-    ),
+    "no effect": (lambda lm, v, layer, p: last_logits(lm, p), "no effect"),
     "one layer late": (
         lambda lm, v, layer, p: (
             patch_by_rindex(lm, v, layer, p, site_shift=1) if layer < lm.n_layers else patch_by_rindex(lm, v, layer, p)
@@ -780,7 +783,6 @@ def test_patch_readout_off_by_one_next_to_the_final_norm(llama):
 def test_patch_readout_cases_and_vectors(llama):
     """By default layers 1, the middle and L - 2, each with its own target prompt; the vector is the source
     prompt's residual state at the last position of that layer."""
-    from lensref.tokens import encode_prompt
 
     ex = EXERCISES["patch_readout"]
     cases = ex.cases(0, lm=ModelRef.of(llama))
@@ -1326,7 +1328,6 @@ def test_statistic_cases_shapes_and_seeds():
 def test_block_components_add_up_to_the_residual_stream(llama):
     """assignment 3's helper: the embedding, then what each block added, at one position (the last by default)."""
     from lensref.course.checks.variants import block_components
-    from lensref.tokens import encode_prompt
 
     prompt = "The Eiffel Tower is in the city of"
     states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, prompt))  # [L+1, T, d]
@@ -1359,7 +1360,6 @@ def test_attribute_components_and_pairs(llama):
     passes through every layer's residual state); the target/distractor pairs are two distinct ids drawn from the
     whole vocabulary (up to its first 5000), and each prompt case gets its own pair seed."""
     from lensref.course.checks.variants import _pair, _prompt_cases, _write_components
-    from lensref.tokens import encode_prompt
 
     prompt = "The Eiffel Tower is in the city of"
     states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, prompt))[:, -1]
