@@ -186,7 +186,7 @@ def equivalents() -> dict[str, str]:
     return found
 
 
-def report(module: str, found: dict[str, str], work: Path, reasons: dict[str, str]) -> tuple[bool, str]:
+def report(module: str, found: dict[str, str], work: Path, reasons: dict[str, str], width: int = 0) -> tuple[bool, str]:
     """Print the kill rate and every survivor of one module; ``(target met, summary line)``."""
     unchecked = [name for name, status in found.items() if status == "not checked"]  # a run that was stopped
     checked = {name: status for name, status in found.items() if status != "not checked"}
@@ -206,9 +206,7 @@ def report(module: str, found: dict[str, str], work: Path, reasons: dict[str, st
         hint = f"NOT EXPLAINED: kill it with a test or list it in {EQUIVALENTS.relative_to(ROOT)}"
         print(f"      {'equivalent: ' + why if why else hint}")
     ok = total > 0 and not unchecked and rate >= TARGET and len(explained) == len(survivors)
-    line = (
-        f"{module:<32} {detected:>4}/{total:<4} {rate:6.1%}  survivors {len(survivors)} (equivalent {len(explained)})"
-    )
+    line = f"{module:<{width}}  {detected:>5}/{total:<5} {rate:6.1%}  survivors {len(survivors)} (equivalent {len(explained)})"
     return ok, line + (f"  PARTIAL: {len(unchecked)} not tested" if unchecked else "")
 
 
@@ -253,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_verdicts(work, module)
         if args.report_only and args.save and meta_path(work, module).exists():
             save_verdicts(work, module)
-        ok, line = report(module, statuses(work, module), work, reasons)
+        ok, line = report(module, statuses(work, module), work, reasons, max(map(len, chosen)))
         all_ok &= ok
         summary.append(line)
     print(f"\nmutation testing (mutmut, fast tests only); equivalents explained in {EQUIVALENTS.relative_to(ROOT)}")
