@@ -127,9 +127,14 @@ def answer_ranks_by_hand(lm, prompt, answer):
     return [int(r) for r in rank_by_counting(last, target)]
 
 
+def model_logits(lm, prompt):
+    """The model's own logits ``[1, T, V]`` for ``prompt`` (a plain forward pass, batch kept)."""
+    return lm.model(input_ids=lm.tokenizer(prompt, return_tensors="pt")["input_ids"]).logits
+
+
 def last_logits(lm, prompt):
-    """The model's own next-token logits ``[V]`` after ``prompt`` (a plain forward pass)."""
-    return lm.model(input_ids=lm.tokenizer(prompt, return_tensors="pt")["input_ids"]).logits[0, -1]
+    """The model's own next-token logits ``[V]`` after ``prompt``."""
+    return model_logits(lm, prompt)[0, -1]
 
 
 def logit_diff_by_formula(lm, states, t, d):
@@ -747,12 +752,9 @@ PATCH_WRONG = {
         lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, IDENTITY_PROMPT),
         "logits differ from the reference",
     ),
-    "every position": (
-        lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits[0],
-        "last position only",
-    ),
+    "every position": (lambda lm, v, layer, p: model_logits(lm, p)[0], "last position only"),
     "every position, batch kept": (
-        lambda lm, v, layer, p: lm.model(input_ids=lm.tokenizer(p, return_tensors="pt")["input_ids"]).logits,
+        lambda lm, v, layer, p: model_logits(lm, p),
         "return the logits of the last position only",
     ),
     "batch kept": (lambda lm, v, layer, p: patch_by_rindex(lm, v, layer, p)[None], "drop the batch dimension"),
