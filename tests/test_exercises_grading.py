@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent / "fixtures" / "submissions"))
 import adversarial  # noqa: E402
 import build  # noqa: E402
 
-from lensref.course.grading.grader import GRADED, MALFORMED, UNCHANGED, grade  # noqa: E402
+from lensref.course.grading.grader import grade  # noqa: E402
 from lensref.course.grading.limits import Limits  # noqa: E402
+from lensref.course.grading.status import Status  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +146,7 @@ def test_notes_in_the_csv(graded_class):
     assert "graded logit_lens (1).ipynb as logit_lens.ipynb" in rows["ok_stderr_renamed_lab"]["message"]
     assert "capture_states calls capture_residuals" in rows["mal_copies_reference"]["message"]
     assert "memory limit" in rows["mal_memory_hog"]["message"]
-    assert rows["lou_malformed"]["status"] == MALFORMED
+    assert rows["lou_malformed"]["status"] == Status.MALFORMED
     assert "logit_lens.ipynb is not valid JSON" in rows["lou_malformed"]["message"]
 
 
@@ -183,7 +184,7 @@ def test_regrading_never_loses_or_duplicates_scores(graded_class):
         limits=LIMITS,
         progress=lambda m: None,
     )
-    assert {r.student: r.status for r in again.results if r.student in before} == {s: UNCHANGED for s in before}
+    assert {r.student: r.status for r in again.results if r.student in before} == {s: Status.UNCHANGED for s in before}
     assert _gradebook(db, ASSIGNMENT) == before
     target = base / "submitted" / "cy_released" / ASSIGNMENT / "logit_lens.ipynb"
     target.write_text(nbformat.writes(build.submission("solution")))
@@ -196,7 +197,7 @@ def test_regrading_never_loses_or_duplicates_scores(graded_class):
         limits=LIMITS,
         progress=lambda m: None,
     )
-    assert {r.student: r.status for r in third.results}["cy_released"] == GRADED
+    assert {r.student: r.status for r in third.results}["cy_released"] == Status.GRADED
     after = _gradebook(db, ASSIGNMENT)
     assert after["cy_released"] == (10.0, 10.0, before["cy_released"][2])
     assert {s: v for s, v in after.items() if s != "cy_released"} == {

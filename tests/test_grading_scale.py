@@ -20,7 +20,8 @@ from nbgrader.api import Gradebook
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 import tiny_course  # noqa: E402
 
-from lensref.course.grading.grader import GRADED, grade  # noqa: E402
+from lensref.course.grading.grader import grade  # noqa: E402
+from lensref.course.grading.status import Status  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap: make setup")]
 BIN = Path(sys.executable).parent
@@ -147,7 +148,9 @@ def test_a_dask_cluster_grades_the_class_with_the_same_results(course, tmp_path,
     cluster.wait_for_workers(2)
     local = _grade(folder, tmp_path / "local", jobs=1)
     remote = _grade(folder, tmp_path / "dask", scheduler=cluster.address)
-    assert {r.student: (r.status, r.score) for r in remote.results} == {s: (GRADED, v) for s, v in expected.items()}
+    assert {r.student: (r.status, r.score) for r in remote.results} == {
+        s: (Status.GRADED, v) for s, v in expected.items()
+    }
     assert _rows(tmp_path / "local" / "gradebook.db") == _rows(tmp_path / "dask" / "gradebook.db")
     assert local.csv_path.read_text() == remote.csv_path.read_text()
     assert "Dask cluster at" in remote.confinement
@@ -180,7 +183,9 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, cluster, warm_model_cac
     report = _grade(folder, tmp_path / "out", scheduler=cluster.address)
     killer.join(timeout=5)
     assert killed.is_set(), "the test never saw w1 busy"
-    assert {r.student: (r.status, r.score) for r in report.results} == {s: (GRADED, v) for s, v in expected.items()}
+    assert {r.student: (r.status, r.score) for r in report.results} == {
+        s: (Status.GRADED, v) for s, v in expected.items()
+    }
     rows = _rows(tmp_path / "out" / "gradebook.db")
     assert len(rows) == len(expected), rows  # one grade row per student: nothing lost, nothing twice
 

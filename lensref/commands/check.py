@@ -27,7 +27,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..course.notebook_check import DEFAULT_TIMEOUT, check_notebook, read_notebook
+    from ..course.cells import read_notebook
+    from ..course.notebook_check import DEFAULT_TIMEOUT, check_notebook
     from ..errors import LensError
 
     if args.timeout is not None and args.timeout < 1:

@@ -64,7 +64,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from ..course.grading.grader import DEFAULT_TIMEOUT, GRADED, UNCHANGED, grade
+    from ..course.grading.grader import DEFAULT_TIMEOUT, grade
     from ..course.grading.limits import Limits
     from ..errors import LensError
 
@@ -86,4 +86,4 @@ def run(args) -> int:
         bar=True,
     )
     print(report.summary())
-    return 0 if all(r.status in (GRADED, UNCHANGED) for r in report.results) else 1
+    return 0 if all(r.status.recorded for r in report.results) else 1

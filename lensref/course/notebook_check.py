@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LensError
+from .cells import is_test_cell, nbgrader_meta, read_notebook
 
 DEFAULT_TIMEOUT = 300  # seconds a cell may run before it is interrupted (an endless loop, say)
 PASS, FAIL = "✓", "✗"
@@ -62,31 +63,6 @@ class NotebookCheck:
             f"visible checks: {self.score:g}/{self.max_score:g} points, {n_ok} of {len(self.exercises)} "
             f"exercises pass ({self.seconds:.0f} s)"
         )
-
-
-def read_notebook(path: str | Path):
-    """The notebook at ``path`` (nbformat v4), or a one-line error saying why it cannot be read."""
-    import nbformat
-
-    path = Path(path)
-    if not path.is_file():
-        raise LensError(f"{path}: no such notebook")
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as exc:  # nbformat raises JSON, validation and OS errors
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise LensError(f"{path}: not a readable notebook ({first})") from None
-    return nb
-
-
-def nbgrader_meta(cell) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader")
-    return meta if isinstance(meta, dict) else {}
-
-
-def is_test_cell(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def exercise_name(grade_id: str) -> str:

@@ -1,9 +1,10 @@
 """Where jobs run: a local pool of sandboxes (``--jobs N``) or an existing Dask cluster (``--scheduler ADDRESS``).
 
-Both take a :class:`~.jobs.Job` and give back a future of its :class:`~.jobs.JobResult`; the grader collects the
-results in student order and alone judges and writes the gradebook, so the outcome does not depend on where or in
-what order the runs happened. A Dask task that loses its worker is rescheduled by Dask on another worker; one that
-fails again is reported, never judged twice.
+Both take a :class:`~.task.GradingTask` and give back a future of its :class:`~.task.Graded`: the run and its
+judgment both happen where the task went (:func:`.worker.grade_task`), each judgment in a judge process of its own.
+The grader collects the results in student order and alone writes the gradebook, so the outcome does not depend on
+where or in what order the runs happened. A Dask task that loses its worker is rescheduled by Dask on another
+worker; one that fails again is reported, never recorded twice.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ...errors import LensError
-from .jobs import Job, execute, execute_warm, release_warm, worker_problem
+from . import judge_process
+from .jobs import release_warm, worker_problem
+from .task import GradingTask
+from .worker import grade_task
 
 
 class LocalPool:
@@ -21,9 +25,10 @@ class LocalPool:
         self.slots, self.warm = jobs, warm
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
 
-    def submit(self, job: Job) -> Future:
+    def submit(self, task: GradingTask) -> Future:
         threads = max(1, (os.cpu_count() or 1) // self.slots)  # the runs at once share this machine's cores
-        return self._pool.submit(execute_warm if self.warm else execute, dataclasses.replace(job, threads=threads))
+        task = dataclasses.replace(task, job=dataclasses.replace(task.job, threads=threads))
+        return self._pool.submit(grade_task, task, self.warm)
 
     def close(self, cancel: bool = False) -> None:
         from . import sandbox
@@ -32,6 +37,7 @@ class LocalPool:
             sandbox.kill_all()
         self._pool.shutdown(wait=True, cancel_futures=cancel)
         release_warm()
+        judge_process.release_all()
 
     def describe(self) -> str:
         return f"{self.slots} local sandbox(es) at a time"
@@ -68,9 +74,9 @@ class DaskPool:
         self.slots = sum(w.get("nthreads", 1) for w in workers.values())
         self.address = address
 
-    def submit(self, job: Job):
+    def submit(self, task: GradingTask):
         return self.client.submit(
-            execute_warm, job, pure=False, retries=0, key=f"lensref-grade-{job.student}-{os.urandom(4).hex()}"
+            grade_task, task, pure=False, retries=0, key=f"lensref-grade-{task.student}-{os.urandom(4).hex()}"
         )
 
     def close(self, cancel: bool = False) -> None:

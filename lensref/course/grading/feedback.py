@@ -12,6 +12,7 @@ import base64
 import html
 from pathlib import Path
 
+from .. import cells
 from .judge import CellVerdict
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'"
@@ -96,7 +97,7 @@ def visible_part(source: str) -> str:
 
 def render(title: str, executed, source, verdicts: dict[str, CellVerdict], notes: list[str]) -> str:
     """One notebook's feedback page. ``executed``: the run (untrusted outputs); ``source``: the instructor's notebook."""
-    source_cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in source.cells}
+    source_cells = cells.by_grade_id(source)
     score = sum(v.points for v in verdicts.values())
     max_score = sum(v.max_points for v in verdicts.values())
     body = [f"<h1>{html.escape(title)}</h1>", f'<p class="score">Score: {score:.1f} / {max_score:.1f}</p>']
@@ -111,7 +112,7 @@ def render(title: str, executed, source, verdicts: dict[str, CellVerdict], notes
         + "</table>"
     )
     for cell in executed.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        gid = cells.grade_id(cell)
         if gid in verdicts:
             verdict = verdicts[gid]
             visible = visible_part(source_cells[gid].source) if gid in source_cells else ""

@@ -8,10 +8,17 @@ this module reads back, so the two cannot disagree.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from ...errors import LensError
 
 
 @dataclass
@@ -19,6 +26,33 @@ class StoredScores:
     score: float
     max_score: float
     cells: dict[str, float] = field(default_factory=dict)  # "notebook:grade_id" -> points
+
+
+def register_assignment(assignment: str, root: Path, db_url: str) -> None:
+    """``nbgrader generate_assignment`` on the instructor's source: it puts the cells and points in the gradebook."""
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    with tempfile.TemporaryDirectory(prefix="lensref-release-") as release:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "nbgrader",
+                "generate_assignment",
+                assignment,
+                "--force",
+                f"--CourseDirectory.root={root}",
+                f"--CourseDirectory.db_url={db_url}",
+                f"--CourseDirectory.release_directory={release}",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    if run.returncode != 0:
+        errors = [ln.strip() for ln in (run.stdout + run.stderr).splitlines() if "[ERROR]" in ln or "Error:" in ln]
+        raise LensError(f"nbgrader generate_assignment {assignment} failed: {(errors or ['see its output'])[-1][:200]}")
 
 
 _session = threading.local()  # the Gradebook kept open by session() in this thread, and its URL

@@ -46,10 +46,10 @@ def judge_cell(
     uses_reference: dict[str, list[str]],
 ) -> CellVerdict:
     """Score one test cell; ``cases[i]`` are the cases of ``cell.calls[i]``; ``files`` is the run's result
-    (name -> bytes), which holds the recorded answers as ``outputs/<notebook>/<grade_id>.json|.safetensors``."""
+    (name -> bytes), which holds the recorded answers where :func:`.layout.answers` says."""
     from ..checks import EXERCISES
     from ..checks._core import CheckFailed, Outcome, unwrap
-    from . import wire
+    from . import layout, wire
 
     verdict = CellVerdict(cell.notebook, cell.grade_id, 0.0, cell.points)
     flagged = [c for c in cell.calls if c.exercise in uses_reference]
@@ -62,8 +62,8 @@ def judge_cell(
         )
         return verdict
     try:
-        stem = f"outputs/{cell.notebook}/{cell.grade_id}"
-        recorded = wire.loads(files.get(f"{stem}.json"), files.get(f"{stem}.safetensors"))
+        answers, tensors = layout.answers(cell.notebook, cell.grade_id)
+        recorded = wire.loads(files.get(answers), files.get(tensors))
     except wire.WireError as exc:
         verdict.lines.append(f"✗ {cell.calls[0].exercise}: {_why_missing(cell_status, str(exc))}")
         return verdict

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import LensError
+from .. import cells
 
 
 @dataclass(frozen=True)
@@ -120,16 +121,18 @@ def load_plan(root: Path, assignment: str) -> list[NotebookPlan]:
         nb = nbformat.read(path, as_version=4)
         plan = NotebookPlan(path.stem, path)
         for index, cell in enumerate(nb.cells):
-            meta = cell.metadata.get("nbgrader", {})
-            if meta.get("solution"):
-                plan.solution_cells.append(meta["grade_id"])
-            if meta.get("grade") and cell.cell_type == "code":
-                where = f"{path.relative_to(root)} cell {meta.get('grade_id', index)}"
+            gid = cells.grade_id(cell)
+            if cells.is_solution(cell) and gid:
+                plan.solution_cells.append(gid)
+            if cells.is_graded_code(cell):
+                where = f"{path.relative_to(root)} cell {gid or index}"
+                if gid is None:
+                    raise LensError(f"{where}: a graded cell without a grade_id")
                 calls = parse_test_cell(cell.source, where)
                 unknown = [c.exercise for c in calls if c.exercise not in EXERCISES]
                 if unknown:
                     raise LensError(f"{where}: no check named check_{unknown[0]} in lensref.course.checks")
-                plan.test_cells.append(TestCell(path.stem, meta["grade_id"], float(meta.get("points", 0)), calls))
+                plan.test_cells.append(TestCell(path.stem, gid, cells.points(cell), calls))
         plans.append(plan)
     if not plans:
         raise LensError(f"no notebooks in {folder}")

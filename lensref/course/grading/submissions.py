@@ -12,8 +12,12 @@ deleted are put back where the source has them, cells the learner added stay whe
 from __future__ import annotations
 
 import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .. import cells
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 
@@ -22,16 +26,50 @@ MAX_NOTEBOOK_BYTES = 50 * 2**20
 class Found:
     notebooks: dict[str, Path] = field(default_factory=dict)  # expected name -> the file to grade
     notes: list[str] = field(default_factory=list)
-    problem: str | None = None
+    problem: str | None = None  # nothing to grade: why, in one line
+    refused: str | None = None  # a link under submitted/: why, in one line
+
+
+def link_problem(path: Path, top: Path) -> str | None:
+    """Why ``path`` (at or below ``top``, the submissions folder) must not be read, or None.
+
+    The grader never follows a link anywhere under ``submitted/``: a symbolic link in any folder on the way, or a
+    notebook with other hard links, could point at the instructor's solutions or another learner's work."""
+    try:
+        relative = path.relative_to(top)
+    except ValueError:
+        return f"{path} is outside {top}"
+    current = top
+    for part in relative.parts:
+        current = current / part
+        try:
+            info = current.lstat()
+        except OSError as exc:
+            return f"{current.relative_to(top)} cannot be read ({type(exc).__name__})"
+        if stat.S_ISLNK(info.st_mode):
+            return f"{current.relative_to(top)} is a symbolic link (links are never followed)"
+        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+            return f"{current.relative_to(top)} has {info.st_nlink - 1} other hard link(s) (links are never followed)"
+    return None
 
 
 def _candidates(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
+    return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith(".") and (p.is_symlink() or p.is_file()))
 
 
-def find_notebooks(folder: Path, expected: list[str]) -> Found:
+def find_notebooks(folder: Path, expected: list[str], top: Path | None = None) -> Found:
+    """The notebooks to grade in ``folder`` (a student's ``<student>/<assignment>/``); with ``top`` (the
+    submissions folder), any link on the way or among the candidates refuses the whole submission."""
     found = Found()
-    present = {p.stem: p for p in _candidates(folder)}
+    if top is not None and (why := link_problem(folder, top)):
+        found.refused = why
+        return found
+    candidates = _candidates(folder)
+    for path in candidates:
+        if top is not None and (why := link_problem(path, top)):
+            found.refused = why
+            return found
+    present = {p.stem: p for p in candidates}
     missing = [name for name in expected if name not in present]
     for name in expected:
         if name in present:
@@ -56,7 +94,7 @@ def notebook_problem(path: Path) -> str | None:
     try:
         if path.stat().st_size > MAX_NOTEBOOK_BYTES:
             return f"is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
-        text = path.read_text(encoding="utf-8")
+        text = read_no_follow(path).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return f"cannot be read ({type(exc).__name__})"
     try:
@@ -70,23 +108,29 @@ def notebook_problem(path: Path) -> str | None:
     except Exception as exc:  # nbformat raises several types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"is not a valid notebook ({first[:120]})"
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if meta is not None and not isinstance(meta, dict):
-            return "has corrupted nbgrader metadata"
+    if any(cells.has_corrupt_meta(cell) for cell in nb.cells):
+        return "has corrupted nbgrader metadata"
     return None
 
 
-def read_notebook(path: Path):
-    """Any nbformat version (v3 upgraded) as a v4 NotebookNode; editor metadata is kept and ignored."""
+def read_no_follow(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of a regular file, refusing a symbolic link at the last step (``O_NOFOLLOW``): a link swapped in
+    after :func:`link_problem` looked is still not followed."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(limit + 1)
+    finally:
+        os.close(fd)
+
+
+def read_submission(path: Path):
+    """A submitted notebook of any nbformat version (v3 upgraded) as a v4 node, read without following links."""
     import nbformat
 
-    return nbformat.read(path, as_version=4)
-
-
-def _grade_id(cell) -> str | None:
-    meta = cell.get("metadata", {}).get("nbgrader")
-    return meta.get("grade_id") if isinstance(meta, dict) else None
+    return nbformat.reads(read_no_follow(path).decode("utf-8"), as_version=4)
 
 
 def probe_source(notebook: str, grade_id: str) -> str:
@@ -108,13 +152,12 @@ def prepare(submission, source, notebook: str) -> Prepared:
 
     import nbformat
 
-    source_cells = {gid: cell for cell in source.cells if (gid := _grade_id(cell))}
-    order = [gid for cell in source.cells if (gid := _grade_id(cell))]
+    source_cells = cells.by_grade_id(source)
+    order = list(source_cells)
 
     def from_source(gid: str):
         cell = copy.deepcopy(source_cells[gid])
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and cell.cell_type == "code":
+        if cells.is_graded_code(cell):
             cell.source = probe_source(notebook, gid)
         return cell
 
@@ -122,14 +165,14 @@ def prepare(submission, source, notebook: str) -> Prepared:
     placed: dict[str, int] = {}
     learner_code: list[str] = []
     for cell in submission.cells:
-        gid = _grade_id(cell)
+        gid = cells.grade_id(cell)
         if gid in source_cells:
             if gid in placed:
                 continue  # a duplicated graded cell: the first copy counts
-            meta = source_cells[gid].metadata.get("nbgrader", {})
-            if meta.get("solution") and not meta.get("grade"):
+            mine = source_cells[gid]
+            if cells.is_solution(mine) and not cells.nbgrader_meta(mine).get("grade"):
                 new = copy.deepcopy(cell)
-                new.metadata["nbgrader"] = copy.deepcopy(meta)
+                new.metadata["nbgrader"] = copy.deepcopy(cells.nbgrader_meta(mine))
                 if new.cell_type == "code":
                     learner_code.append(new.source)
             else:
@@ -138,7 +181,7 @@ def prepare(submission, source, notebook: str) -> Prepared:
             out.append(new)
         else:
             new = copy.deepcopy(cell)
-            if isinstance(new.get("metadata", {}).get("nbgrader"), dict):
+            if "nbgrader" in new.get("metadata", {}):
                 del new.metadata["nbgrader"]  # a stray or forged grade id does not make a graded cell
             if new.cell_type == "code":
                 learner_code.append(new.source)
