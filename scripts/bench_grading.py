@@ -5,11 +5,12 @@
    ``--jobs 2`` and through a local Dask cluster of 2 workers started as separate processes; prints submissions
    per minute, the sandbox and judge time per submission, and the speedup over ``--jobs 1``.
 2. The per-submission dispatch overhead: M trivial submissions of a one-cell tiny notebook graded through the same
-   code path (local pool and Dask) give the grader's own time per submission (prepare, judge, record), and 200
-   trivial results sent through the same pool give its round trip. (Wall time minus the sandboxed runs' time
+   code path (local pool and Dask) give the instructor's own CPU per submission (prepare and record: the run and
+   its judgment happen on the worker), and 200 trivial results sent through the same pool give its round trip. (Wall time minus the sandboxed runs' time
    does not work: a "trivial" sandbox still starts Python, a kernel and torch, ~5 core-seconds, so the CPU is
    saturated and the runs' own times overlap.)
-3. The expected time for 10,000 submissions on 50 workers from the measured cost per submission and overhead.
+3. The expected time for 10,000 submissions on 50 workers from the measured cost per submission on a worker (its
+   run and its judgment) and the instructor's serial cost per submission (prepare, record, the round trip).
 
 Run it on a quiet machine: every figure is a wall time.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -82,7 +82,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import tiny_course
-    from test_grading_scale import Cluster  # the same scheduler/worker processes the tests start
+    from dask_cluster import Cluster  # the same scheduler/worker processes the tests start
 
     out: dict = {"submissions": args.submissions, "trivial": args.trivial}
     with tempfile.TemporaryDirectory(prefix="lensref-bench-grading-") as tmp:
@@ -117,6 +117,7 @@ def main() -> int:
                     / len(per),
                     "judge_s": sum(r.phases.get("judge", 0) for r in report.results) / len(per),
                     "record_s": sum(r.phases.get("record", 0) for r in report.results) / len(per),
+                    "instructor_cpu_s": report.instructor_cpu_per_submission() or 0.0,
                 }
                 print(
                     f"{label:22s} {seconds:7.1f} s  {runs[label]['per_minute']:5.2f} submissions/min, "
@@ -140,17 +141,17 @@ def main() -> int:
                     root=course,
                     **extra,
                 )
-                own = [sum(r.phases.get(k, 0) for k in ("prepare", "judge", "record")) for r in report.results]
+                own = report.instructor_cpu_per_submission() or 0.0
                 trip = _round_trip(cluster.address if "dask" in label else None, ROUND_TRIPS)
                 overhead[label] = {
                     "seconds": seconds,
-                    "grader_ms": 1000 * sum(own) / len(own),
+                    "grader_ms": 1000 * own,
                     "round_trip_ms": 1000 * trip,
-                    "overhead_ms": 1000 * (sum(own) / len(own) + trip),
+                    "overhead_ms": 1000 * (own + trip),
                 }
                 print(
-                    f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission: the grader's own "
-                    f"{overhead[label]['grader_ms']:.1f} ms (prepare, judge, record) + {1000 * trip:.1f} ms through "
+                    f"dispatch {label:15s} {overhead[label]['overhead_ms']:6.1f} ms per submission: the instructor's CPU "
+                    f"{overhead[label]['grader_ms']:.1f} ms (prepare, record) + {1000 * trip:.1f} ms through "
                     f"the pool (wall {seconds:.0f} s for {args.trivial} trivial submissions, their sandboxes included)",
                     flush=True,
                 )
@@ -158,18 +159,17 @@ def main() -> int:
         finally:
             cluster.close()
 
-    # On a cluster the notebooks run in parallel on the workers, while this machine judges (one thread per core)
-    # and records every submission in turn (one writer): the slowest of the three sets the pace.
+    # On a cluster each worker runs and judges its own submissions in parallel, while this machine only prepares and
+    # records every submission in turn (one writer): the slower of the two sets the pace.
     if not runs:  # --submissions 0: the dispatch overhead only
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=1))
         return 0
     dask_run = runs["dask 2 workers"]
-    worker_s = dask_run["seconds"] * 2 / args.submissions  # one worker's time per submission
-    judge_s = dask_run["judge_s"] / (os.cpu_count() or 1)
-    serial_s = dask_run["record_s"] + overhead["dask 2 workers"]["round_trip_ms"] / 1000
+    worker_s = dask_run["seconds"] * 2 / args.submissions  # one worker's time per submission: its run and judgment
+    serial_s = dask_run["instructor_cpu_s"] + overhead["dask 2 workers"]["round_trip_ms"] / 1000
     workers = 50
-    estimate = max(10_000 * worker_s / workers, 10_000 * judge_s, 10_000 * serial_s)
+    estimate = max(10_000 * worker_s / workers, 10_000 * serial_s)
     out["estimate_10000_on_50_workers_h"] = estimate / 3600
     print("\n| run | wall s | submissions/min | speedup over --jobs 1 |\n|---|---|---|---|")
     for label, run in runs.items():
@@ -180,8 +180,9 @@ def main() -> int:
     )
     print(
         f"10,000 submissions on {workers} workers like these: about {estimate / 3600:.1f} h "
-        f"({worker_s:.0f} s per submission on a worker; here {judge_s:.2f} s of judging per submission on "
-        f"{os.cpu_count()} core(s) and {serial_s:.2f} s recording and dispatching each, one at a time)"
+        f"({worker_s:.0f} s per submission on a worker, its judgment included; the instructor's machine "
+        f"{serial_s:.3f} s preparing, dispatching and recording each, one at a time: "
+        f"{'bound by the workers' if 10_000 * worker_s / workers >= 10_000 * serial_s else 'bound by the instructor'})"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
