@@ -265,3 +265,74 @@ def test_feedback_escapes_everything_a_submission_printed():
     assert "Content-Security-Policy" in page and "default-src 'none'" in page
     assert "data:image/png" not in page  # the "PNG" was an SVG in disguise
     assert "### BEGIN HIDDEN TESTS" not in page and "n_prompts=3" not in page  # hidden tests stay hidden
+
+
+# --- links under submitted/ are never followed -----------------------------------------------------------------
+
+
+def _submission(top, student="ann", name="logit_lens.ipynb"):
+    folder = top / student / "01-logit-lens"
+    folder.mkdir(parents=True)
+    path = folder / name
+    path.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    return folder, path
+
+
+def test_a_notebook_that_is_a_symlink_is_refused(tmp_path):
+    top = tmp_path / "submitted"
+    folder, path = _submission(top)
+    path.unlink()
+    path.symlink_to(tmp_path / "solutions.ipynb")
+    found = find_notebooks(folder, ["logit_lens"], top=top)
+    assert found.refused == "ann/01-logit-lens/logit_lens.ipynb is a symbolic link (links are never followed)"
+    assert found.notebooks == {}
+
+
+def test_a_linked_folder_anywhere_on_the_way_is_refused(tmp_path):
+    top = tmp_path / "submitted"
+    real, _ = _submission(tmp_path / "elsewhere")
+    (top / "bob").mkdir(parents=True)
+    (top / "bob" / "01-logit-lens").symlink_to(real, target_is_directory=True)
+    found = find_notebooks(top / "bob" / "01-logit-lens", ["logit_lens"], top=top)
+    assert found.refused is not None and "bob/01-logit-lens is a symbolic link" in found.refused
+    (tmp_path / "cy-real").mkdir()
+    (top / "cy").symlink_to(tmp_path / "cy-real", target_is_directory=True)
+    assert "cy is a symbolic link" in (
+        find_notebooks(top / "cy" / "01-logit-lens", ["logit_lens"], top=top).refused or ""
+    )
+
+
+def test_a_hard_linked_notebook_is_refused_and_a_plain_one_is_not(tmp_path):
+    top = tmp_path / "submitted"
+    folder, path = _submission(top)
+    other, _ = _submission(top, "dee")
+    assert find_notebooks(folder, ["logit_lens"], top=top).refused is None
+    (other / "logit_lens.ipynb").unlink()
+    import os
+
+    os.link(path, other / "logit_lens.ipynb")
+    assert "1 other hard link" in (find_notebooks(folder, ["logit_lens"], top=top).refused or "")
+    assert "1 other hard link" in (find_notebooks(other, ["logit_lens"], top=top).refused or "")
+
+
+def test_reading_a_submission_never_follows_a_link_swapped_in_late(tmp_path):
+    from lensref.course.grading.submissions import read_no_follow
+
+    target = tmp_path / "secret.ipynb"
+    target.write_text("{}")
+    link = tmp_path / "late.ipynb"
+    link.symlink_to(target)
+    with pytest.raises(OSError):
+        read_no_follow(link)
+
+
+def test_only_safe_paths_under_the_result_folders_come_back():
+    from lensref.course.grading import layout
+
+    assert layout.is_result("outputs/logit_lens/test_x.json") and layout.is_result("executed/a.ipynb")
+    for bad in ("run/a.ipynb", "outputs", "../outputs/a", "/outputs/a", "outputs/../job.json", ""):
+        assert not layout.is_result(bad), bad
+    spec = layout.JobSpec(("a", "b"), 30.0, max_restarts=0)
+    assert layout.JobSpec.from_bytes(spec.to_bytes()) == spec
+    files = layout.job_files(spec, {"a": b"A"}, {("a", "test_x"): b"C"})
+    assert files == {"run/a.ipynb": b"A", "cases/a/test_x.json": b"C", "job.json": spec.to_bytes()}

@@ -19,6 +19,18 @@ def nbgrader_meta(cell) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
+def set_meta(cell, meta: dict) -> None:
+    """Give ``cell`` a copy of ``meta`` as its nbgrader metadata."""
+    import copy
+
+    cell.setdefault("metadata", {})["nbgrader"] = copy.deepcopy(meta)
+
+
+def drop_meta(cell) -> None:
+    """Remove any nbgrader metadata (a stray or forged grade id must not make a graded cell)."""
+    cell.get("metadata", {}).pop("nbgrader", None)
+
+
 def has_corrupt_meta(cell) -> bool:
     """nbgrader metadata that is there but is not a dict."""
     meta = cell.get("metadata", {}).get("nbgrader")

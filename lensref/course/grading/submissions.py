@@ -172,7 +172,7 @@ def prepare(submission, source, notebook: str) -> Prepared:
             mine = source_cells[gid]
             if cells.is_solution(mine) and not cells.nbgrader_meta(mine).get("grade"):
                 new = copy.deepcopy(cell)
-                new.metadata["nbgrader"] = copy.deepcopy(cells.nbgrader_meta(mine))
+                cells.set_meta(new, cells.nbgrader_meta(mine))
                 if new.cell_type == "code":
                     learner_code.append(new.source)
             else:
@@ -181,8 +181,7 @@ def prepare(submission, source, notebook: str) -> Prepared:
             out.append(new)
         else:
             new = copy.deepcopy(cell)
-            if "nbgrader" in new.get("metadata", {}):
-                del new.metadata["nbgrader"]  # a stray or forged grade id does not make a graded cell
+            cells.drop_meta(new)  # a stray or forged grade id does not make a graded cell
             if new.cell_type == "code":
                 learner_code.append(new.source)
             out.append(new)
