@@ -1,9 +1,10 @@
 """One submission's sandboxed run as data in, data out: the unit a local pool or a Dask worker executes.
 
-A :class:`Job` is the files the sandbox needs (the notebook to run, the cases, ``job.json``) as bytes; a
-:class:`JobResult` is the files the run left (the executed notebooks, the cell records, the recorded answers) as
-bytes, size-capped, plus how the run ended. Nothing else crosses: the worker runs learner code only inside the
-sandbox, and the verdict is made on the instructor's machine from these bytes.
+A :class:`Job` is the files the sandbox needs (the notebook to run, the cases, ``job.json``: see :mod:`.layout`) as
+bytes; a :class:`JobResult` is the files the run left (the executed notebooks, the cell records, the recorded
+answers) as bytes, size-capped, plus how the run ended. Nothing else crosses: the worker runs learner code only
+inside the sandbox, whose home is a size-capped tmpfs that never touches the worker's disk (:mod:`.sandbox`), and
+the verdict is made on the instructor's machine from these bytes.
 
 :func:`execute_warm` is what pools call: every worker thread keeps one sandbox started ahead of time (its kernel
 up, the libraries imported and the model code loaded, see :mod:`.runner`), hands the next job to it and starts the
@@ -18,20 +19,15 @@ import os
 import shutil
 import socket
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .limits import Limits
 
 if TYPE_CHECKING:
-    from .sandbox import Started
-
-RESULT_FOLDERS = ("executed", "outputs")
-MAX_RESULT_BYTES = 1536 * 2**20
+    from .sandbox import SandboxRun, Started
 
 
 @dataclass
@@ -55,67 +51,32 @@ class JobResult:
     worker: str = ""
     truncated: bool = False
     warm_s: float = 0.0  # how long its sandbox spent warming up before the job was handed over
-
-
-def _safe_relative(name: str) -> Path:
-    path = Path(name)
-    if path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"unsafe path in a job: {name}")
-    return path
-
-
-def materialize(files: dict[str, bytes], folder: Path) -> None:
-    for name, data in files.items():
-        target = folder / _safe_relative(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
-def collect(folder: Path) -> tuple[dict[str, bytes], bool]:
-    """The result files a run left (regular files only, no links), up to :data:`MAX_RESULT_BYTES` in all."""
-    files, total, truncated = {}, 0, False
-    for top in RESULT_FOLDERS:
-        root = folder / top
-        if not root.is_dir() or root.is_symlink():
-            continue
-        for path in sorted(root.rglob("*")):
-            if path.is_symlink() or not path.is_file():
-                continue
-            size = path.stat().st_size
-            if total + size > MAX_RESULT_BYTES:
-                truncated = True
-                continue
-            files[str(path.relative_to(folder))] = path.read_bytes()
-            total += size
-    return files, truncated
+    disk_full: bool = False  # the run filled its home: the disk cap (Limits.disk_mb) was hit
 
 
 def execute(job: Job) -> JobResult:
-    """Run one job in a fresh scratch folder in the sandbox; always removes the folder."""
+    """Run one job cold: a fresh sandbox, the files handed in before the runner starts, its home freed after."""
     from . import sandbox
 
-    scratch = Path(tempfile.mkdtemp(prefix="lensref-grade-"))
-    try:
-        materialize(job.files, scratch)
-        os.chmod(scratch, 0o777)
-        run = sandbox.run(
-            scratch,
-            RUNNER,
-            job.limits,
-            job.wall_s,
-            sandboxed=job.sandboxed,
-            env=_env(run_threads(job)),
-        )
-        return _result(job, scratch, run)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    env = _env(run_threads(job))
+    return _result(job, sandbox.run(RUNNER, job.limits, job.wall_s, job.sandboxed, env, files=job.files))
 
 
-def _result(job: Job, scratch: Path, run, warm_s: float = 0.0) -> JobResult:
-    """What a finished run (a sandbox.SandboxRun) left in ``scratch``, as the bytes that go back to the grader."""
-    files, truncated = collect(scratch)
+def _result(job: Job, run: SandboxRun, warm_s: float = 0.0) -> JobResult:
+    """What a finished run left, as the bytes that go back to the grader, and how it ended."""
     host = socket.gethostname()
-    return JobResult(job.student, files, run.seconds, run.timed_out, run.oom_kills, run.log, host, truncated, warm_s)
+    return JobResult(
+        job.student,
+        run.files,
+        run.seconds,
+        run.timed_out,
+        run.oom_kills,
+        run.log,
+        host,
+        run.truncated,
+        warm_s,
+        run.disk_full,
+    )
 
 
 RUNNER = [sys.executable, "-m", "lensref.course.grading.runner"]
@@ -143,14 +104,6 @@ def _env(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
-def hand_over(files: dict[str, bytes], folder: Path) -> None:
-    """Write a job's files into a (running) sandbox's scratch folder, ``job.json`` last and atomically."""
-    materialize({k: v for k, v in files.items() if k != "job.json"}, folder)
-    tmp = folder / ".job.json.part"
-    tmp.write_bytes(files["job.json"])
-    os.replace(tmp, folder / "job.json")
-
-
 @dataclass(eq=False)
 class WarmSandbox:
     """A sandbox started before its job: the runner warms its kernel and waits for ``job.json``."""
@@ -162,38 +115,28 @@ class WarmSandbox:
     def start(cls, limits: Limits, sandboxed: bool, threads: int) -> WarmSandbox:
         from . import sandbox
 
-        scratch = Path(tempfile.mkdtemp(prefix="lensref-grade-"))
-        os.chmod(scratch, 0o777)
-        try:
-            # the warm-up gets only idle CPU, so it never slows the run in progress
-            argv = [*RUNNER, "--warm", str(WARM_IDLE_S)]
-            started = sandbox.start(scratch, argv, limits, sandboxed, _env(threads), low_priority=True)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
+        # the warm-up gets only idle CPU, so it never slows the run in progress
+        argv = [*RUNNER, "--warm", str(WARM_IDLE_S)]
+        started = sandbox.start(argv, limits, sandboxed, _env(threads), low_priority=True)
         return cls(started, (limits, sandboxed, threads))
 
     def run(self, job: Job) -> JobResult:
         started = self.started
+        since = time.monotonic()
+        warm_s = since - started.started  # busy warming until the warm mark appeared, idle after
+        warmed_at = started.warmed_at()
+        if warmed_at is not None:  # else still warming: the rest of the warm-up counts in the run's own time
+            warm_s = max(0.0, warm_s - max(0.0, time.time() - warmed_at))
+        started.set_low_priority(False)
         try:
-            since = time.monotonic()
-            warm_s = since - started.started  # busy warming until .warm appeared, idle after
-            try:
-                idle = time.time() - (started.scratch / ".warm").stat().st_mtime
-                warm_s = max(0.0, warm_s - max(0.0, idle))
-            except OSError:  # still warming: the rest of the warm-up counts in the run's own time
-                pass
-            started.set_low_priority(False)
-            hand_over(job.files, started.scratch)
-            return _result(job, started.scratch, started.wait(job.wall_s, since=since), warm_s)
-        finally:
-            shutil.rmtree(started.scratch, ignore_errors=True)
+            started.hand_over(job.files)
+        except BaseException:
+            started.kill()
+            raise
+        return _result(job, started.wait(job.wall_s, since=since), warm_s)
 
     def discard(self) -> None:
-        try:
-            self.started.kill()
-        finally:
-            shutil.rmtree(self.started.scratch, ignore_errors=True)
+        self.started.kill()
 
 
 _slot = threading.local()  # this thread's next sandbox, already warming

@@ -9,7 +9,6 @@ A run's working folder (the learner's home inside the sandbox) holds::
     executed/<notebook>.cells.json    how each cell ended and how long it took            (written by the runner)
     outputs/<notebook>/<grade_id>.json|.safetensors  the recorded answers              (written by the probe)
     .warm                             a warm sandbox's runner finished its warm-up        (written by the runner)
-    .reserve                          room the grader sets aside for the answers: freed when the disk is full
     .tmp/                             the sandbox's /tmp (a link to here): it counts against the same disk cap
 
 Grader, runner, probe, judge and the job plumbing name these paths only through this module. Everything under
@@ -27,7 +26,6 @@ WARM_MARK = ".warm"
 RUN, CASES, EXECUTED, OUTPUTS = "run", "cases", "executed", "outputs"
 RESULT_FOLDERS = (EXECUTED, OUTPUTS)  # what a run leaves that goes back to the grader
 JOB_PART = f".{JOB}.part"  # job.json while it is being written: renamed to JOB when complete
-RESERVE = ".reserve"  # set aside by the grader; the runner and the probe free it when the disk is full
 TMP = ".tmp"  # the sandbox's /tmp points here, so it falls under the home's disk cap
 
 

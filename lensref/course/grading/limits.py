@@ -1,4 +1,5 @@
-"""Resource limits for one sandboxed run: memory and processes, enforced by the kernel.
+"""Resource limits for one sandboxed run: memory and processes, enforced by the kernel (the disk cap is the size of
+the sandbox's home, a tmpfs: see :mod:`.sandbox`).
 
 The grader prefers a control group of its own (cgroup v2, or the v1 ``memory`` + ``pids`` hierarchies): a memory
 ceiling on the resident memory of the whole process tree, a ceiling on the number of processes, an OOM count to
@@ -23,7 +24,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 class Limits:
     memory_mb: int = 4096
     max_procs: int = 256
-    file_mb: int = 2048  # the largest file a run may write (RLIMIT_FSIZE)
+    disk_mb: int = 1024  # everything a sandboxed run may write, /tmp included (the size of its tmpfs home)
 
 
 def _own_cgroup_path(controller: str | None) -> str | None:
@@ -54,8 +55,6 @@ class Confinement:
         if self.kind == "rlimits":
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
             resource.setrlimit(resource.RLIMIT_NPROC, (self.limits.max_procs, self.limits.max_procs))
-        fsize = self.limits.file_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
     def kill(self, pid: int | None) -> None:
@@ -76,9 +75,11 @@ class Confinement:
     def close(self) -> None:
         pass
 
-    def describe(self) -> str:
+    def describe(self, disk: str) -> str:
+        """The limits in words, ``disk`` (the sandbox's words for its disk cap, "... per run") last."""
         note = "" if os.geteuid() != 0 else " (not enforced for root: give the grader a writable cgroup)"
-        return f"rlimits: address space {self.limits.memory_mb} MB per process, {self.limits.max_procs} processes{note}"
+        memory = f"address space {self.limits.memory_mb} MB per process"
+        return f"rlimits: {memory}, {self.limits.max_procs} processes, {disk}{note}"
 
 
 class CgroupConfinement(Confinement):
@@ -205,8 +206,9 @@ class CgroupConfinement(Confinement):
                 except OSError:
                     time.sleep(0.05)
 
-    def describe(self) -> str:
-        return f"{self.kind}: {self.limits.memory_mb} MB resident memory and {self.limits.max_procs} processes per run"
+    def describe(self, disk: str) -> str:
+        memory = f"{self.limits.memory_mb} MB resident memory"
+        return f"{self.kind}: {memory}, {self.limits.max_procs} processes, {disk}"
 
 
 def sweep_stale(max_age_s: float = 600) -> int:

@@ -6,20 +6,26 @@ learner's function, and writes every outcome (a value, or the one-line error it 
 ``outputs/<notebook>/<grade_id>`` as JSON + safetensors. It decides nothing: whatever the learner's code does to
 this module, to the checks or to torch only changes what is written here, and the grader outside compares that
 with a reference it computes itself.
+
+``outputs/`` has room of its own, beside the learner's capped home; answers that cannot be written all the same (a
+learner who filled ``outputs/`` too) are one line in the cell's output and in the log (that test then has no
+answers), never an error that stops the notebook.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
+
+from . import layout
 
 
 def record(notebook: str, grade_id: str, namespace: dict) -> None:
     from ..checks import EXERCISES
     from ..checks._core import run_learner
-    from . import wire
 
-    plan = json.loads((Path("cases") / notebook / f"{grade_id}.json").read_text())
+    plan = json.loads(Path(layout.cases(notebook, grade_id)).read_text())
     results = []
     for call in plan["calls"]:
         exercise = EXERCISES[call["exercise"]]
@@ -43,18 +49,43 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
             outcome = run_learner(fn, *args)  # type: ignore[arg-type]  # not callable is an outcome too
             outcomes.append({"value": outcome.value} if outcome.error is None else {"error": outcome.error})
         results.append(outcomes)
-    folder = Path("outputs") / notebook
-    folder.mkdir(parents=True, exist_ok=True)
+    _save(Path(layout.answers_stem(notebook, grade_id)), grade_id, results)
+
+
+def _save(stem: Path, grade_id: str, results: list) -> None:
+    """Write the answers, or say in one line why they could not be written."""
+    from safetensors import SafetensorError
+
+    from ...errors import LensError
+    from .runner import one_line
+
     try:
-        wire.save(folder / grade_id, results)
+        _write_answers(stem, results)
+    except (OSError, SafetensorError, LensError) as exc:  # a full outputs/, or a folder the learner removed
+        _failed(grade_id, one_line(exc))
+        return
+    print(f"recorded {sum(len(o) for o in results)} answer(s) for {grade_id}")
+
+
+def _failed(grade_id: str, why: str) -> None:
+    line = f"error: the answers for {grade_id} could not be written ({why}); this test scores nothing"
+    print(line)
+    print(f"probe: {line}", file=sys.__stderr__, flush=True)  # the kernel's own stderr: the grader's log
+
+
+def _write_answers(stem: Path, results: list) -> None:
+    from . import wire
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        wire.save(stem, results)
     except wire.WireError as exc:  # a return value that is not data: record the reason instead
         safe = [
             [{"error": o["error"]} if "error" in o else _plain_or_error(o["value"]) for o in outcomes]
             for outcomes in results
         ]
-        wire.save(folder / grade_id, safe)
+        wire.save(stem, safe)
         print(f"note: {exc}")
-    print(f"recorded {sum(len(o) for o in results)} answer(s) for {grade_id}")
 
 
 def _plain_or_error(value) -> dict:

@@ -2,7 +2,7 @@
 
 It reads ``job.json`` from the working folder and runs ``run/<notebook>.ipynb`` in a fresh kernel, writing
 ``executed/<notebook>.ipynb`` (the outputs, for feedback) and ``executed/<notebook>.cells.json`` (what happened to
-each cell). A cell that runs past its time is interrupted; a kernel that ignores the interrupt, or dies (a crash,
+each cell); every path is named by :mod:`.layout`. A cell that runs past its time is interrupted; a kernel that ignores the interrupt, or dies (a crash,
 the memory limit), is killed and started again, the cells that had worked are run again silently, and the notebook
 goes on after the cell that failed, so the other exercises still earn their points.
 
@@ -10,6 +10,11 @@ Started with ``--warm`` (a pre-started sandbox, see :mod:`.jobs`), it starts the
 and the model code there before any submission exists, then waits for the grader to write ``job.json``: the
 learner's notebook then runs in a kernel that has paid its start-up already. Only this trusted warm-up runs
 before the learner's files arrive, and the sandbox still serves one submission only.
+
+The home is capped (``Limits.disk_mb``): a learner who fills it is graded on what the notebook did. ``executed/`` and
+``outputs/`` have room of their own, so the results are still written; a write that fails anyway (a learner who
+filled those too) is one line in the log (the runner) or in the cell's output (the probe), never the end of the
+run.
 
 Nothing here judges anything: this process runs beside learner code and is trusted with nothing. The probe cells
 write the learner's answers as data; the grader outside decides.
@@ -23,6 +28,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from . import layout
 
 MAX_OUTPUT_CHARS = 20000  # per cell, for the feedback
 
@@ -143,28 +150,74 @@ def warm_kernel(startup: float) -> Kernel:
     the memory limit stays the learner's)."""
     kernel = Kernel(startup)
     kernel.execute(WARM_UP, timeout=300, grace=10, silent=True)  # a failure here costs only the head start
-    Path(".warm").touch()  # when the warm-up ended (its time, for the grader's timing report)
+    Path(layout.WARM_MARK).touch()  # when the warm-up ended (its time, for the grader's timing report)
     return kernel
 
 
-def wait_for_job(idle_s: float) -> dict | None:
+def wait_for_job(idle_s: float) -> layout.JobSpec | None:
     """The job the grader hands over (``job.json``, written last and atomically), or None after ``idle_s``."""
     deadline = time.monotonic() + idle_s
-    path = Path("job.json")
+    path = Path(layout.JOB)
     while time.monotonic() < deadline:
         if path.is_file():
-            return json.loads(path.read_text())
+            return layout.JobSpec.from_bytes(path.read_bytes())
         time.sleep(0.05)
     return None
 
 
-def run_notebook(path: Path, out: Path, job: dict, kernel: Kernel | None = None) -> list[CellRun]:
+def one_line(exc: BaseException) -> str:
+    """Why a write failed, in one line ("No space left on device")."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+
+
+def write_whole(path: Path, data: bytes) -> str | None:
+    """Write ``data`` to ``path`` (its folder made); None, or why not in one line, with no partial file left."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return None
+    except OSError as exc:  # a full disk (the learner filled it): the rest of the results are still tried
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # the learner made it a folder: nothing partial of ours to remove
+            pass
+        return one_line(exc)
+
+
+def write_results(name: str, nb, runs: list[CellRun]) -> None:
+    """Leave ``executed/<name>.cells.json`` and ``executed/<name>.ipynb``; what cannot be written (a full disk) is
+    one line in the log, and the other file is still tried."""
     import nbformat
 
-    nb = nbformat.read(path, as_version=4)
-    timeout, grace = float(job["cell_timeout"]), float(job.get("interrupt_grace", 10))
-    startup = float(job.get("startup_timeout", 120))
-    restarts_left = int(job.get("max_restarts", 3))
+    records = json.dumps([asdict(r) for r in runs]).encode()
+    for path, data in (
+        (layout.executed_cells(name), records),
+        (layout.executed_notebook(name), nbformat.writes(nb).encode()),
+    ):
+        failed = write_whole(Path(path), data)
+        if failed:
+            print(f"runner: could not write {path}: {failed}", file=sys.stderr, flush=True)
+
+
+def restart_kernel(startup: float) -> Kernel | None:
+    """A new kernel after a crash or a stuck cell, or None when none starts (a full home: no connection file)."""
+    try:
+        return Kernel(startup)
+    except (OSError, RuntimeError) as exc:  # jupyter_client: no room for its files, or the kernel never answered
+        print(f"runner: could not restart the kernel: {one_line(exc)}", file=sys.stderr, flush=True)
+        return None
+
+
+def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -> list[CellRun]:
+    """Run ``run/<name>.ipynb`` cell by cell and leave what happened under ``executed/``."""
+    import nbformat
+
+    nb = nbformat.read(layout.run_notebook(name), as_version=4)
+    timeout, grace = job.cell_timeout, job.interrupt_grace
+    startup = job.startup_timeout
+    restarts_left = job.max_restarts
     runs: list[CellRun] = []
     done: list[int] = []  # cells that ran without error, replayed after a restart
     kernel = kernel or Kernel(startup)
@@ -193,13 +246,14 @@ def run_notebook(path: Path, out: Path, job: dict, kernel: Kernel | None = None)
                     )
                 )
                 kernel.close()
-                if restarts_left <= 0:
+                fresh = restart_kernel(startup) if restarts_left > 0 else None
+                if fresh is None:
                     for rest in nb.cells[index + 1 :]:
                         if rest.cell_type == "code":
                             runs.append(CellRun(nb.cells.index(rest), "skipped"))
                     break
                 restarts_left -= 1
-                kernel = Kernel(startup)
+                kernel = fresh
                 for earlier in done:  # bring the namespace back; a cell that fails now simply stays failed
                     replay, _ = kernel.execute(nb.cells[earlier].source, timeout, grace)
                     record.replays += 1
@@ -216,9 +270,7 @@ def run_notebook(path: Path, out: Path, job: dict, kernel: Kernel | None = None)
                 )
     finally:
         kernel.close()
-    out.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, out / path.name)
-    (out / f"{path.stem}.cells.json").write_text(json.dumps([asdict(r) for r in runs]))
+    write_results(name, nb, runs)
     return runs
 
 
@@ -232,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             kernel.close()
             return 0
     else:
-        job = json.loads(Path("job.json").read_text())
-    for name in job["notebooks"]:
-        run_notebook(Path("run") / f"{name}.ipynb", Path("executed"), job, kernel)
+        job = layout.JobSpec.from_bytes(Path(layout.JOB).read_bytes())
+    for name in job.notebooks:
+        run_notebook(name, job, kernel)
         kernel = None  # a second notebook gets a kernel of its own, as it would in Jupyter
     return 0
 
