@@ -12,7 +12,7 @@ def register(sub) -> None:
         description="Copies NOTEBOOK (byte for byte) to <NAME>/<assignment>/<notebook>.ipynb inside "
         "a zip (default submission-<NAME>.zip; run it once per notebook, the zip "
         "collects them) or a folder, the layout `lensref grade` reads once the "
-        "instructor unzips it into submitted/. The assignment and the notebook's "
+        "instructor collects it into submitted/ with `lensref collect`. The assignment and the notebook's "
         "name come from its nbgrader cells, so a renamed copy is handed in under "
         "the right name; a notebook that is not one of the course's is refused.",
     )
@@ -37,7 +37,10 @@ def run(args) -> int:
     print(result.summary())
     a = result.course_notebook.assignment
     if result.is_zip:
-        print(f"hand {result.target} in; your instructor unzips it into submitted/ and runs: lensref grade {a}")
+        print(
+            f"hand {result.target} in; your instructor runs: lensref collect {result.target.name}, "
+            f"then: lensref grade {a}"
+        )
     else:
         print(
             f"graded with: lensref grade {a}"

@@ -2,11 +2,12 @@
 
 ``lensref grade ASSIGNMENT`` reads ``submitted/<student>/<assignment>/<notebook>.ipynb``, with the notebook
 names of ``solutions/<assignment>/``. :func:`submit` writes ``<student>/<assignment>/<notebook>.ipynb`` into
-a zip (the default, ``submission-<student>.zip``, one per learner, which the instructor unzips into
-``submitted/``) or into a folder (e.g. ``submitted/`` itself). The notebook is recognised by its nbgrader
-cells: the ids of its exercise and test cells must be (mostly) those of one notebook in ``solutions/``, so
-a renamed copy still lands under the right name, and a notebook that is not one of the course's is refused
-with one line. The file is copied byte for byte; zips and files are written via a temporary file + rename.
+a zip (the default, ``submission-<student>.zip``, one per learner, which the instructor collects into
+``submitted/`` with ``lensref collect``, never by unzipping it) or into a folder (e.g. ``submitted/`` itself).
+The notebook is recognised by its nbgrader cells (:func:`identify`, which ``lensref collect`` uses too): the
+ids of its exercise and test cells must be (mostly) those of one notebook in ``solutions/``, so a renamed copy
+still lands under the right name, and a notebook that is not one of the course's is refused with one line.
+The file is copied byte for byte; zips and files are written via a temporary file + rename.
 """
 
 from __future__ import annotations
