@@ -32,6 +32,14 @@ def register(sub) -> None:
         "--memory", type=int, default=4096, metavar="MB", help="memory limit of one submission's run (default 4096)"
     )
     p.add_argument(
+        "--disk",
+        type=int,
+        default=1024,
+        metavar="MB",
+        help="disk space of one submission's run, /tmp included (default 1024); kept in memory, never on this disk, "
+        "and counted in --memory",
+    )
+    p.add_argument(
         "--max-procs", type=int, default=256, metavar="N", help="process limit of one submission's run (default 256)"
     )
     p.add_argument(
@@ -72,13 +80,15 @@ def run(args) -> int:
         raise LensError(f"--memory must be at least 256 MB, got {args.memory}")
     if args.max_procs < 16:
         raise LensError(f"--max-procs must be at least 16, got {args.max_procs}")
+    if args.disk < 64:
+        raise LensError(f"--disk must be at least 64 MB, got {args.disk}")
     report = grade(
         args.assignment,
         submitted=args.submitted and Path(args.submitted),
         out=args.out and Path(args.out),
         timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT,
         force=args.force,
-        limits=Limits(memory_mb=args.memory, max_procs=args.max_procs),
+        limits=Limits(memory_mb=args.memory, max_procs=args.max_procs, disk_mb=args.disk),
         sandboxed=not args.no_sandbox,
         baseline=args.baseline,
         jobs=args.jobs,

@@ -11,6 +11,9 @@ A run's working folder (the learner's home inside the sandbox) holds::
     .warm                             a warm sandbox's runner finished its warm-up        (written by the runner)
     .tmp/                             the sandbox's /tmp (a link to here): it counts against the same disk cap
 
+In the sandbox the home is a tmpfs capped at ``Limits.disk_mb``, and ``executed/`` and ``outputs/`` are a small tmpfs
+each (room for the results even when the learner filled the home); see :mod:`.sandbox`.
+
 Grader, runner, probe, judge and the job plumbing name these paths only through this module. Everything under
 ``executed/`` and ``outputs/`` was written beside learner code: it comes back as bytes and is read as data.
 """

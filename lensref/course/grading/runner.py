@@ -201,8 +201,9 @@ def write_results(name: str, nb, runs: list[CellRun]) -> None:
             print(f"runner: could not write {path}: {failed}", file=sys.stderr, flush=True)
 
 
-def restart_kernel(startup: float) -> Kernel | None:
-    """A new kernel after a crash or a stuck cell, or None when none starts (a full home: no connection file)."""
+def start_kernel(startup: float) -> Kernel | None:
+    """A new kernel (for a notebook, or after a crash or a stuck cell), or None when none starts (a home the
+    learner filled has no room for its connection file)."""
     try:
         return Kernel(startup)
     except (OSError, RuntimeError) as exc:  # jupyter_client: no room for its files, or the kernel never answered
@@ -220,7 +221,11 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
     restarts_left = job.max_restarts
     runs: list[CellRun] = []
     done: list[int] = []  # cells that ran without error, replayed after a restart
-    kernel = kernel or Kernel(startup)
+    kernel = kernel or start_kernel(startup)
+    if kernel is None:  # a later notebook, after the learner filled the home: none of its cells can run
+        runs = [CellRun(index, "skipped") for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+        write_results(name, nb, runs)
+        return runs
     try:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code" or not cell.source.strip():
@@ -246,7 +251,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
                     )
                 )
                 kernel.close()
-                fresh = restart_kernel(startup) if restarts_left > 0 else None
+                fresh = start_kernel(startup) if restarts_left > 0 else None
                 if fresh is None:
                     for rest in nb.cells[index + 1 :]:
                         if rest.cell_type == "code":

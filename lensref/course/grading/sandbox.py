@@ -204,7 +204,8 @@ class Home:
         """Let go of the home: a sandbox's tmpfs mounts are freed with their last descriptor, a host folder is
         removed."""
         for fd in (self.fd, *self.results.values()):
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
         self.fd, self.results = -1, {}
         if self.host_folder is not None:
             shutil.rmtree(self.host_folder, ignore_errors=True)
