@@ -209,14 +209,14 @@ def test_check_solution_notebook_passes_every_exercise(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.real_model
-def test_submitted_zip_unzipped_into_submitted_is_graded(tmp_path, monkeypatch):
+def test_submitted_zips_collected_into_submitted_are_graded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for student, kind in [("ada", "solution"), ("dee", "forgot_norm")]:
         mine = tmp_path / f"{student}-work.ipynb"
         nbformat.write(build.submission(kind), mine)
         assert main(["submit", str(mine), "--student", student]) == 0
-        with zipfile.ZipFile(tmp_path / f"submission-{student}.zip") as z:  # what the instructor does
-            z.extractall(tmp_path / "submitted")
+    zips = ["submission-ada.zip", "submission-dee.zip"]  # what the instructor does
+    assert main(["collect", *zips, "--submitted", str(tmp_path / "submitted")]) == 0
     out = tmp_path / "graded"
     proc = subprocess.run(
         [

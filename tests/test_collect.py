@@ -22,8 +22,7 @@ import nbformat
 import pytest
 
 from lensref.cli import main
-from lensref.course.grading import collect as collect_module
-from lensref.course.grading.collect import LmsIdentity, collect, lms_folders, slug
+from lensref.course.grading.collect import LmsIdentity, archives, collect, lms_folders, reading, slug, writing
 from lensref.course.submit import submit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,38 +214,38 @@ def test_the_bounded_read_stops_at_the_limit_whatever_the_stream_holds():
             return bytes(n)
 
     stream = Endless()
-    limits = collect_module._ReadLimits(declared=10 * MB, compressed=None, total_left=100 * MB)
-    with pytest.raises(collect_module._TooBig, match="more than the 10 MB its header declares"):
-        collect_module._copy_bounded(stream, io.BytesIO(), limits)
-    assert stream.given <= 10 * MB + collect_module._CHUNK
-    limits = collect_module._ReadLimits(declared=10**12, compressed=None, total_left=10**12)
-    with pytest.raises(collect_module._TooBig, match="expands past 50 MB"):
-        collect_module._copy_bounded(Endless(), io.BytesIO(), limits)
-    limits = collect_module._ReadLimits(declared=10 * MB, compressed=20_000, total_left=10**12)
-    with pytest.raises(collect_module._TooBig, match="more than 100 times its compressed size .read stopped"):
-        collect_module._copy_bounded(stream := Endless(), io.BytesIO(), limits)
-    assert stream.given <= 100 * 20_000 + 2 * collect_module._CHUNK  # stopped near 2 MB, not at the declared 10 MB
-    limits = collect_module._ReadLimits(declared=10 * MB, compressed=None, total_left=3 * MB)
-    with pytest.raises(collect_module._TooBig, match="past 2.0 GB of notebooks in all"):
-        collect_module._copy_bounded(Endless(), io.BytesIO(), limits)
+    limits = reading.ReadLimits(declared=10 * MB, compressed=None, total_left=100 * MB)
+    with pytest.raises(reading.TooBig, match="more than the 10 MB its header declares"):
+        reading.copy_bounded(stream, io.BytesIO(), limits)
+    assert stream.given <= 10 * MB + reading.CHUNK
+    limits = reading.ReadLimits(declared=10**12, compressed=None, total_left=10**12)
+    with pytest.raises(reading.TooBig, match="expands past 50 MB"):
+        reading.copy_bounded(Endless(), io.BytesIO(), limits)
+    limits = reading.ReadLimits(declared=10 * MB, compressed=20_000, total_left=10**12)
+    with pytest.raises(reading.TooBig, match="more than 100 times its compressed size .read stopped"):
+        reading.copy_bounded(stream := Endless(), io.BytesIO(), limits)
+    assert stream.given <= 100 * 20_000 + 2 * reading.CHUNK  # stopped near 2 MB, not at the declared 10 MB
+    limits = reading.ReadLimits(declared=10 * MB, compressed=None, total_left=3 * MB)
+    with pytest.raises(reading.TooBig, match="past 2.0 GB of notebooks in all"):
+        reading.copy_bounded(Endless(), io.BytesIO(), limits)
 
 
 def test_a_file_that_gained_a_hard_link_is_not_opened(tmp_path):
     lone = tmp_path / "lone.ipynb"
     lone.write_bytes(b"{}")
-    with collect_module._open_regular(lone) as f:
+    with archives.open_regular(lone) as f:
         assert f.read() == b"{}"
     os.link(lone, tmp_path / "twin.ipynb")
     with pytest.raises(OSError, match="other than a regular file"):
-        collect_module._open_regular(lone)
+        archives.open_regular(lone)
     (tmp_path / "link.ipynb").symlink_to(tmp_path / "twin.ipynb")
     with pytest.raises(OSError):  # ELOOP: O_NOFOLLOW
-        collect_module._open_regular(tmp_path / "link.ipynb")
+        archives.open_regular(tmp_path / "link.ipynb")
 
 
 def test_the_runs_total_is_capped(tmp_path, monkeypatch):
     ada, ben = honest_zip(tmp_path, "ada"), honest_zip(tmp_path, "ben")
-    monkeypatch.setattr(collect_module, "MAX_TOTAL_BYTES", RELEASED_01.stat().st_size * 3 // 2)
+    monkeypatch.setattr(reading, "MAX_TOTAL_BYTES", RELEASED_01.stat().st_size * 3 // 2)
     report = collect([ada, ben], submitted=tmp_path / "submitted")
     assert [c.student for c in report.collected] == ["ada"]
     [refused] = report.refused
@@ -421,8 +420,8 @@ def test_a_symlink_swapped_in_after_the_check_is_still_not_followed(tmp_path, mo
     fd = os.open(submitted, os.O_RDONLY | os.O_DIRECTORY)
     try:
         monkeypatch.setattr(os, "stat", stale_stat)
-        with pytest.raises(collect_module._Unsafe, match="is a symlink or not a folder: nothing written through it"):
-            collect_module._open_folder(fd, "ada", "submitted/ada")
+        with pytest.raises(writing.Unsafe, match="is a symlink or not a folder: nothing written through it"):
+            writing.open_folder(fd, "ada", "submitted/ada")
     finally:
         monkeypatch.undo()
         os.close(fd)
