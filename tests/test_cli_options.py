@@ -514,6 +514,7 @@ def test_submit_course_option(capsys, tmp_path):
 T = "test_cli_options.py::"
 G = "test_grading_cli.py::"
 E = "test_exercises_grading.py::"
+C = "test_collect.py::"
 COVERAGE: dict[tuple[str, str], list[str]] = {
     ("lens", "prompt"): [T + "test_lens_prints_one_line_per_layer", T + "test_lens_bad_prompts_are_one_line"],
     ("lens", "--model"): [
@@ -697,6 +698,19 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
     ],
     ("quiz export", "--base-url"): [T + "test_quiz_bank_option_reads_another_bank"],
     ("quiz check", "--bank"): ["test_quiz_grading.py::test_cli_check", T + "test_quiz_bad_options_are_one_line"],
+    ("collect", "inputs"): [
+        C + "test_a_symlink_a_dotdot_member_and_a_1gb_member_are_three_refusals_and_the_honest_zips_are_collected",
+        C + "test_bad_input_is_one_error_line_and_exit_status_2",
+    ],
+    ("collect", "--assignment"): [
+        C + "test_a_moodle_download_is_collected_under_names_from_the_participants",
+        C + "test_other_assignments_notebooks_are_left_out_with_assignment",
+        C + "test_bad_input_is_one_error_line_and_exit_status_2",
+    ],
+    ("collect", "--submitted"): [
+        C + "test_a_symlink_a_dotdot_member_and_a_1gb_member_are_three_refusals_and_the_honest_zips_are_collected"
+    ],
+    ("collect", "--force"): [C + "test_an_existing_submission_is_refused_without_force_and_replaced_with_it"],
     ("grade", "assignment"): [
         G + "test_limits_jobs_timeout_and_out_reach_the_run",
         E + "test_cli_bad_input_is_one_line_and_exit_2",
@@ -713,6 +727,10 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
         E + "test_cli_bad_input_is_one_line_and_exit_2",
     ],
     ("grade", "--max-procs"): [
+        G + "test_limits_jobs_timeout_and_out_reach_the_run",
+        E + "test_cli_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade", "--disk"): [
         G + "test_limits_jobs_timeout_and_out_reach_the_run",
         E + "test_cli_bad_input_is_one_line_and_exit_2",
     ],

@@ -242,6 +242,7 @@ def test_cli_exit_status_1_when_a_submission_cannot_be_graded(tmp_path):
         (["no-such-assignment"], "unknown assignment"),
         ([ASSIGNMENT, "--memory", "10"], "--memory must be at least"),
         ([ASSIGNMENT, "--max-procs", "2"], "--max-procs must be at least"),
+        ([ASSIGNMENT, "--disk", "10"], "--disk must be at least"),
         ([ASSIGNMENT, "--timeout", "0"], "--timeout must be at least"),
         ([ASSIGNMENT, "--submitted", "/nonexistent/folder"], "no submissions folder"),
     ],

@@ -50,10 +50,25 @@ def test_limits_jobs_timeout_and_out_reach_the_run(course, capsys, tmp_path):
     folder, expected = course
     out = tmp_path / "results"
     code, text = grade(
-        capsys, "--jobs", "2", "--timeout", "90", "--memory", "2048", "--max-procs", "64", "--out", str(out)
+        capsys,
+        *(
+            "--jobs",
+            "2",
+            "--timeout",
+            "90",
+            "--memory",
+            "2048",
+            "--max-procs",
+            "64",
+            "--disk",
+            "512",
+            "--out",
+            str(out),
+        ),
     )
     assert code == 0, text
     assert "2048 MB" in text and "64 processes" in text and "2 local sandbox(es) at a time" in text
+    assert "512 MB disk per run" in text
     assert scores(out) == {s: (f"{v:g}", "graded") for s, v in expected.items()}
     assert (out / "gradebook.db").is_file() and not (folder / "gradebook.db").exists()  # --out, not the course
 

@@ -130,7 +130,7 @@ def grade(
                 write_csv(csv_path, assignment, results, setup.db_url)
     finally:
         pool.close()
-    confinement = sandbox.describe(limits) if sandboxed else "none (--no-sandbox)"
+    confinement = sandbox.describe(limits, sandboxed)
     return GradeReport(
         assignment,
         results,
