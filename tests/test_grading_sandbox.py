@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lensref.course.grading import layout, sandbox
+from lensref.course.grading import layout, output_tail, processes, sandbox
 from lensref.course.grading.limits import Limits, confinement
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,9 +270,9 @@ def test_a_warm_sandbox_serves_one_submission_and_leaves_nothing_to_the_next():
     assert second.warm_s > 0.5
     jobs.release_warm()
     deadline = time.time() + 10
-    while sandbox._LIVE and time.time() < deadline:
+    while processes.LIVE and time.time() < deadline:
         time.sleep(0.1)
-    assert not sandbox._LIVE  # the sandbox warming for a third submission is gone too
+    assert not processes.LIVE  # the sandbox warming for a third submission is gone too
 
 
 class DiskWatch:
@@ -436,7 +436,7 @@ def test_a_run_printing_500_mb_leaves_no_file_and_a_bounded_log(tmp_path):
             wall=120,
         )
     assert run.returncode == 0, log[-300:]
-    assert len(log) <= sandbox.LOG_TAIL_CHARS and log.rstrip().endswith("THE END")
+    assert len(log) <= output_tail.LOG_TAIL_CHARS and log.rstrip().endswith("THE END")
     assert disk.largest_folder < 5 * MB and disk.grew < 50 * MB, (disk.largest_folder, disk.grew)
 
 

@@ -31,9 +31,9 @@ class JudgeFailed(RuntimeError):
 
 
 def _die_with_parent() -> None:
-    from .sandbox import _die_with_grader
+    from .processes import die_with_parent
 
-    _die_with_grader()
+    die_with_parent()
 
 
 class JudgeProcess:

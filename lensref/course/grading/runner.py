@@ -111,10 +111,15 @@ class Kernel:
         return status, outputs
 
     def close(self) -> None:
+        import zmq
+
         try:
             self.kc.stop_channels()
             self.km.shutdown_kernel(now=True)
-        except Exception:  # the kernel may be gone already
+        # the kernel may be gone already: RuntimeError (no kernel to interrupt or signal, or no event loop for
+        # jupyter_client's sync wrappers), OSError (signalling a dead process, removing its connection files),
+        # zmq.ZMQError (closing sockets and the context of a kernel whose channels are broken)
+        except (RuntimeError, OSError, zmq.ZMQError):
             pass
 
 
