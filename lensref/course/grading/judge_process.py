@@ -56,9 +56,10 @@ class JudgeProcess:
         self.proc.stdin.flush()
 
     def warm(self, spec: JudgeSpec) -> None:
-        """Start computing the model passes ``spec``'s judgment needs (no answer is sent back)."""
+        """Start computing the model passes ``spec``'s judgment needs (no answer is sent back). Only the cases go:
+        a few kilobytes, which fit the pipe, so this never waits for a judge process that is still starting."""
         try:
-            self._send(("warm", spec))
+            self._send(("warm", spec.cases))
         except (BrokenPipeError, OSError):
             pass  # it died: judge() says so and a fresh process takes over
 
@@ -147,10 +148,10 @@ def _same_start() -> None:
     torch.manual_seed(0)
 
 
-def _warm(spec: JudgeSpec) -> None:
+def _warm(drawn: dict) -> None:
     from ..checks._core import captured
 
-    for per_call in spec.cases.values():
+    for per_call in drawn.values():
         for call_cases in per_call:
             for case in call_cases:
                 if not (isinstance(case, dict) and "lm" in case):
