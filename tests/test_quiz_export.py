@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -153,12 +156,15 @@ def test_json_round_trip(bank):
     assert data["questions"][1]["options"][0]["url"] == "what_you_see.html"
 
 
-@pytest.mark.parametrize("fmt, ext", [("gift", "gift"), ("moodle-xml", "xml"), ("json", "json")])
+@pytest.mark.parametrize("fmt, ext", [("gift", "gift"), ("moodle-xml", "xml"), ("json", "json"), ("qti", "zip")])
 def test_cli_export_writes_a_file(tmp_path, monkeypatch, capsys, bank, fmt, ext):
     monkeypatch.chdir(tmp_path)
     assert main(["quiz", "export", "--format", fmt]) == 0
     out = tmp_path / f"logit-lens.{ext}"
     assert out.exists() and f"wrote logit-lens.{ext}" in capsys.readouterr().out
+    if fmt == "qti":
+        assert len(read_qti_package(out)) == 15
+        return
     text = out.read_text(encoding="utf-8")
     if fmt == "gift":
         assert len(parse_gift(text)) == 15
@@ -173,3 +179,156 @@ def test_cli_export_to_stdout_and_bad_folder(tmp_path, capsys):
     assert len(parse_gift(capsys.readouterr().out)) == 15
     assert main(["quiz", "export", "--format", "gift", "-o", str(tmp_path / "no" / "x.gift")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --- IMS QTI 1.2 ---------------------------------------------------------------------------------------------------
+# The package is checked against the IMS QTI ASI 1.2.1 DTD (tests/data/qti/, see its README) and read back by pyslet,
+# another project's QTI 1.2.1 parser (its content-package reader opens the zip, its QTI v1 object model the items).
+
+QTI_DATA = Path(__file__).resolve().parent / "data" / "qti"
+QTI_NS = "http://www.imsglobal.org/xsd/ims_qtiasiv1p2"
+
+
+def qti_dtd_errors(xml_bytes: bytes) -> list[str]:
+    """The DTD's complaints about an assessment file (a DTD knows no namespaces: they are taken off first)."""
+    from lxml import etree
+
+    root = etree.fromstring(xml_bytes)
+    assert root.tag == f"{{{QTI_NS}}}questestinterop"
+    for element in root.iter():
+        element.tag = etree.QName(element).localname
+    for name in [n for n in root.attrib if n.startswith("{")]:
+        del root.attrib[name]
+    etree.cleanup_namespaces(root)
+    dtd = etree.DTD(str(QTI_DATA / "ims_qtiasiv1p2p1.dtd"))
+    return [] if dtd.validate(root) else [str(e) for e in dtd.error_log.filter_from_errors()]
+
+
+def _text_of(element, mattext_class) -> str:
+    """The plain text of an element's HTML mattext (the HTML's tags taken off, its entities decoded)."""
+    markup = "".join(m.get_value() for m in element.find_children_depth_first(mattext_class))
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
+
+
+def read_qti_package(path: Path) -> list[dict]:
+    """Each item of the package's QTI resource as pyslet reads it: text, option texts, the key, option feedback."""
+    import pyslet.imscpv1p2 as content_package
+    import pyslet.imsqtiv1p2p1 as qti
+    from pyslet.qtiv1 import common, item
+
+    package = content_package.ContentPackage(str(path))
+    try:
+        resources = [r for r in package.manifest.root.Resources.Resource if r.type == "imsqti_xmlv1p2"]
+        assert len(resources) == 1
+        document = qti.QTIDocument()
+        with package.dPath.join(resources[0].File[0].package_path(package)).open("rb") as f:
+            document.read(src=f.read())
+    finally:
+        package.Close()
+    items = [i for s in document.root.Assessment.SectionMixin for i in s.SectionItemMixin]
+    out = []
+    for it in items:
+        labels = list(it.Presentation.find_children_depth_first(item.ResponseLabel))
+        feedback_of: dict[str, str] = {}
+        key = []
+        for condition in it.ResProcessing[0].find_children_depth_first(item.RespCondition):
+            chosen = [v.get_value() for v in condition.find_children_depth_first(common.VarEqual)]
+            for shown in condition.find_children_depth_first(common.DisplayFeedback):
+                feedback_of[chosen[0]] = shown.linkRefID
+            if any(
+                s.varName == "SCORE" and float(s.get_value()) == 100
+                for s in condition.find_children_depth_first(common.SetVar)
+            ):
+                key += chosen
+        feedback = {fb.ident: _text_of(fb, common.MatText) for fb in it.ItemFeedback}
+        out.append(
+            {
+                "title": it.title,
+                "question": _text_of(
+                    it.Presentation.find_children_depth_first(common.Material).__next__(), common.MatText
+                ),
+                "options": [_text_of(label, common.MatText) for label in labels],
+                "key": [[label.ident for label in labels].index(k) for k in key],
+                "feedback": [feedback[feedback_of[label.ident]] for label in labels],
+            }
+        )
+    return out
+
+
+def _write_qti(tmp_path, bank, base_url="") -> Path:
+    from lensref.course.lms.qti import qti_package
+
+    path = tmp_path / "quiz.zip"
+    path.write_bytes(qti_package(bank, base_url).data)
+    return path
+
+
+def test_qti_package_validates_against_the_qti_1_2_1_dtd(tmp_path, bank):
+    path = _write_qti(tmp_path, bank)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == ["imsmanifest.xml", "lensref-logit-lens/lensref-logit-lens.xml"]
+        manifest = ET.fromstring(archive.read("imsmanifest.xml"))
+        assessment = archive.read("lensref-logit-lens/lensref-logit-lens.xml")
+    cp = "{http://www.imsglobal.org/xsd/imscp_v1p1}"
+    resource = manifest.find(f"{cp}resources/{cp}resource")
+    assert resource.get("type") == "imsqti_xmlv1p2"
+    assert resource.find(f"{cp}file").get("href") == "lensref-logit-lens/lensref-logit-lens.xml"
+    assert qti_dtd_errors(assessment) == []
+
+
+def test_the_dtd_check_can_fail(tmp_path, bank):
+    path = _write_qti(tmp_path, bank)
+    with zipfile.ZipFile(path) as archive:
+        assessment = archive.read("lensref-logit-lens/lensref-logit-lens.xml").decode()
+    no_outcomes = re.sub(r"<outcomes>.*?</outcomes>", "", assessment, count=1, flags=re.S)
+    assert any("resprocessing" in e for e in qti_dtd_errors(no_outcomes.encode()))
+    bad_value = assessment.replace('rcardinality="Single"', 'rcardinality="One"', 1)
+    assert any("rcardinality" in e for e in qti_dtd_errors(bad_value.encode()))
+
+
+def test_qti_package_reads_back_with_15_questions_keys_and_feedback(tmp_path, bank):
+    items = read_qti_package(_write_qti(tmp_path, bank, base_url="https://example.org/book/"))
+    assert len(items) == 15
+    for q, it in zip(bank.questions, items):
+        assert it["title"] == q.id and it["question"] == q.text
+        assert it["options"] == [o.text for o in q.options]
+        assert it["key"] == [q.options.index(q.answer)]
+        for o, fb in zip(q.options, it["feedback"]):
+            assert fb.startswith("Correct." if o.correct else "Not quite.")
+            assert o.explanation in fb and f"Lesson: {o.section_title}" in fb
+
+
+def test_qti_keeps_markup_and_special_characters_as_text(tmp_path):
+    tricky = bank_from_dict(
+        {
+            "id": "t",
+            "title": "T <&>",
+            "questions": [
+                {
+                    "id": "markup",
+                    "question": "Is <b>x</b> & y > 2 * 3 $z$?",
+                    "section": "intro",
+                    "answer": "a < b & c",
+                    "options": [
+                        {"text": "</p><script>alert(1)</script>", "explanation": "Quote \" and ' and ]]>."},
+                        {"text": "a < b & c", "explanation": "Right & {true}."},
+                    ],
+                }
+            ],
+        }
+    )
+    path = _write_qti(tmp_path, tricky)
+    with zipfile.ZipFile(path) as archive:
+        assert qti_dtd_errors(archive.read("lensref-t/lensref-t.xml")) == []
+    [it] = read_qti_package(path)
+    assert it["question"] == "Is <b>x</b> & y > 2 * 3 $z$?"
+    assert it["options"] == ["</p><script>alert(1)</script>", "a < b & c"]
+    assert it["key"] == [1]
+    assert "Quote \" and ' and ]]>." in it["feedback"][0]
+
+
+def test_cli_qti_to_stdout_is_the_zip(capsysbinary, bank):
+    assert main(["quiz", "export", "--format", "qti", "-o", "-"]) == 0
+    data = capsysbinary.readouterr().out
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert "imsmanifest.xml" in archive.namelist()

@@ -5,7 +5,7 @@ lensref quiz grade answers.yaml          # {"1": "d", "early-layers": "Predictio
 lensref quiz grade logit-lens-answers.json   # the online quiz's "Download my answers" file, as it is
 lensref quiz grade-class responses.csv   # per-learner scores, per-question statistics, difficulty plot
 lensref quiz grade-class answers/        # ... or a folder of the page's answers files
-lensref quiz export --format gift        # or moodle-xml, json
+lensref quiz export --format gift        # or moodle-xml, json, qti (an IMS QTI 1.2 zip for Canvas and others)
 lensref quiz check                       # schema check of the bank
 """
 
@@ -22,7 +22,7 @@ from ..errors import LensError
 from ..files import replacing, write_atomically, write_json
 from ._validate import check_output
 
-_EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json"}
+_EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json", "qti": "zip"}
 
 
 def register(sub) -> None:
@@ -69,8 +69,17 @@ def register(sub) -> None:
     c.add_argument("--blank-as-wrong", action="store_true", help="score a blank answer as wrong instead of failing")
     c.set_defaults(func=run_grade_class)
 
-    e = qsub.add_parser("export", parents=[common], help="write the quiz for an LMS (Moodle: GIFT or XML)")
-    e.add_argument("--format", required=True, choices=export.FORMATS)
+    e = qsub.add_parser(
+        "export",
+        parents=[common],
+        help="write the quiz for an LMS (Moodle: GIFT or XML; Canvas and others: a QTI 1.2 zip)",
+    )
+    e.add_argument(
+        "--format",
+        required=True,
+        choices=export.FORMATS,
+        help="gift or moodle-xml (Moodle's question bank), qti (an IMS QTI 1.2 zip: Canvas, Brightspace, ...), json",
+    )
     e.add_argument("-o", "--output", default=None, help="output file (default <bank id>.<ext>; '-' for stdout)")
     e.add_argument("--base-url", default="", help="where the book is published, to link explanations to it")
     e.set_defaults(func=run_export)
@@ -151,8 +160,17 @@ def run_grade_class(args) -> int:
 
 def run_export(args) -> int:
     bank = _bank(args)
-    text = export.render(bank, args.format, base_url=args.base_url)
     output = args.output or f"{bank.id}.{_EXT[args.format]}"
+    if args.format in export.PACKAGES:
+        data = export.render_package(bank, args.format, base_url=args.base_url)
+        if output == "-":
+            sys.stdout.buffer.write(data)
+            return 0
+        with replacing(output) as tmp:
+            tmp.write_bytes(data)
+        print(f"wrote {output} ({args.format}, {len(bank)} questions)")
+        return 0
+    text = export.render(bank, args.format, base_url=args.base_url)
     if output == "-":
         sys.stdout.write(text)
         return 0

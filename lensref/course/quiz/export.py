@@ -1,5 +1,6 @@
 """Exports of the bank for learning-management systems: GIFT and Moodle XML (both import into Moodle, with
-feedback on every option) and a plain JSON form for anything else.
+feedback on every option), an IMS QTI 1.2 package (a zip; Canvas Classic Quizzes, Brightspace and others import
+it: :mod:`lensref.course.lms.qti`) and a plain JSON form for anything else.
 
 Explanations link to the book page that teaches them. An LMS does not host the book, so the link is the
 page's title unless ``base_url`` (where the built book is published) is given.
@@ -13,7 +14,8 @@ import xml.etree.ElementTree as ET
 
 from .bank import Bank, Option
 
-FORMATS = ("gift", "moodle-xml", "json")
+FORMATS = ("gift", "moodle-xml", "json", "qti")
+PACKAGES = ("qti",)  # formats that are a zip (bytes), written by :func:`render_package`
 _GIFT_SPECIAL = "\\~=#{}:"
 
 
@@ -24,7 +26,15 @@ def render(bank: Bank, fmt: str, base_url: str = "") -> str:
         return to_moodle_xml(bank, base_url)
     if fmt == "json":
         return to_json(bank, base_url)
-    raise ValueError(f"unknown format {fmt!r}")
+    raise ValueError(f"unknown text format {fmt!r}")
+
+
+def render_package(bank: Bank, fmt: str, base_url: str = "") -> bytes:
+    if fmt == "qti":
+        from ..lms.qti import qti_package
+
+        return qti_package(bank, base_url).data
+    raise ValueError(f"unknown package format {fmt!r}")
 
 
 def gift_escape(text: str) -> str:
