@@ -159,3 +159,82 @@ def test_semicolon_export_and_named_learner_column(tmp_path, bank):
     result = grade_class(bank, path, id_column="email")
     assert [(l.learner, l.score) for l in result.learners][:2] == [("ada@example.org", 15), ("ben@example.org", 0)]
     assert result.ignored_columns == ("learner",)
+
+
+# --- Canvas's quiz "Student Analysis" report ------------------------------------------------------------------------
+# tests/data/quiz/canvas_student_analysis.csv is the sample class above as Canvas's report lays it out: name, id,
+# sis_id, section, section_id, section_sis_id, submitted, attempt; each question as "<Canvas id>: <text>" (in an
+# order of Canvas's own, not the bank's) holding the chosen answer's text, then its points column ("1.0"); then
+# n correct, n incorrect, score.
+
+CANVAS = Path(__file__).resolve().parent / "data" / "quiz" / "canvas_student_analysis.csv"
+CANVAS_NAMES = {"Ada Lovelace": "ada", "Ben Okafor": "ben", "Cy Żeleński": "cy", "Dee O'Neil": "dee"}
+
+
+def test_canvas_student_analysis_grades_like_the_moodle_export(bank, result):
+    canvas = grade_class(bank, CANVAS)
+    assert [(CANVAS_NAMES[l.learner], l.score) for l in canvas.learners] == [
+        (l.learner, l.score) for l in result.learners
+    ]
+    assert [(l.chosen, l.correct) for l in canvas.learners] == [(l.chosen, l.correct) for l in result.learners]
+    assert canvas.questions == result.questions
+    assert canvas.ignored_columns == (
+        "id",
+        "sis_id",
+        "section",
+        "section_id",
+        "section_sis_id",
+        "submitted",
+        "attempt",
+        "n correct",
+        "n incorrect",
+        "score",
+    )
+    # the report's own totals agree with ours
+    rows = list(csv.DictReader(io.StringIO(CANVAS.read_text(encoding="utf-8"))))
+    assert [int(r["n correct"]) for r in rows] == [l.score for l in canvas.learners]
+
+
+def test_canvas_report_by_id_column_and_cli(tmp_path, bank, capsys):
+    by_id = grade_class(bank, CANVAS, id_column="id")
+    assert [(l.learner, l.score) for l in by_id.learners] == [("101", 15), ("102", 0), ("103", 8), ("104", 14)]
+    out = tmp_path / "results"
+    assert main(["quiz", "grade-class", str(CANVAS), "--out", str(out)]) == 0
+    assert "graded 4 learners on 15 questions: mean score 9.2/15" in capsys.readouterr().out
+    learners = list(csv.DictReader(io.StringIO((out / "learners.csv").read_text(encoding="utf-8"))))
+    assert [(r["learner"], r["score"]) for r in learners][2] == ("Cy Żeleński", "8")
+
+
+def _canvas_variant(tmp_path, edit) -> Path:
+    rows = list(csv.reader(io.StringIO(CANVAS.read_text(encoding="utf-8"))))
+    edit(rows)
+    path = tmp_path / "student_analysis.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows)
+    return path
+
+
+def _reword_question_7(rows):
+    col = next(i for i, h in enumerate(rows[0]) if h.startswith("8807: "))
+    rows[0][col] = "8807: A question worded otherwise?"
+
+
+def _anonymous(rows):
+    for row in rows:
+        del row[0:3]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (_reword_question_7, "no column for question(s) 7 (a Canvas Student Analysis heads each question's column"),
+        (lambda rows: rows.append(list(rows[1])), "line 6: learner 'Ada Lovelace' also on line 2"),
+        (_anonymous, "this Student Analysis names no learner"),
+        (lambda rows: rows[3].__setitem__(8, "Not an answer"), "line 4 (learner 'Cy Żeleński'), column '8804: "),
+    ],
+)
+def test_bad_canvas_reports_are_one_line(tmp_path, bank, edit, message):
+    path = _canvas_variant(tmp_path, edit)
+    with pytest.raises(LensError) as info:
+        grade_class(bank, path)
+    assert message in str(info.value) and "\n" not in str(info.value)

@@ -4,6 +4,7 @@ lensref quiz take                        # interactive, instant feedback (answer
 lensref quiz grade answers.yaml          # {"1": "d", "early-layers": "Predictions close to ...", ...}
 lensref quiz grade logit-lens-answers.json   # the online quiz's "Download my answers" file, as it is
 lensref quiz grade-class responses.csv   # per-learner scores, per-question statistics, difficulty plot
+lensref quiz grade-class student_analysis.csv   # ... Canvas's quiz Student Analysis report, as it is
 lensref quiz grade-class answers/        # ... or a folder of the page's answers files
 lensref quiz export --format gift        # or moodle-xml, json, qti (an IMS QTI 1.2 zip for Canvas and others)
 lensref quiz check                       # schema check of the bank
@@ -57,15 +58,18 @@ def register(sub) -> None:
     c = qsub.add_parser(
         "grade-class",
         parents=[common],
-        help="grade an LMS responses CSV or a folder of the quiz page's answers files",
+        help="grade an LMS responses CSV (Moodle, Canvas's Student Analysis) or a folder of the quiz page's answers",
         description="A CSV: one row a learner, one column a question (header: number, Q<n>, "
-        "'Response <n>' or question id). A folder: one *.json file a learner, as "
+        "'Response <n>' or question id), or Canvas's quiz Student Analysis report as it is "
+        "(questions matched by their text). A folder: one *.json file a learner, as "
         'the quiz page\'s "Download my answers" saves it. Writes learners.csv, '
         "questions.csv and difficulty.png.",
     )
-    c.add_argument("responses", help="responses CSV, or a folder of answers files")
+    c.add_argument("responses", help="responses CSV (Moodle's responses, Canvas's Student Analysis), or a folder")
     c.add_argument("--out", default="quiz-results", help="output folder (created if missing; default quiz-results)")
-    c.add_argument("--id-column", default=None, help="column naming the learner (default: the first)")
+    c.add_argument(
+        "--id-column", default=None, help="column naming the learner (default: the first; Canvas's report: name)"
+    )
     c.add_argument("--blank-as-wrong", action="store_true", help="score a blank answer as wrong instead of failing")
     c.set_defaults(func=run_grade_class)
 

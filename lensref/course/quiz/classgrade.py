@@ -3,6 +3,8 @@ folder of the files the online quiz page downloads ("Download my answers"), one 
 
 The learner column is the first one unless named. Question columns are recognised by their header: the
 question's number (``3``, ``Q3``, ``Question 3``, ``Response 3`` as in Moodle's responses report) or its id.
+Canvas's quiz "Student Analysis" report is recognised by its own columns and read with its question columns matched
+by their text (:mod:`lensref.course.lms.canvas_quiz_report`); its learner column is ``name`` unless named.
 Other columns (e-mail, state, time taken...) are ignored and reported. Every question needs exactly one
 column; every cell an option letter or an option's text. A blank cell (or Moodle's ``-``) is an error unless
 ``blank_as_wrong``, when it counts as unanswered and wrong. Any bad row stops the whole grading: a class
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import LensError
+from ..lms import canvas_quiz_report
 from .bank import Bank, Question, read_text_file
 from .scoring import load_answer_sheet, resolve_answers
 
@@ -151,7 +154,10 @@ def grade_class(
     header, rows = read_responses(path)
     if not rows:
         raise LensError(f"{where}: no learners (only a header row)")
-    learner_col, by_question, ignored = map_columns(bank, header, id_column, where)
+    if canvas_quiz_report.is_student_analysis(header):
+        learner_col, by_question, ignored = canvas_quiz_report.map_columns(bank, header, id_column, where)
+    else:
+        learner_col, by_question, ignored = map_columns(bank, header, id_column, where)
     learners: list[LearnerScore] = []
     first_line: dict[str, int] = {}
     for line, fields in rows:
