@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from nbgrader.api import Gradebook
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import gradebook_rows as book  # noqa: E402
 import tiny_course  # noqa: E402
 from dask_cluster import Cluster, free_port  # noqa: E402
 
@@ -26,16 +26,6 @@ from lensref.course.grading.status import Status  # noqa: E402
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap: make setup")]
 BIN = Path(sys.executable).parent
 A = tiny_course.ASSIGNMENT
-
-
-def _rows(db: Path) -> list[tuple]:
-    with Gradebook(f"sqlite:///{db}") as gb:
-        return sorted(
-            (sub.student.id, nb.name, g.name, float(g.score), float(g.max_score))
-            for sub in gb.find_assignment(A).submissions
-            for nb in sub.notebooks
-            for g in nb.grades
-        )
 
 
 def _grade(course: Path, out: Path, **kwargs):
@@ -86,7 +76,7 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, cluster, warm_model_cac
     assert {r.student: (r.status, r.score) for r in report.results} == {
         s: (Status.GRADED, v) for s, v in expected.items()
     }
-    rows = _rows(tmp_path / "out" / "gradebook.db")
+    rows = book.rows(tmp_path / "out" / "gradebook.db", A)
     assert len(rows) == len(expected), rows  # one grade row per student: nothing lost, nothing twice
 
 
