@@ -515,6 +515,7 @@ T = "test_cli_options.py::"
 G = "test_grading_cli.py::"
 E = "test_exercises_grading.py::"
 C = "test_collect.py::"
+X = "test_lms_grade_export.py::"
 COVERAGE: dict[tuple[str, str], list[str]] = {
     ("lens", "prompt"): [T + "test_lens_prints_one_line_per_layer", T + "test_lens_bad_prompts_are_one_line"],
     ("lens", "--model"): [
@@ -738,6 +739,32 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
     ("grade", "--jobs"): [G + "test_limits_jobs_timeout_and_out_reach_the_run"],
     ("grade", "--scheduler"): ["test_grading_scale.py::test_a_scheduler_that_does_not_answer_is_one_line_and_exit_2"],
     ("grade", "--baseline"): [G + "test_baseline_prints_both_times_and_their_ratio"],
+    ("grade export", "assignment"): [
+        X + "test_an_unknown_assignment_or_no_gradebook_is_one_line",
+        X + "test_grade_assignment_still_parses_as_before",
+    ],
+    ("grade export", "--format"): [
+        X + "test_a_roster_by_student_folder_matches_without_collected_csv",
+        X + "test_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade export", "--roster"): [
+        X + "test_canvas_grades_parse_back_to_the_gradebook",
+        X + "test_moodle_grades_parse_back_to_the_gradebook",
+        X + "test_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade export", "--out"): [X + "test_canvas_grades_parse_back_to_the_gradebook"],
+    ("grade export", "--feedback"): [
+        X + "test_moodle_feedback_zip_names_every_participant",
+        X + "test_canvas_feedback_files_name_user_and_submitted_file",
+        X + "test_bad_input_is_one_line_and_exit_2",
+    ],
+    ("grade export", "--column"): [X + "test_canvas_grades_parse_back_to_the_gradebook"],
+    ("grade export", "--graded"): [X + "test_an_unknown_assignment_or_no_gradebook_is_one_line"],
+    ("grade export", "--submitted"): [X + "test_a_roster_by_student_folder_matches_without_collected_csv"],
+    ("grade export", "--skip-unmatched"): [
+        X + "test_a_roster_missing_students_lists_each_and_writes_nothing",
+        X + "test_feedback_for_a_student_the_lms_never_saw_is_listed",
+    ],
 }
 
 

@@ -22,6 +22,25 @@ def bank():
     return load_bank()
 
 
+def one_question_bank(title: str, question: str, options: list[tuple[str, str]], answer: str):
+    """A bank "t" of one question on the intro page: (option text, explanation) pairs."""
+    return bank_from_dict(
+        {
+            "id": "t",
+            "title": title,
+            "questions": [
+                {
+                    "id": "only",
+                    "question": question,
+                    "section": "intro",
+                    "answer": answer,
+                    "options": [{"text": text, "explanation": why} for text, why in options],
+                }
+            ],
+        }
+    )
+
+
 def _unescape_gift(text: str) -> str:
     return re.sub(r"\\(.)", r"\1", text)
 
@@ -86,23 +105,11 @@ def test_gift_round_trip(bank):
 
 
 def test_gift_escapes_special_characters(bank):
-    tricky = bank_from_dict(
-        {
-            "id": "t",
-            "title": "T",
-            "questions": [
-                {
-                    "id": "braces",
-                    "question": "Which of {a} = b: ~c # d?",
-                    "section": "intro",
-                    "answer": "x = {1}",
-                    "options": [
-                        {"text": "x = {1}", "explanation": "Right: 50% ~ #1."},
-                        {"text": "y \\ 2", "explanation": "Wrong {really}."},
-                    ],
-                }
-            ],
-        }
+    tricky = one_question_bank(
+        "T",
+        "Which of {a} = b: ~c # d?",
+        [("x = {1}", "Right: 50% ~ #1."), ("y \\ 2", "Wrong {really}.")],
+        answer="x = {1}",
     )
     parsed = parse_gift(to_gift(tricky))
     assert parsed[0]["question"] == "Which of {a} = b: ~c # d?"
@@ -299,23 +306,11 @@ def test_qti_package_reads_back_with_15_questions_keys_and_feedback(tmp_path, ba
 
 
 def test_qti_keeps_markup_and_special_characters_as_text(tmp_path):
-    tricky = bank_from_dict(
-        {
-            "id": "t",
-            "title": "T <&>",
-            "questions": [
-                {
-                    "id": "markup",
-                    "question": "Is <b>x</b> & y > 2 * 3 $z$?",
-                    "section": "intro",
-                    "answer": "a < b & c",
-                    "options": [
-                        {"text": "</p><script>alert(1)</script>", "explanation": "Quote \" and ' and ]]>."},
-                        {"text": "a < b & c", "explanation": "Right & {true}."},
-                    ],
-                }
-            ],
-        }
+    tricky = one_question_bank(
+        "T <&>",
+        "Is <b>x</b> & y > 2 * 3 $z$?",
+        [("</p><script>alert(1)</script>", "Quote \" and ' and ]]>."), ("a < b & c", "Right & {true}.")],
+        answer="a < b & c",
     )
     path = _write_qti(tmp_path, tricky)
     with zipfile.ZipFile(path) as archive:

@@ -7,7 +7,10 @@ from pathlib import Path
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "grade", help="grade a class's submissions in a sandbox (nbgrader gradebook, CSV, feedback HTML)"
+        "grade",
+        help="grade a class's submissions in a sandbox (nbgrader gradebook, CSV, feedback HTML)",
+        epilog="lensref grade export ASSIGNMENT --format canvas|moodle|csv [--roster F] [--feedback] writes the "
+        "gradebook for an LMS (see lensref grade export --help).",
     )
     p.add_argument("assignment", help="an assignment folder in solutions/, e.g. 01-logit-lens")
     p.add_argument(
@@ -69,6 +72,20 @@ def register(sub) -> None:
         "both times (slow: for measuring)",
     )
     p.set_defaults(func=run)
+    route_export(p, sub)
+
+
+def route_export(grade_parser, subparsers) -> None:
+    """``lensref grade export ...`` goes to the ``grade export`` parser (:mod:`lensref.commands.grade_export`);
+    every other ``lensref grade ...`` is parsed exactly as before."""
+    parse_grade = grade_parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        if args and args[0] == "export":
+            return subparsers.choices["grade export"].parse_known_args(args[1:], namespace)
+        return parse_grade(args, namespace)
+
+    grade_parser.parse_known_args = parse_known_args
 
 
 def run(args) -> int:

@@ -23,6 +23,7 @@ from ..quiz.bank import Bank, Question
 
 TOTALS = ["n correct", "n incorrect", "score"]
 _QUESTION_HEADER = re.compile(r"^(\d+): (.*)$", re.S)
+COLUMN_HINT = "a Canvas Student Analysis heads each question's column '<id>: <question text>'; the quiz's wording must be the bank's"
 LEARNER_COLUMNS = ("name", "id")  # the default learner column: the first of these the report has
 
 
@@ -39,7 +40,8 @@ def map_columns(
     bank: Bank, header: list[str], id_column: str | None, where: str
 ) -> tuple[int, dict[int, int], tuple[str, ...]]:
     """(learner column index, {question number: answer column index}, ignored headers), like
-    :func:`lensref.course.quiz.classgrade.map_columns` for an ordinary responses CSV."""
+    :func:`lensref.course.quiz.classgrade.map_columns` for an ordinary responses CSV; questions without a column
+    are left for the caller to name (:func:`lensref.course.quiz.classgrade.require_every_question`)."""
     learner_col = _learner_column(header, id_column, where)
     by_text: dict[str, Question] = {_plain(q.text): q for q in bank.questions}
     by_question: dict[int, int] = {}
@@ -58,12 +60,6 @@ def map_columns(
     for col, name in enumerate(header):
         if col != learner_col and col not in points_columns and col not in by_question.values():
             ignored.append(name)
-    missing = [str(q.number) for q in bank.questions if q.number not in by_question]
-    if missing:
-        raise LensError(
-            f"{where}: no column for question(s) {', '.join(missing)} (a Canvas Student Analysis heads each "
-            f"question's column '<id>: <question text>'; the quiz's wording must be the bank's)"
-        )
     return learner_col, by_question, tuple(ignored)
 
 

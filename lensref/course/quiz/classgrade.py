@@ -123,13 +123,15 @@ def map_columns(bank: Bank, header: list[str], id_column: str | None, where: str
         if q.number in by_question:
             raise LensError(f"{where}: columns {header[by_question[q.number]]!r} and {name!r} both hold {q.label}")
         by_question[q.number] = col
+    require_every_question(bank, by_question, where, "name columns by number, e.g. '1' or 'Q1', or by question id")
+    return learner_col, by_question, tuple(ignored)
+
+
+def require_every_question(bank: Bank, by_question: dict[int, int], where: str, hint: str) -> None:
+    """A one-line error naming the questions no column holds, with ``hint`` on how columns are recognised."""
     missing = [str(q.number) for q in bank.questions if q.number not in by_question]
     if missing:
-        raise LensError(
-            f"{where}: no column for question(s) {', '.join(missing)} "
-            f"(name columns by number, e.g. '1' or 'Q1', or by question id)"
-        )
-    return learner_col, by_question, tuple(ignored)
+        raise LensError(f"{where}: no column for question(s) {', '.join(missing)} ({hint})")
 
 
 def _question_for_header(bank: Bank, name: str, ids: dict[str, Question], where: str) -> Question | None:
@@ -156,6 +158,7 @@ def grade_class(
         raise LensError(f"{where}: no learners (only a header row)")
     if canvas_quiz_report.is_student_analysis(header):
         learner_col, by_question, ignored = canvas_quiz_report.map_columns(bank, header, id_column, where)
+        require_every_question(bank, by_question, where, canvas_quiz_report.COLUMN_HINT)
     else:
         learner_col, by_question, ignored = map_columns(bank, header, id_column, where)
     learners: list[LearnerScore] = []
