@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "01-logit-lens"
 TIMEOUT = 90  # seconds per cell: far above any correct cell on a loaded machine; each stuck cell costs this once
-LIMITS = Limits(memory_mb=1536, max_procs=64)
+LIMITS = Limits(memory_mb=1536, max_procs=64, disk_mb=256)  # the disk lives in memory: well below it
 
 
 def _gradebook(db: Path, assignment: str) -> dict[str, tuple[float, float, int]]:
@@ -243,6 +243,7 @@ def test_cli_exit_status_1_when_a_submission_cannot_be_graded(tmp_path):
         ([ASSIGNMENT, "--memory", "10"], "--memory must be at least"),
         ([ASSIGNMENT, "--max-procs", "2"], "--max-procs must be at least"),
         ([ASSIGNMENT, "--disk", "10"], "--disk must be at least"),
+        ([ASSIGNMENT, "--memory", "1536", "--disk", "1024"], "is more than half of --memory 1536 MB"),
         ([ASSIGNMENT, "--timeout", "0"], "--timeout must be at least"),
         ([ASSIGNMENT, "--submitted", "/nonexistent/folder"], "no submissions folder"),
     ],

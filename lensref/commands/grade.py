@@ -37,10 +37,10 @@ def register(sub) -> None:
     p.add_argument(
         "--disk",
         type=int,
-        default=1024,
+        default=None,
         metavar="MB",
-        help="disk space of one submission's run, /tmp included (default 1024); kept in memory, never on this disk, "
-        "and counted in --memory",
+        help="disk space of one submission's run, /tmp included (default 1024, or a quarter of --memory if that is "
+        "less); kept in memory, never on this disk, and counted in --memory: at most half of it",
     )
     p.add_argument(
         "--max-procs", type=int, default=256, metavar="N", help="process limit of one submission's run (default 256)"
@@ -97,15 +97,16 @@ def run(args) -> int:
         raise LensError(f"--memory must be at least 256 MB, got {args.memory}")
     if args.max_procs < 16:
         raise LensError(f"--max-procs must be at least 16, got {args.max_procs}")
-    if args.disk < 64:
-        raise LensError(f"--disk must be at least 64 MB, got {args.disk}")
+    disk = args.disk if args.disk is not None else min(1024, args.memory // 4)
+    if disk < 64:
+        raise LensError(f"--disk must be at least 64 MB, got {disk}")
     report = grade(
         args.assignment,
         submitted=args.submitted and Path(args.submitted),
         out=args.out and Path(args.out),
         timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT,
         force=args.force,
-        limits=Limits(memory_mb=args.memory, max_procs=args.max_procs, disk_mb=args.disk),
+        limits=Limits(memory_mb=args.memory, max_procs=args.max_procs, disk_mb=disk),
         sandboxed=not args.no_sandbox,
         baseline=args.baseline,
         jobs=args.jobs,

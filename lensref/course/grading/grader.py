@@ -91,6 +91,12 @@ def grade(
         raise LensError(f"unknown assignment {assignment!r}; choose from {', '.join(known) or '(none in solutions/)'}")
     if timeout < 1:
         raise LensError(f"--timeout must be at least 1 second, got {timeout}")
+    limits = limits or Limits()
+    if limits.disk_mb * 2 > limits.memory_mb:
+        raise LensError(
+            f"--disk {limits.disk_mb} MB is more than half of --memory {limits.memory_mb} MB: a run's disk lives in "
+            "its memory, so filling it would kill the run; lower --disk or raise --memory"
+        )
     out = Path(out or root).resolve()
     submitted = Path(submitted or root / "submitted").resolve()
     if not submitted.is_dir():
@@ -102,7 +108,6 @@ def grade(
         raise LensError(
             f"no submissions for {assignment} in {submitted} (expected {submitted}/<student>/{assignment}/)"
         )
-    limits = limits or Limits()
     if sandboxed and not scheduler:
         sandbox.check_bwrap()
         sweep_stale()  # control groups a killed grader could not remove
