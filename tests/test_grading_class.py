@@ -1,10 +1,11 @@
-"""Grades do not depend on how they were computed: one mixed class, every assignment, graded three ways.
+"""Grades do not depend on how they were computed: one mixed class, every assignment, graded four ways.
 
 The class: each of the three assignments solved as the instructor did and in another style, two sets of named
 mistakes each, assignments 2 and 3 as released, and three learners who hand in links (a notebook that is a
 symbolic link to the instructor's solution, a hard link to a copy of the solution, an assignment folder that is a
-link to ``solutions/``). It is graded with ``--jobs 1`` (one at a time), ``--jobs 4`` (more sandboxes and
-judges than this machine has cores) and on a real Dask cluster of two workers, each judging its own runs. The
+link to ``solutions/``). It is graded with ``--jobs 1`` (one at a time), the default command (one sandbox per
+core), ``--jobs 4`` (more sandboxes and judges than this machine has cores) and on a real Dask cluster of two
+workers, each judging its own runs. The
 CSVs must be byte-identical, the gradebooks row for row the same, and every score the expected one, read from the
 gradebook itself. These run real notebooks on the real model (about 55 runs), so they are marked slow.
 """
