@@ -440,6 +440,25 @@ def test_a_run_printing_500_mb_leaves_no_file_and_a_bounded_log(tmp_path):
     assert disk.largest_folder < 5 * MB and disk.grew < 50 * MB, (disk.largest_folder, disk.grew)
 
 
+def test_a_checkout_or_venv_under_tmp_is_still_readable_and_read_only(monkeypatch):
+    """/tmp inside is a link into the home: a course cloned under the host's /tmp (a CI runner's fresh clone) must
+    still be mounted read-only where the run expects it, under that link."""
+    from lensref.course.grading import bwrap
+
+    folder = Path(tempfile.mkdtemp(prefix="lensref-ro-under-tmp-", dir="/tmp"))
+    try:
+        (folder / "module.txt").write_text("course code\n")
+        every = bwrap.read_only_paths()
+        monkeypatch.setattr(bwrap, "read_only_paths", lambda: [*every, folder])
+        script = f"cat {folder}/module.txt; touch {folder}/planted 2>/dev/null || echo read-only; echo ok > /tmp/mine"
+        run = sandbox.run(["/bin/sh", "-c", script], LOW, 30)
+        assert run.returncode == 0, run.log
+        assert run.log.splitlines() == ["course code", "read-only"], run.log
+        assert not (folder / "planted").exists()
+    finally:
+        shutil.rmtree(folder)
+
+
 def test_tmp_inside_counts_against_the_disk_cap(tmp_path):
     run, log = _run(
         tmp_path,

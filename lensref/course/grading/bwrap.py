@@ -33,6 +33,7 @@ ETC = (
     "os-release",
 )
 CACHE = "/opt/lensref-cache"  # where the model cache appears inside the sandbox
+TMP = Path("/tmp")  # inside the sandbox, a link to the home's .tmp folder (under the home's disk cap)
 
 
 def _package_root() -> Path:
@@ -95,15 +96,19 @@ def bwrap_command(
         elif host.is_dir():
             cmd += ["--ro-bind", str(host), str(host)]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
+    under_tmp = [p for p in read_only_paths() if TMP in p.parents]
     for path in read_only_paths():
-        cmd += ["--ro-bind", str(path), str(path)]
+        if path not in under_tmp:
+            cmd += ["--ro-bind", str(path), str(path)]
     cache = model_cache()
     if cache.is_dir():
         cmd += ["--ro-bind", str(cache), CACHE]
     tmp = f"{HOME}/{layout.TMP}"
-    cmd += ["--size", str(disk_mb * 2**20), "--tmpfs", HOME, "--dir", tmp, "--symlink", tmp, "/tmp"]
+    cmd += ["--size", str(disk_mb * 2**20), "--tmpfs", HOME, "--dir", tmp, "--symlink", tmp, str(TMP)]
     for top, mb in RESULT_ROOM_MB.items():
         cmd += ["--size", str(mb * 2**20), "--tmpfs", f"{HOME}/{top}"]
+    for path in under_tmp:  # a checkout or venv under /tmp: /tmp is a link into the home, so it is bound there
+        cmd += ["--ro-bind", str(path), f"{tmp}/{path.relative_to(TMP)}"]
     cmd += ["--remount-ro", "/", "--chdir", HOME, "--clearenv"]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
