@@ -115,8 +115,6 @@ def main() -> int:
                     "sandbox_s": sum(r.phases.get("sandbox", 0) for r in report.results) / len(per),
                     "judge_record_s": sum(r.phases.get("judge", 0) + r.phases.get("record", 0) for r in report.results)
                     / len(per),
-                    "judge_s": sum(r.phases.get("judge", 0) for r in report.results) / len(per),
-                    "record_s": sum(r.phases.get("record", 0) for r in report.results) / len(per),
                     "instructor_cpu_s": report.instructor_cpu_per_submission() or 0.0,
                 }
                 print(

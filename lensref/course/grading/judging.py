@@ -30,7 +30,7 @@ def run_notes(spec: JudgeSpec, run: JobResult) -> list[str]:
         notes.append(f"the whole run passed its {spec.wall_s:.0f} s limit and was stopped")
     if run.oom_kills:
         notes.append(f"the memory limit ({spec.memory_mb} MB) was hit {run.oom_kills} time(s)")
-    if getattr(run, "disk_full", False):
+    if run.disk_full:
         notes.append("the run filled its disk space; what it wrote before was graded")
     if run.truncated:
         notes.append("the run wrote more than the grader reads back; some answers were dropped")

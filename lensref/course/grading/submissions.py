@@ -42,14 +42,22 @@ def link_problem(path: Path, top: Path) -> str | None:
     current = top
     for part in relative.parts:
         current = current / part
-        try:
-            info = current.lstat()
-        except OSError as exc:
-            return f"{current.relative_to(top)} cannot be read ({type(exc).__name__})"
-        if stat.S_ISLNK(info.st_mode):
-            return f"{current.relative_to(top)} is a symbolic link (links are never followed)"
-        if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-            return f"{current.relative_to(top)} has {info.st_nlink - 1} other hard link(s) (links are never followed)"
+        if why := _entry_problem(current, top):
+            return why
+    return None
+
+
+def _entry_problem(entry: Path, top: Path) -> str | None:
+    """Why this one entry (not the folders above it) is a link, or cannot be looked at; None if it is neither."""
+    shown = entry.relative_to(top)
+    try:
+        info = entry.lstat()
+    except OSError as exc:
+        return f"{shown} cannot be read ({type(exc).__name__})"
+    if stat.S_ISLNK(info.st_mode):
+        return f"{shown} is a symbolic link (links are never followed)"
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        return f"{shown} has {info.st_nlink - 1} other hard link(s) (links are never followed)"
     return None
 
 
@@ -65,8 +73,8 @@ def find_notebooks(folder: Path, expected: list[str], top: Path | None = None) -
         found.refused = why
         return found
     candidates = _candidates(folder)
-    for path in candidates:
-        if top is not None and (why := link_problem(path, top)):
+    for path in candidates:  # their folder passed above: each candidate itself is left to look at
+        if top is not None and (why := _entry_problem(path, top)):
             found.refused = why
             return found
     present = {p.stem: p for p in candidates}

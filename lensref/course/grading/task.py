@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import cases, layout
 from .jobs import Job
@@ -27,7 +28,8 @@ class GradingSetup:
     root: Path
     out: Path
     plans: tuple[NotebookPlan, ...]
-    sources: dict[str, bytes]  # notebook -> the instructor's source notebook (for feedback pages)
+    sources: dict[str, bytes]  # notebook -> the instructor's source notebook, as the judge gets it (feedback pages)
+    source_notebooks: dict[str, Any]  # the same, parsed once here (merged into every submission)
     forbidden: dict[str, tuple[str, ...]]  # exercise -> library names it must not call
     timeout: float  # seconds per cell
     limits: Limits
@@ -41,13 +43,16 @@ class GradingSetup:
         from ..checks import EXERCISES
 
         plans = tuple(load_plan(root, assignment))
-        code_cells = sum(1 for p in plans for c in nbformat.read(p.path, as_version=4).cells if c.cell_type == "code")
+        sources = {p.name: p.path.read_bytes() for p in plans}
+        parsed = {name: nbformat.reads(data.decode("utf-8"), as_version=4) for name, data in sources.items()}
+        code_cells = sum(1 for nb in parsed.values() for c in nb.cells if c.cell_type == "code")
         return cls(
             assignment,
             root,
             out,
             plans,
-            {p.name: p.path.read_bytes() for p in plans},
+            sources,
+            parsed,
             {name: tuple(ex.forbidden) for name, ex in EXERCISES.items()},
             timeout,
             limits,
@@ -118,13 +123,11 @@ def make_task(setup: GradingSetup, student: str, notebooks: dict[str, Path], not
     learner_code: list[str] = []
     run_notebooks: dict[str, bytes] = {}
     for plan in setup.plans:
-        source = nbformat.reads(setup.sources[plan.name].decode("utf-8"), as_version=4)
-        prepared = prepare(read_submission(notebooks[plan.name]), source, plan.name)
+        prepared = prepare(read_submission(notebooks[plan.name]), setup.source_notebooks[plan.name], plan.name)
         learner_code += prepared.learner_code
         run_notebooks[plan.name] = nbformat.writes(prepared.notebook).encode()
-    wall = setup.wall_s
     files = layout.job_files(setup.spec(), run_notebooks, cases.probe_files(list(setup.plans), drawn))
-    job = Job(student, files, setup.limits, wall, setup.sandboxed)
+    job = Job(student, files, setup.limits, setup.wall_s, setup.sandboxed)
     spec = JudgeSpec(
         setup.assignment,
         student,
@@ -135,7 +138,7 @@ def make_task(setup: GradingSetup, student: str, notebooks: dict[str, Path], not
         run_notebooks,
         setup.sources,
         list(notes),
-        wall,
+        setup.wall_s,
         setup.limits.memory_mb,
     )
     return GradingTask(student, job, spec)
