@@ -2,9 +2,10 @@
 
 It reads ``job.json`` from the working folder and runs ``run/<notebook>.ipynb`` in a fresh kernel, writing
 ``executed/<notebook>.ipynb`` (the outputs, for feedback) and ``executed/<notebook>.cells.json`` (what happened to
-each cell); every path is named by :mod:`.layout`. A cell that runs past its time is interrupted; a kernel that ignores the interrupt, or dies (a crash,
-the memory limit), is killed and started again, the cells that had worked are run again silently, and the notebook
-goes on after the cell that failed, so the other exercises still earn their points.
+each cell); every path is named by :mod:`.layout`. A cell that runs past its time is interrupted; a kernel that
+ignores the interrupt, or dies (a crash, the memory limit), is killed and started again, the cells that had worked
+are run again silently, and the notebook goes on after the cell that failed, so the other exercises still earn
+their points.
 
 Started with ``--warm`` (a pre-started sandbox, see :mod:`.jobs`), it starts the kernel and imports the libraries
 and the model code there before any submission exists, then waits for the grader to write ``job.json``: the
