@@ -532,7 +532,7 @@ def first_and_last_only(r):
     return "lost" if r[0] == 1 else "stays wrong"
 
 
-def right_when_first_and_last_are(r):  # the mistake issue 15 found passing: [1, 5, 1] called "right throughout"
+def right_when_first_and_last_are(r):  # a mistake that once passed: [1, 5, 1] called "right throughout"
     return "right throughout" if r[0] == 1 and r[-1] == 1 else classify_by_sets(r)
 
 

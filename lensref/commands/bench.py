@@ -1,13 +1,22 @@
-"""``lensref bench``: time the full lens grid against a forward pass, a naive baseline and the matmul floor."""
+"""``lensref bench``: time the full lens grid against a forward pass, a naive baseline and the matmul floor.
+
+The benchmark lives in the repository's ``benchmarks/`` folder, beside the package and not inside it: this command
+finds it in the checkout it was installed from, and says so in one line where there is none (an installed wheel).
+"""
 
 from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
 
 from ..errors import LensError
 from ._common import add_output_options, check_options, write_outputs
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="benchmark the full lens grid (issue 2): lensref vs naive vs floor")
+    p = sub.add_parser("bench", help="benchmark the full lens grid: lensref vs naive vs floor (from a checkout)")
     add_output_options(p, json="write the records as a JSON list")
     p.add_argument(
         "--sizes", default="32,128,512", help="prompt lengths in tokens, comma-separated (default 32,128,512)"
@@ -28,15 +37,30 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def run(args) -> int:
-    from ..bench import HEADER, machine, run_bench
+def benchmark_module() -> ModuleType:
+    """``benchmarks/bench_lens.py`` of the checkout this package runs from."""
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / "benchmarks" / "bench_lens.py").is_file():
+        raise LensError(
+            "lensref bench runs from a checkout of the course repository: benchmarks/ is not in the installed package"
+        )
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    return importlib.import_module("benchmarks.bench_lens")
 
+
+def run(args) -> int:
     sizes = parse_sizes(args.sizes)
     check_options(args, "repeats")
-    print(HEADER, flush=True)
-    records = run_bench(
-        sizes, args.repeats, args.model, memory=not args.no_memory, log=lambda line: print(line, flush=True)
+    bench = benchmark_module()
+    print(bench.HEADER, flush=True)
+    records = bench.run_bench(
+        sizes,
+        args.repeats,
+        bench.default_loader(args.model),
+        memory=not args.no_memory,
+        log=lambda line: print(line, flush=True),
     )
-    print(f"machine: {machine()}; medians of {args.repeats} runs; peak MB = rise of peak RSS over a forward pass")
+    print(f"machine: {bench.machine()}; medians of {args.repeats} runs; peak MB = rise of peak RSS over a forward pass")
     write_outputs(args, [r.to_dict() for r in records])
     return 0

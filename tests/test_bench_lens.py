@@ -1,13 +1,18 @@
-"""The benchmark's records and its naive baseline, on a tiny model (no timing is asserted)."""
+"""The lens benchmark (benchmarks/bench_lens.py): its records and its naive baseline on a tiny model, and
+``lensref bench`` on the default model at a tiny size (no timing is asserted)."""
 
+import functools
 import json
 
 import pytest
 import torch
 
+from benchmarks import bench_lens as bench
+from benchmarks.bench_lens import BenchRecord, bench_tokens, lens_grid, naive_grid, run_bench, target_for
 from lensref import LensError, tiny_model
-from lensref.bench import BenchRecord, bench_tokens, lens_grid, naive_grid, run_bench, target_for
 from lensref.cli import main
+
+TINY = functools.partial(tiny_model, "llama")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +33,7 @@ def test_naive_baseline_matches_lensref(lm):
 
 
 def test_records_have_the_documented_fields(tmp_path):
-    records = run_bench(sizes=[8, 16], repeats=1, model="tiny:llama", memory=True)
+    records = run_bench(sizes=[8, 16], repeats=1, load=TINY, memory=True)
     assert [r.T for r in records] == [8, 16]
     for r in records:
         assert isinstance(r, BenchRecord)
@@ -40,7 +45,7 @@ def test_records_have_the_documented_fields(tmp_path):
 
 
 class FakeClock:
-    """``perf_counter`` for lensref.bench: each fake method advances it by its next scripted duration."""
+    """``perf_counter`` for the benchmark: each fake method advances it by its next scripted duration."""
 
     def __init__(self, durations: dict[str, list[float]]):
         self.now = 1000.0
@@ -60,8 +65,6 @@ class FakeClock:
 
 def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(monkeypatch):
     """A scripted clock: every figure of the record is the median it must be, and the methods take turns."""
-    from lensref import bench
-
     clock = FakeClock(
         {  # the first value of each list is the untimed warm-up call
             "forward": [50, 1, 3, 2],
@@ -75,7 +78,7 @@ def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(m
         monkeypatch.setattr(bench, attr, clock.method(name))
     monkeypatch.setattr(bench, "floor_matmul", lambda lm, T: clock.method("matmul"))
     lines = []
-    [record] = bench.run_bench(sizes=[8], repeats=3, model="tiny:llama", memory=False, log=lines.append)
+    [record] = bench.run_bench(sizes=[8], repeats=3, load=TINY, memory=False, log=lines.append)
     assert (record.T, record.forward_s, record.lens_s, record.naive_s) == (8, 2, 5, 20)
     assert record.floor_s == 2 + 4  # the forward pass's median plus the matmul's median
     assert record.lens_peak_mb is None and record.naive_peak_mb is None
@@ -104,12 +107,10 @@ def test_records_are_medians_of_interleaved_runs_and_the_floor_adds_the_matmul(m
     assert bench.format_table([record]).splitlines() == [bench.HEADER, lines[0]]
 
 
+@pytest.mark.real_model
 def test_cli_writes_json_list(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert (
-        main(["bench", "--model", "tiny:llama", "--sizes", "8", "--repeats", "1", "--no-memory", "--json", str(out)])
-        == 0
-    )
+    assert main(["bench", "--sizes", "8", "--repeats", "1", "--no-memory", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert isinstance(data, list) and data[0]["T"] == 8 and data[0]["lens_peak_mb"] is None
     assert "lens/floor" in capsys.readouterr().out
@@ -124,8 +125,9 @@ def test_cli_writes_json_list(tmp_path, capsys):
         (["--sizes", "100000"], "context"),
     ],
 )
+@pytest.mark.real_model
 def test_cli_rejects_bad_input(argv, message, capsys):
-    assert main(["bench", "--model", "tiny:llama", "--no-memory", *argv]) == 2
+    assert main(["bench", "--no-memory", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and message in err and len(err.strip().splitlines()) == 1
 

@@ -1,4 +1,4 @@
-"""Benchmark of the full lens grid (issue 2): lensref against a plain forward pass, a naive baseline and a floor.
+"""Benchmark of the full lens grid: lensref against a plain forward pass, a naive baseline and a floor.
 
 For each prompt length T, on one model, with 2 torch threads:
 
@@ -10,6 +10,10 @@ For each prompt length T, on one model, with 2 torch threads:
 - ``floor_s``: the forward pass plus one float32 matmul ``[(L+1)·T, d] @ [d, V]`` (2·(L+1)·T·d·V FLOPs) into a
   preallocated output: the unembedding work alone, with no statistics.
 
+Run it with ``lensref bench`` (from a checkout: this folder is not part of the installed package) or
+``make bench``. The model comes from a ``load`` callable (picklable: the peak-memory processes call it again), so
+tests pass ``functools.partial(lensref.tiny_model, "llama")`` and the CLI ``functools.partial(load_model, spec)``.
+
 Times are medians of ``repeats`` runs, methods interleaved within each repeat so that machine noise hits them
 alike. Peak memory is measured in a fresh process per method: the process loads the model and runs one forward
 pass, resets the kernel's peak-RSS mark (Linux ``/proc/self/clear_refs``), runs the method once and reports
@@ -18,6 +22,7 @@ peak RSS (``VmHWM``) minus RSS before the method: the memory the method needs be
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import resource
 import statistics
@@ -28,18 +33,18 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .corpus import pydoc_text
-from .errors import LensError
-from .models import LoadedModel, load_model, tiny_model
-from .readout import GridStats, read_states
-from .residual import capture_residuals
-from .unembed import Unembed
+from lensref.corpus import pydoc_text
+from lensref.errors import LensError
+from lensref.models import LoadedModel, load_model
+from lensref.readout import GridStats, read_states
+from lensref.residual import capture_residuals
+from lensref.unembed import Unembed
 
 DEFAULT_SIZES = (32, 128, 512)
 DEFAULT_REPEATS = 5
 THREADS = 2
 TOP_K = 5
-TINY_PREFIX = "tiny:"  # "tiny:llama" benchmarks lensref.tiny_model("llama") (for tests)
+Loader = Callable[[], LoadedModel]  # picklable: a module-level function or a functools.partial of one
 
 
 HEADER = (
@@ -84,11 +89,9 @@ class BenchRecord:
 # --- the methods ---------------------------------------------------------------------------------
 
 
-def load(spec: str | None) -> LoadedModel:
-    """The model to benchmark: None for the default model, ``tiny:FAMILY`` for a tiny random model."""
-    if spec is not None and spec.startswith(TINY_PREFIX):
-        return tiny_model(spec[len(TINY_PREFIX) :])
-    return load_model(spec)
+def default_loader(spec: str | None = None) -> Loader:
+    """Loads ``spec`` with :func:`lensref.load_model` (None: the default model)."""
+    return functools.partial(load_model, spec)
 
 
 def bench_tokens(lm: LoadedModel, T: int) -> torch.Tensor:
@@ -223,7 +226,7 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_worker(method: str, T: int, model: str | None) -> float:
+def _peak_worker(method: str, T: int, load: Loader) -> float:
     """Run in a spawned process: load, one forward pass, then ``method`` once; the rise of the peak RSS in MB.
 
     Loading the model has its own transient peak, so the peak mark is reset after the warm-up forward pass
@@ -233,7 +236,7 @@ def _peak_worker(method: str, T: int, model: str | None) -> float:
     import gc
 
     torch.set_num_threads(THREADS)
-    lm = load(model)
+    lm = load()
     ids = bench_tokens(lm, T)
     target_id = target_for(ids)
     forward(lm, ids)
@@ -251,11 +254,11 @@ def _peak_worker(method: str, T: int, model: str | None) -> float:
     return max(0.0, after - before)
 
 
-def peak_memory_mb(method: str, T: int, model: str | None) -> float:
+def peak_memory_mb(method: str, T: int, load: Loader) -> float:
     """Peak memory of ``method`` at length ``T`` beyond the model and a forward pass, in a fresh process."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return float(pool.apply(_peak_worker, (method, T, model)))
+        return float(pool.apply(_peak_worker, (method, T, load)))
 
 
 # --- the whole benchmark ---------------------------------------------------------------------------
@@ -264,18 +267,22 @@ def peak_memory_mb(method: str, T: int, model: str | None) -> float:
 def run_bench(
     sizes=DEFAULT_SIZES,
     repeats: int = DEFAULT_REPEATS,
-    model: str | None = None,
+    load: Loader | None = None,
     memory: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[BenchRecord]:
-    """Time every method at every length in ``sizes`` and measure peak memory; one record per length."""
+    """Time every method at every length in ``sizes`` and measure peak memory; one record per length.
+
+    ``load`` makes the model (default: the course's default model).
+    """
+    load = load or default_loader()
     sizes = [int(t) for t in sizes]
     if not sizes:
         raise LensError("give at least one prompt length")
     if repeats < 1:
         raise LensError(f"repeats must be at least 1, got {repeats}")
     torch.set_num_threads(THREADS)
-    lm = load(model)
+    lm = load()
     for T in sizes:
         bench_tokens(lm, T)  # fail fast on a bad length, before minutes of timing
     records = []
@@ -283,8 +290,8 @@ def run_bench(
         t = time_methods(lm, T, repeats)
         lens_mb = naive_mb = None
         if memory:
-            lens_mb = round(peak_memory_mb("lens", T, model), 1)
-            naive_mb = round(peak_memory_mb("naive", T, model), 1)
+            lens_mb = round(peak_memory_mb("lens", T, load), 1)
+            naive_mb = round(peak_memory_mb("naive", T, load), 1)
         record = BenchRecord(
             T=T,
             forward_s=t["forward"],

@@ -1,4 +1,4 @@
-"""Grading throughput, in one run (a benchmark, not a test): ``.venv/bin/python scripts/bench_grading.py``.
+"""Grading throughput, in one run (a benchmark, not a test): ``.venv/bin/python benchmarks/bench_grading.py``.
 
 1. A class of N generated assignment-1 submissions (solutions and common mistakes, cycled) graded with
    ``--jobs 1`` with cold sandboxes (each started when its job comes: the cost before warm sandboxes), ``--jobs 1``,
