@@ -659,11 +659,17 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
     ("lab", "--no-browser"): [
         "browser/test_lab.py::test_lensref_lab_command_prints_the_url_and_serves_the_work_folder"
     ],
-    ("bench", "--json"): ["test_bench.py::test_cli_writes_json_list"],
-    ("bench", "--sizes"): ["test_bench.py::test_cli_writes_json_list", "test_bench.py::test_cli_rejects_bad_input"],
-    ("bench", "--repeats"): ["test_bench.py::test_cli_writes_json_list", "test_bench.py::test_cli_rejects_bad_input"],
-    ("bench", "--model"): ["test_bench.py::test_cli_writes_json_list", T + "test_bench_model_error_is_one_line"],
-    ("bench", "--no-memory"): ["test_bench.py::test_cli_writes_json_list"],
+    ("bench", "--json"): ["test_bench_lens.py::test_cli_writes_json_list"],
+    ("bench", "--sizes"): [
+        "test_bench_lens.py::test_cli_writes_json_list",
+        "test_bench_lens.py::test_cli_rejects_bad_input",
+    ],
+    ("bench", "--repeats"): [
+        "test_bench_lens.py::test_cli_writes_json_list",
+        "test_bench_lens.py::test_cli_rejects_bad_input",
+    ],
+    ("bench", "--model"): [T + "test_bench_model_error_is_one_line"],
+    ("bench", "--no-memory"): ["test_bench_lens.py::test_cli_writes_json_list"],
     ("quiz take", "--bank"): [T + "test_quiz_bad_options_are_one_line"],
     ("quiz take", "--shuffle"): ["test_quiz_grading.py::test_take_shuffled_letters_follow_the_shown_order"],
     ("quiz take", "--seed"): [
