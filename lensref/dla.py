@@ -13,6 +13,12 @@ and the constants (the LayerNorm bias, the unembedding bias) go into a separate 
 block's output splits further into heads: the output projection is linear in the concatenated head
 outputs, so head ``h`` contributes ``z_h @ W_O[:, h]`` plus nothing else; the projection's bias is kept
 as its own per-layer term. All the parts add up to the model's real logit difference.
+
+Families differ only in where a write is read (:meth:`~lensref.adapters.Adapter.attn_write`): a mixture of
+experts is one MLP component; Granite's writes carry its residual multiplier; OLMo 2 and Gemma 2/3 norm
+attention's output inside the branch, so each head's vector goes through that norm with its scale frozen at the
+attention output (again exact, as the heads sum to that output). Soft-capped logits (Gemma 2) are refused:
+``c * tanh(z / c)`` of a sum is not a sum.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from .indices import check_position
 from .logitdiff import token_pair
 from .models import LoadedModel
 from .tokens import encode_prompt, show_token, token_texts
-from .unembed import Unembed
+from .unembed import Unembed, freeze_norm
 
 
 @dataclass
@@ -172,7 +178,8 @@ def direct_logit_attribution(
     position = check_position(position, len(ids))
     adapter = lm.adapter
     writes = capture_block_writes(lm, ids, position)
-    frozen = Unembed.of(lm).frozen_direction(writes.final, target_id, distractor_id)
+    unembed = Unembed.of(lm)
+    frozen = unembed.frozen_direction(writes.final, target_id, distractor_id)
     v = frozen.v
 
     attn = writes.attn.double()  # [L, d]
@@ -184,9 +191,16 @@ def direct_logit_attribution(
         proj = adapter.attn_out_proj(layer)
         w_heads = _head_weights(proj, n_heads).double()  # [H, hd, d]
         z = writes.heads[layer].double().reshape(n_heads, -1)  # [H, hd]
-        heads.append(torch.einsum("hk,hkd,d->h", z, w_heads, v))
+        vectors = torch.einsum("hk,hkd->hd", z, w_heads)  # what each head adds to the projection's output
         proj_bias = getattr(proj, "bias", None)
-        attn_bias.append(0.0 if proj_bias is None else float(proj_bias.double() @ v))
+        bias = torch.zeros_like(v) if proj_bias is None else proj_bias.double()
+        post_norm = adapter.attn_post_norm(layer)
+        if post_norm is not None and writes.attn_raw is not None:  # a norm inside the branch, frozen at its input
+            branch = freeze_norm(post_norm, writes.attn_raw[layer], unembed.norm_kind, "attention output norm")
+            vectors, bias = branch(vectors), branch(bias)
+        vectors, bias = vectors * adapter.write_multiplier, bias * adapter.write_multiplier
+        heads.append(vectors @ v)
+        attn_bias.append(float(bias @ v))
 
     rebuilt = embed + attn.sum(0) + mlp.sum(0)
     logits = writes.logits.double()

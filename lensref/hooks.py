@@ -1,6 +1,13 @@
 """Hooks on the residual stream: where layer ``l`` is read, reading and replacing a module's input, and
 capturing what each block writes.
 
+Inside a block there are three places to read (the ``site``): ``pre``, the state entering block ``l`` (the
+default, and the only one above); ``mid``, after attention has added its write and before the MLP reads; ``post``,
+the block's output (what block ``l + 1`` reads). Row ``l < L`` of a capture reads block ``l`` at that site, and
+row ``L`` is always the final norm's input, so the last row stays the model's own output at every site (at
+``post``, rows ``L - 1`` and ``L`` hold the same state). Parallel-attention blocks (GPT-J, Cohere, Falcon and
+GPT-NeoX when configured so) have no ``mid``: :func:`check_site` refuses it in one line.
+
 Layers follow :mod:`lensref.residual`: layer 0 is the embedding output (what block 0 reads), layer ``l`` is what
 block ``l`` reads, and layer ``L`` is the last block's output, i.e. the final norm's input. So the residual state
 of layer ``l`` is the input of :func:`residual_site` ``(adapter, l)``: ``blocks[l]`` for ``l < L``, else the final
@@ -32,6 +39,36 @@ def residual_site(adapter: Any, layer: int) -> nn.Module:
     for ``layer == L``."""
     check_layer(layer, adapter.n_layers)
     return adapter.blocks[layer] if layer < adapter.n_layers else adapter.final_norm
+
+
+SITES = ("pre", "mid", "post")
+
+
+def check_site(adapter: Any, site: str) -> str:
+    """``site`` if this model can be read there, else a one-line :class:`LensError` saying why."""
+    if site not in SITES:
+        raise LensError(f"unknown site {site!r}; use one of {', '.join(SITES)}")
+    if site == "mid":
+        reason = adapter.mid_refusal()
+        if reason:
+            raise LensError(reason)
+    return site
+
+
+def read_site(hooks: Hooks, adapter: Any, layer: int, site: str, record: Callable[[torch.Tensor], None]) -> None:
+    """Attach a hook that calls ``record(state)`` with the residual state of row ``layer`` (0..L) at ``site``.
+
+    The hook raises nothing itself; ``record`` may (e.g. to stop the forward pass early).
+    """
+    check_layer(layer, adapter.n_layers)
+    if layer == adapter.n_layers or site == "pre":
+        hooks.pre(residual_site(adapter, layer), lambda module, args, kwargs: record(hidden_input(args, kwargs)))
+    elif site == "mid":
+        hooks.pre(adapter.mid_input(layer), lambda module, args, kwargs: record(hidden_input(args, kwargs)))
+    elif site == "post":
+        hooks.post(adapter.blocks[layer], lambda module, args, output: record(output_tensor(output)))
+    else:
+        check_site(adapter, site)
 
 
 def hidden_input(args: tuple, kwargs: dict) -> torch.Tensor:
@@ -100,6 +137,8 @@ class BlockWrites:
     heads: torch.Tensor  # [L, ..., H * head_dim] each attention output projection's input: the heads, concatenated
     final: torch.Tensor  # the final residual: the final norm's input (layer L)
     logits: torch.Tensor  # [..., V] the model's own logits
+    # [L, ...] the attention modules' own outputs, before a norm inside the branch (OLMo 2, Gemma 2/3); else None
+    attn_raw: torch.Tensor | None = None
 
     @property
     def n_layers(self) -> int:
@@ -108,18 +147,22 @@ class BlockWrites:
 
 @torch.no_grad()
 def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None = None) -> BlockWrites:
-    """Run ``lm`` once on ``input_ids [T]`` recording the embedding, each attention block's and MLP's output, each
+    """Run ``lm`` once on ``input_ids [T]`` recording the embedding, what each attention block and MLP adds to the
+    residual (after a norm inside the branch and times the family's write multiplier, where it has them), each
     attention output projection's input (the concatenated heads), the final residual and the logits, at
-    ``position`` (an index into the prompt) or at every position (None)."""
+    ``position`` (an index into the prompt) or at every position (None). A mixture of experts is one MLP."""
     adapter = lm.adapter
     L = adapter.n_layers
     at = slice(None) if position is None else position
+    n_positions = input_ids.shape[-1]
+    post_normed = adapter.attn_post_norm(0) is not None
     found: dict[str, list[torch.Tensor | None]] = {
         "embed": [None],
         "final": [None],
         "attn": [None] * L,
         "mlp": [None] * L,
         "heads": [None] * L,
+        **({"attn_raw": [None] * L} if post_normed else {}),
     }
 
     def record_input(key: str, index: int) -> PreHook:
@@ -130,7 +173,9 @@ def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None 
 
     def record_output(key: str, index: int) -> PostHook:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
-            found[key][index] = output_tensor(output)[0, at].detach()
+            # a copy: Falcon adds attention's output into the MLP's output tensor in place after this hook
+            out = output_tensor(output)  # OPT's MLP works on [B * T, d]: put the prompt's positions back
+            found[key][index] = out.reshape(1, n_positions, out.shape[-1])[0, at].detach().clone()
 
         return hook
 
@@ -138,19 +183,23 @@ def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None 
         hooks.pre(residual_site(adapter, 0), record_input("embed", 0))
         hooks.pre(residual_site(adapter, L), record_input("final", 0))
         for layer in range(L):
-            hooks.post(adapter.attn(layer), record_output("attn", layer))
-            hooks.post(adapter.mlp(layer), record_output("mlp", layer))
+            hooks.post(adapter.attn_write(layer), record_output("attn", layer))
+            hooks.post(adapter.mlp_write(layer), record_output("mlp", layer))
             hooks.pre(adapter.attn_out_proj(layer), record_input("heads", layer))
+            if post_normed:
+                hooks.post(adapter.attn(layer), record_output("attn_raw", layer))
         logits = lm.model(input_ids=input_ids[None].to(lm.device)).logits[0, at]
     missing = [key for key, values in found.items() if any(v is None for v in values)]
     if missing:
         raise LensError(f"could not capture {', '.join(missing)} for {lm.name}; is its architecture supported?")
     got = cast("dict[str, list[torch.Tensor]]", found)
+    m = adapter.write_multiplier
     return BlockWrites(
         embed=got["embed"][0],
-        attn=torch.stack(got["attn"]),
-        mlp=torch.stack(got["mlp"]),
+        attn=torch.stack(got["attn"]) * m,
+        mlp=torch.stack(got["mlp"]) * m,
         heads=torch.stack(got["heads"]),
         final=got["final"][0],
         logits=logits,
+        attn_raw=torch.stack(got["attn_raw"]) if post_normed else None,
     )

@@ -189,7 +189,66 @@ def load_model(spec: str | None = None, device: str = "cpu") -> LoadedModel:
 
 # --- tiny random models for fast tests -------------------------------------------------------
 
-TINY_FAMILIES = ("llama", "mistral", "qwen2", "gpt2", "gpt_neox")
+# tiny family -> (transformers model_type, the config's own names for the sizes and anything else it needs)
+_MORE_TINY: dict[str, tuple[str, dict[str, Any]]] = {
+    "gemma": ("gemma", {}),
+    "gemma2": ("gemma2", {}),  # final_logit_softcapping 30 by default
+    "gemma3": ("gemma3_text", {}),
+    "cohere": ("cohere", {"logit_scale": 0.25}),
+    "granite": (
+        "granite",
+        {"embedding_multiplier": 3.0, "residual_multiplier": 0.5, "logits_scaling": 4.0, "attention_multiplier": 0.3},
+    ),
+    "phi3": ("phi3", {}),
+    "olmo2": ("olmo2", {}),
+    "mixtral": ("mixtral", {"num_local_experts": 4, "num_experts_per_tok": 2}),
+    "qwen2_moe": (
+        "qwen2_moe",
+        {
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 16,
+            "shared_expert_intermediate_size": 24,
+        },
+    ),
+    "falcon": ("falcon", {"new_decoder_architecture": False, "parallel_attn": True, "alibi": False}),
+    "falcon_sequential": ("falcon", {"new_decoder_architecture": False, "parallel_attn": False, "alibi": False}),
+    "gptj": ("gptj", {"rotary_dim": 4}),
+    "opt": ("opt", {"enable_bias": True}),
+    "bloom": ("bloom", {}),
+}
+TINY_FAMILIES = ("llama", "mistral", "qwen2", "gpt2", "gpt_neox")  # the course's own (its checks and tests run on each)
+ALL_TINY_FAMILIES = (*TINY_FAMILIES, *_MORE_TINY)  # every family lensref reads (tests/test_families.py)
+
+
+def _more_tiny_config(family: str, vocab_size: int, n_layers: int, d_model: int, n_heads: int) -> Any:
+    """A small config of one of :data:`_MORE_TINY`'s families, each size under the name its config class uses."""
+    from transformers import AutoConfig
+
+    model_type, extra = _MORE_TINY[family]
+    sizes: dict[str, Any] = {
+        "vocab_size": vocab_size,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "pad_token_id": 0,
+        "hidden_size": d_model,
+        "num_hidden_layers": n_layers,
+        "num_attention_heads": n_heads,
+        "intermediate_size": 2 * d_model,
+        "max_position_embeddings": 256,
+    }
+    if model_type in ("gemma", "gemma2", "gemma3_text", "cohere", "granite", "phi3", "olmo2", "mixtral", "qwen2_moe"):
+        sizes.update(num_key_value_heads=n_heads // 2, head_dim=d_model // n_heads)
+    if model_type == "gptj":
+        sizes = dict(vocab_size=vocab_size, n_embd=d_model, n_layer=n_layers, n_head=n_heads, n_positions=256,
+                     bos_token_id=0, eos_token_id=0, pad_token_id=0)  # fmt: skip
+    elif model_type == "opt":
+        sizes.update(ffn_dim=2 * d_model, word_embed_proj_dim=d_model)
+    elif model_type == "bloom":
+        sizes.update(n_layer=n_layers, n_head=n_heads)
+    if model_type == "phi3":
+        sizes.pop("head_dim")
+    return AutoConfig.for_model(model_type, **{**sizes, **extra})
 
 
 def tiny_config(family: str, vocab_size: int = 512, n_layers: int = 3, d_model: int = 32, n_heads: int = 4):
@@ -220,7 +279,9 @@ def tiny_config(family: str, vocab_size: int = 512, n_layers: int = 3, d_model: 
             max_position_embeddings=256,
             **common,
         )
-    raise LensError(f"no tiny config for family {family!r}; choose from {', '.join(TINY_FAMILIES)}")
+    if family in _MORE_TINY:
+        return _more_tiny_config(family, vocab_size, n_layers, d_model, n_heads)
+    raise LensError(f"no tiny config for family {family!r}; choose from {', '.join(ALL_TINY_FAMILIES)}")
 
 
 class ByteTokenizer:

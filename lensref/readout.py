@@ -189,22 +189,39 @@ def read_states(
             _slice_stats(
                 block[r0 - first : r1 - first], slice(r0, r1), final_positions, target_id, work[: r1 - r0], acc
             )
-    stats = _grid_stats(acc, unembed, normed, n_layers_plus, T)
+    pf_z = None
+    if not unembed.linear_in_normed:  # soft-capped logits: sum_v p_final(v) z_v needs the logits themselves
+        pf_z = torch.empty(n_rows, dtype=torch.float64, device=dev)
+        for first in range(0, n_rows, chunk_rows):
+            last = min(first + chunk_rows, n_rows)
+            block = unembed.logits_into(normed[first:last], logits[: last - first])
+            at = torch.arange(first, last, device=dev) % T
+            pf_z[first:last] = (block * acc.final_p[at]).sum(-1, dtype=torch.float64)
+    stats = _grid_stats(acc, unembed, normed, n_layers_plus, T, pf_z)
     return stats, (kept.view(n_layers_plus, T, vocab).cpu() if kept is not None else None)
 
 
-def _grid_stats(acc: _Accumulator, unembed: Unembed, normed: torch.Tensor, n_layers_plus: int, T: int) -> GridStats:
+def _grid_stats(
+    acc: _Accumulator,
+    unembed: Unembed,
+    normed: torch.Tensor,
+    n_layers_plus: int,
+    T: int,
+    pf_z: torch.Tensor | None = None,
+) -> GridStats:
     """Turn the per-row sums into probabilities, entropy and KL on the ``[layer, position]`` grid.
 
     ``sum_v p_final(v) z_v`` is linear in the row's logits ``z = normed @ W.T (+ b)``, so it equals
     ``normed . (p_final @ W) (+ p_final . b)``: a dot product of width d instead of a pass over the vocabulary.
+    When the logits are not linear in the normed state (a soft-cap), the caller passes those sums as ``pf_z``.
     """
     grid = lambda x: x.view(n_layers_plus, T, *x.shape[1:]).cpu()  # noqa: E731
     lse = acc.max_z + acc.log_s  # log of the softmax's normalizer
-    final_w, final_b = unembed.expected_row(acc.final_p)  # [T, d], [T] or None
-    pf_z = (normed.double().view(n_layers_plus, T, -1) * final_w).sum(-1).view(-1)
-    if final_b is not None:
-        pf_z += final_b.repeat(n_layers_plus)
+    if pf_z is None:
+        final_w, final_b = unembed.expected_row(acc.final_p)  # [T, d], [T] or None
+        pf_z = (normed.double().view(n_layers_plus, T, -1) * final_w).sum(-1).view(-1)
+        if final_b is not None:
+            pf_z += final_b.repeat(n_layers_plus)
     pf_logp = (pf_z - lse.double()).view(n_layers_plus, T)  # sum_v p_final(v) log p_row(v), as sum p_final = 1
     kl = (pf_logp[-1] - pf_logp).clamp_min(0.0).float()  # sum p_f log p_f - sum p_f log p_row
     target_prob = target_rank = None

@@ -4,25 +4,30 @@ Layer 0 is the embedding output (what block 0 reads); layer ``l`` is what block 
 output of block ``l - 1``; layer ``L`` is the last block's output *before* the final norm. We record
 these with forward pre-hooks instead of ``output_hidden_states``, whose last entry transformers has
 already passed through the final norm (normalizing it again is the classic double-norm bug).
+
+``site`` moves rows ``0..L-1`` inside their block (see :mod:`lensref.hooks`): ``mid`` reads block ``l`` after
+attention and before the MLP, ``post`` reads its output; row ``L`` is the final norm's input at every site.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .hooks import Hooks, PreHook, hidden_input, residual_site
+from .hooks import Hooks, check_site, read_site
 from .models import LoadedModel
 
 
 @dataclass
 class Residuals:
     """States ``[L+1, B, T, d]`` (layer 0 = embeddings, layer L = pre-final-norm) and the model's logits ``[B, T, V]``
-    (None when captured with ``states_only``)."""
+    (None when captured with ``states_only``); ``site`` says where inside each block rows ``0..L-1`` were read."""
 
     states: torch.Tensor
     logits: torch.Tensor | None
+    site: str = "pre"
 
     @property
     def n_layers(self) -> int:
@@ -34,8 +39,10 @@ class _StopForward(Exception):
 
 
 @torch.no_grad()
-def capture_residuals(lm: LoadedModel, input_ids: torch.Tensor, states_only: bool = False) -> Residuals:
-    """Run the model once on ``input_ids`` (``[T]`` or ``[B, T]``) and record the residual stream.
+def capture_residuals(
+    lm: LoadedModel, input_ids: torch.Tensor, states_only: bool = False, site: str = "pre"
+) -> Residuals:
+    """Run the model once on ``input_ids`` (``[T]`` or ``[B, T]``) and record the residual stream at ``site``.
 
     ``states_only`` stops the forward pass at the final norm (no vocabulary-wide logits are computed) and
     leaves ``logits`` as None.
@@ -44,23 +51,24 @@ def capture_residuals(lm: LoadedModel, input_ids: torch.Tensor, states_only: boo
         input_ids = input_ids[None]
     input_ids = input_ids.to(lm.device)
     adapter = lm.adapter
+    check_site(adapter, site)
     states: list[torch.Tensor | None] = [None] * (adapter.n_layers + 1)
 
-    def recorder(index: int, stop: bool) -> PreHook:
-        def hook(module, args, kwargs):
-            states[index] = hidden_input(args, kwargs).detach()
+    def recorder(index: int, stop: bool) -> Callable[[torch.Tensor], None]:
+        def record(state: torch.Tensor) -> None:
+            states[index] = state.detach()
             if stop:
                 raise _StopForward
 
-        return hook
+        return record
 
     L = adapter.n_layers
     logits = None
     with Hooks() as hooks:
         for layer in range(L + 1):
-            hooks.pre(residual_site(adapter, layer), recorder(layer, states_only and layer == L))
+            read_site(hooks, adapter, layer, site, recorder(layer, states_only and layer == L))
         try:
             logits = lm.model(input_ids=input_ids).logits.detach()
         except _StopForward:
             pass
-    return Residuals(states=torch.stack(states), logits=logits)  # type: ignore[arg-type]  # every entry is set
+    return Residuals(states=torch.stack(states), logits=logits, site=site)  # type: ignore[arg-type]  # all set
