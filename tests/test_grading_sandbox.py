@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 LOW = Limits(memory_mb=1024, max_procs=64, disk_mb=256)
 MB = 2**20
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by make setup")
+pytestmark = [
+    pytest.mark.slow,  # every test starts a sandbox
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is installed by make setup"),
+]
 
 
 def _run(
