@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -137,3 +139,92 @@ def test_trajectory_needs_targets(result, plain):
         plot_trajectory(plain)
     with pytest.raises(ValueError, match="has no target"):
         plot_trajectory(result, others={"plain": plain})
+
+
+# --- legibility and clear labels, as the lesson's column shows the figures ------------------------------
+
+
+def _shown_scale(fig) -> tuple[float, float]:
+    """(display px per figure px, figure dpi): the saved PNG (tight box) shown at most COLUMN_PX wide."""
+    from PIL import Image
+
+    from lensref.plotting.display import COLUMN_PX, DPI, png_bytes
+
+    width_px = Image.open(io.BytesIO(png_bytes(fig, "A figure drawn for a unit test here."))).size[0]
+    return min(1.0, COLUMN_PX / width_px), DPI
+
+
+def _cap_px(text, scale: float, dpi: float) -> float:
+    """The height of a capital letter of ``text``'s font, in display px: its ink, not its nominal size."""
+    from matplotlib.textpath import TextPath
+
+    cap_pt = TextPath((0, 0), "H", prop=text.get_fontproperties()).get_extents().height
+    return cap_pt / 72 * dpi * scale
+
+
+def test_grid_cell_labels_are_at_least_9_px_as_the_page_shows_them(lm):
+    ten = logit_lens(lm, "abcdefghij")  # ten positions (one token a letter): the widest grid the pages show
+    assert ten.n_positions == 10
+    fig = plot_grid(ten)
+    scale, dpi = _shown_scale(fig)
+    labels = fig.axes[0].texts
+    smallest = min(_cap_px(t, scale, dpi) for t in labels)
+    assert smallest >= 9.0, f"cell labels' capitals are {smallest:.1f} px tall as shown"
+    # ...and every label stays inside its own cell
+    fig.canvas.draw()
+    cell_px = fig.axes[0].get_window_extent().width / ten.n_positions
+    widest = max(t.get_window_extent().width for t in labels)
+    assert widest <= cell_px, f"a cell label is {widest:.0f} px wide, its cell {cell_px:.0f} px"
+
+
+def _line_figure(legend_loc: str | None = None, label_xy: tuple[float, float] | None = None):
+    fig, ax = plt.subplots(figsize=(6, 3))
+    x = np.arange(31)
+    ax.plot(x, np.where(x < 5, 0.9, 0.1), label="a line high on the left")
+    ax.plot(x, np.full(31, 0.5), ls="--", label="a line across the middle")
+    ax.set_ylim(0, 1)
+    if legend_loc:
+        ax.legend(loc=legend_loc)
+    if label_xy:
+        ax.annotate("a label", label_xy, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def test_covered_data_finds_a_legend_or_label_over_the_lines():
+    from lensref.plotting.overlap import covered_data
+
+    assert covered_data(_line_figure("upper left")) == ["the legend covers line 'a line high on the left'"]
+    assert covered_data(_line_figure("upper right")) == []
+    assert covered_data(_line_figure(label_xy=(12, 0.49))) == [
+        "the label 'a label' covers line 'a line across the middle'"
+    ]
+    assert covered_data(_line_figure(label_xy=(12, 0.7))) == []
+    fig, ax = plt.subplots()
+    ax.stackplot(range(5), [[0.8] * 5, [0.2] * 5], labels=["a", "b"])
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower left")
+    assert covered_data(fig) == ["the legend covers area 'a'"]  # a filled area under the legend counts
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    assert covered_data(fig) == []
+
+
+def test_show_refuses_a_legend_over_the_data():
+    from lensref.plotting import show
+
+    with pytest.raises(ValueError, match="text over the data: the legend covers line 'a line high on the left'"):
+        show(_line_figure("upper left"), alt="Two lines and a legend that hides one of them.")
+
+
+def test_logit_diff_label_is_clear_of_every_line(lm):
+    from lensref.logitdiff import logit_diff
+    from lensref.plotting.logitdiff import plot_logit_diff
+    from lensref.plotting.overlap import covered_data
+
+    for target, distractor in (("e", "a"), ("a", "e"), ("n", "l")):
+        result = logit_diff(lm, PROMPT, target=target, distractor=distractor)
+        fig = plot_logit_diff(result)
+        labels = [t for t in fig.axes[0].texts if t.get_text().startswith("positive from layer")]
+        first = result.first_positive_layer(-1)
+        assert len(labels) == (first is not None)
+        assert covered_data(fig) == [], (target, distractor)

@@ -9,9 +9,11 @@ chunks that the site build and the tests read back:
   the browser test can work out how tall that text is at the width the page shows the image;
 - ``lensref:missing_glyphs``: characters of any label that the label's font has no glyph for (must be empty);
 - ``lensref:ambiguous_lines``: legend entries of one axes that share both line style and marker, so they
-  differ only by colour (must be empty).
+  differ only by colour (must be empty);
+- ``lensref:covered``: legends and in-plot labels that lie over a plotted line, area or marker
+  (``lensref.plotting.overlap``; must be empty).
 
-:func:`check_figure` computes the last three; ``show`` refuses a figure whose text is smaller than
+:func:`check_figure` computes the last four; ``show`` refuses a figure whose text is smaller than
 :data:`MIN_FONT_PT`, that is wider than :data:`MAX_WIDTH_IN` or that fails a check, so a page cannot
 silently ship an illegible figure.
 """
@@ -27,17 +29,21 @@ from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from .overlap import covered_data
+
 DPI = 100
 # The lesson's content column shows images at most 688 px wide (sphinx-book-theme, 1280 px window). A figure
 # W inches wide is scaled by 688 / (W * DPI) there, so text of s points is s/72 * 688/W px tall:
 # 8 pt on an 8-inch figure is 9.6 px, above the 9 px the course asks for.
 MIN_FONT_PT = 8.0
+COLUMN_PX = 688
 MAX_WIDTH_IN = 8.0
 META_ALT = "Description"
 META_WIDTH = "lensref:width_in"
 META_FONT = "lensref:min_font_pt"
 META_GLYPHS = "lensref:missing_glyphs"
 META_LINES = "lensref:ambiguous_lines"
+META_COVERED = "lensref:covered"
 
 
 @dataclass
@@ -47,6 +53,7 @@ class FigureCheck:
     min_font_pt: float
     missing_glyphs: str = ""
     ambiguous_lines: list[str] = field(default_factory=list)
+    covered: list[str] = field(default_factory=list)
 
 
 @cache
@@ -69,8 +76,9 @@ def _is_mathtext(text: str) -> bool:
 
 
 def check_figure(fig: Figure) -> FigureCheck:
-    """The smallest font size of any visible text, characters no label's font can draw, and legend entries
-    whose lines differ only in colour (same line style and same marker on one axes)."""
+    """The smallest font size of any visible text, characters no label's font can draw, legend entries
+    whose lines differ only in colour (same line style and same marker on one axes), and legends or labels
+    that lie over the data."""
     fig.canvas.draw()  # tick labels exist only once drawn
     texts = _visible_texts(fig)
     min_pt = min((float(t.get_fontsize()) for t in texts), default=float("inf"))
@@ -93,7 +101,7 @@ def check_figure(fig: Figure) -> FigureCheck:
             if key in styled:
                 ambiguous.append(f"{styled[key]!r} / {label!r}")
             styled[key] = label
-    return FigureCheck(min_pt, "".join(sorted(missing)), ambiguous)
+    return FigureCheck(min_pt, "".join(sorted(missing)), ambiguous, covered_data(fig))
 
 
 def png_bytes(fig: Figure, alt: str, dpi: int = DPI) -> bytes:
@@ -111,6 +119,7 @@ def png_bytes(fig: Figure, alt: str, dpi: int = DPI) -> bytes:
         META_FONT: f"{check.min_font_pt:g}",
         META_GLYPHS: check.missing_glyphs,
         META_LINES: "; ".join(check.ambiguous_lines),
+        META_COVERED: "; ".join(check.covered),
     }
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=dpi, bbox_inches="tight", facecolor="white", metadata=metadata)
@@ -138,8 +147,8 @@ def show(fig: Figure, alt: str, dpi: int = DPI) -> None:
     """Display ``fig`` in the notebook as a PNG described by ``alt``, then close it.
 
     Raises ``ValueError`` for text smaller than :data:`MIN_FONT_PT`, a figure wider than
-    :data:`MAX_WIDTH_IN`, a glyph the font lacks, lines that differ only by colour, or an alt text that is
-    not a sentence."""
+    :data:`MAX_WIDTH_IN`, a glyph the font lacks, lines that differ only by colour, a legend or label over
+    the data, or an alt text that is not a sentence."""
     import matplotlib.pyplot as plt
     from IPython.display import Image, display
 
@@ -155,6 +164,8 @@ def show(fig: Figure, alt: str, dpi: int = DPI) -> None:
         problems.append(f"characters the font cannot draw: {info[META_GLYPHS]!r}")
     if info[META_LINES]:
         problems.append(f"lines that differ only by colour: {info[META_LINES]}")
+    if info[META_COVERED]:
+        problems.append(f"text over the data: {info[META_COVERED]}")
     plt.close(fig)
     if problems:
         raise ValueError("illegible figure: " + "; ".join(problems))

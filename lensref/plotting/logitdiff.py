@@ -8,6 +8,49 @@ import numpy as np
 from ..indices import check_position
 from ..logitdiff import LogitDiffResult
 from ..tokens import show_token
+from .overlap import data_hits
+
+# Where the "positive from layer l" label may go, beside the vertical line at l: (side, height in axes
+# fraction, vertical alignment), tried in order until one covers no line and not the legend.
+_SPOTS = [(side, y, va) for y, va in ((0.03, "bottom"), (0.97, "top"), (0.5, "center")) for side in (1, -1)]
+
+
+def _label_clear_of_lines(ax, text: str, layer: int) -> None:
+    """Write ``text`` beside the vertical line at ``layer``, at the first of :data:`_SPOTS` where it covers no
+    plotted line and not the legend (at the bottom right if none is clear)."""
+    fig = ax.figure
+    legend = ax.get_legend()
+    for side, height, va in _SPOTS:
+        label = ax.annotate(
+            text,
+            (layer, height),
+            xycoords=("data", "axes fraction"),
+            textcoords="offset points",
+            xytext=(5 * side, 0),
+            ha="left" if side > 0 else "right",
+            va=va,
+            fontsize=9,
+            color="tab:red",
+        )
+        fig.canvas.draw()
+        box = label.get_window_extent()
+        inside = ax.get_window_extent().contains(box.x0, box.y0) and ax.get_window_extent().contains(box.x1, box.y1)
+        clear = inside and not any(data_hits([ax], box))
+        if clear and legend is not None:
+            clear = not box.overlaps(legend.get_window_extent())
+        if clear:
+            return
+        label.remove()
+    ax.annotate(
+        text,
+        (layer, 0.03),
+        xycoords=("data", "axes fraction"),
+        textcoords="offset points",
+        xytext=(5, 0),
+        va="bottom",
+        fontsize=9,
+        color="tab:red",
+    )
 
 
 def plot_logit_diff(result: LogitDiffResult, position: int = -1, title: str | None = None, path: str | None = None):
@@ -35,21 +78,14 @@ def plot_logit_diff(result: LogitDiffResult, position: int = -1, title: str | No
             color=colour,
             label=f"logit {show_token(token)}",
         )
-    first = result.first_positive_layer(position)
-    if first is not None:
-        line.axvline(first, color="tab:red", ls=":", lw=1)
-        line.annotate(
-            f"positive from layer {first}",
-            (first, 0),
-            textcoords="offset points",
-            xytext=(4, 6),
-            fontsize=9,
-            color="tab:red",
-        )
     line.set_xlabel("layer (0 = embeddings)")
     line.set_ylabel("lens logit")
     line.set_title(f"at the last position (after {show_token(result.tokens[position])!r}), layer by layer", fontsize=10)
-    line.legend(fontsize=9)
+    # below the axis label, not inside: on some prompts the lines fill every corner of the panel
+    line.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    first = result.first_positive_layer(position)
+    if first is not None:
+        line.axvline(first, color="tab:red", ls=":", lw=1)
 
     limit = float(np.abs(diff).max()) or 1.0
     image = grid.imshow(diff, aspect="auto", origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -64,6 +100,8 @@ def plot_logit_diff(result: LogitDiffResult, position: int = -1, title: str | No
         fontsize=10,
     )
     fig.tight_layout()
+    if first is not None:  # placed once the layout is final: it is checked against where the lines are drawn
+        _label_clear_of_lines(line, f"positive from layer {first}", first)
     if path:
         fig.savefig(path, dpi=120)
     return fig

@@ -5,7 +5,7 @@ and the size of its smallest text in points (``lensref.plotting.display``). At t
 image, that text is ``pt / 72 * rendered_px / width_in`` pixels tall: it must be at least 9 px at 1280 px.
 On a 375 px phone the figures shrink with the column; clicking one opens it at full size in a dialog, where
 the same text must be at least 9 px. The PNG also records any glyph the labels' font lacks and any lines
-that differ only by colour: both must be empty.
+that differ only by colour, and any legend or in-plot label over the data: all must be empty.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from lensref.plotting.display import META_FONT, META_GLYPHS, META_LINES, META_WIDTH, read_png_info
+from lensref.plotting.display import (
+    COLUMN_PX,
+    META_COVERED,
+    META_FONT,
+    META_GLYPHS,
+    META_LINES,
+    META_WIDTH,
+    read_png_info,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN_PX = 9.0
@@ -65,6 +73,9 @@ def test_figures_are_legible_at_1280_px(browser, site_url, site_dir, chapter):
         assert px >= MIN_PX, f"{chapter}: {name}: smallest text {px:.1f} px tall as shown ({row['shown']:.0f} px wide)"
         assert info[META_GLYPHS] == "", f"{chapter}: {name}: the font has no glyph for {info[META_GLYPHS]!r}"
         assert info[META_LINES] == "", f"{chapter}: {name}: lines differ only by colour: {info[META_LINES]}"
+        assert info.get(META_COVERED) == "", f"{chapter}: {name}: text over the data: {info.get(META_COVERED)}"
+        # the unit tests (tests/test_plotting.py) size the grid's cell labels for a column this wide at most
+        assert row["shown"] <= COLUMN_PX + 0.5, f"{chapter}: {name} shown {row['shown']:.0f} px wide"
         assert row["link"] and urlsplit(row["link"]).path == urlsplit(row["src"]).path, (
             f"{chapter}: {name} does not enlarge"
         )
