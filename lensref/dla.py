@@ -32,6 +32,7 @@ from torch import nn
 from .errors import LensError
 from .hooks import capture_block_writes
 from .indices import check_position
+from .interop import as_loaded_model
 from .logitdiff import token_pair
 from .models import LoadedModel
 from .tokens import encode_prompt, show_token, token_texts
@@ -172,7 +173,9 @@ def direct_logit_attribution(
     lm: LoadedModel, prompt: str, target: str, distractor: str, position: int = -1
 ) -> DLAResult:
     """Split the logit difference ``target - distractor`` at ``position`` into embedding, attention blocks,
-    heads, MLPs and a constant, with the final norm's scale frozen at the actual final residual."""
+    heads, MLPs and a constant, with the final norm's scale frozen at the actual final residual. ``lm`` may be a
+    model of another tool (see :mod:`lensref.interop`)."""
+    lm = as_loaded_model(lm)
     target_id, distractor_id = token_pair(lm, target, distractor)
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
     position = check_position(position, len(ids))

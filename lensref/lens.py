@@ -6,12 +6,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .errors import LensError
+from .hooks import check_site
 from .indices import first_layer_holding
+from .interop import as_loaded_model
 from .models import LoadedModel
 from .readout import DEFAULT_CHUNK_ROWS, Translator, read_states
 from .residual import capture_residuals
 from .tables import layer_table
 from .tokens import encode_prompt, show_token, single_token_id, token_texts
+
+SITE_WORDS = {"pre": "on entry", "mid": "after attention, before the MLP", "post": "at its output"}
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "LensResult", "Token", "Translator", "logit_lens", "read_states"]
 
@@ -27,7 +32,9 @@ class Token:
 class LensResult:
     """What the lens reads at every (layer, position). Layer 0 = embeddings, layer ``n_layers`` = the model's output.
 
-    Tensors are indexed ``[layer, position]`` (and ``[..., k]`` for the top-k).
+    Tensors are indexed ``[layer, position]`` (and ``[..., k]`` for the top-k). ``site`` says where inside block
+    ``l`` row ``l`` was read (``pre``, ``mid`` or ``post``, see :mod:`lensref.hooks`); the last row is the model's
+    output at every site.
     """
 
     model: str
@@ -43,6 +50,7 @@ class LensResult:
     target_prob: torch.Tensor | None = None  # [L+1, T]
     target_rank: torch.Tensor | None = None  # [L+1, T], 1 = top
     logits: torch.Tensor | None = field(default=None, repr=False)  # [L+1, T, V] only if asked for
+    site: str = "pre"
 
     @property
     def n_layers(self) -> int:
@@ -88,6 +96,8 @@ class LensResult:
             return f"{layer:>5}  {entropy:7.3f}  {kl:7.3f}  {target}{tops}"
 
         title = f"{self.model}: next-token predictions after {show_token(self.tokens[position])!r}"
+        if self.site != "pre":
+            title += f" (site {self.site}: row l reads block l {SITE_WORDS[self.site]})"
         return "\n".join(layer_table(title, header, self.n_layers, row))
 
     def to_dict(self) -> dict:
@@ -107,7 +117,10 @@ class LensResult:
                 )
             layers.append({"layer": layer, "positions": positions})
         target = None if self.target is None else {"text": self.target, "id": self.target_id}
-        return {"model": self.model, "tokens": self.tokens, "target": target, "layers": layers}
+        data = {"model": self.model, "tokens": self.tokens, "target": target, "layers": layers}
+        if self.site != "pre":  # the default's JSON stays as it was
+            data["site"] = self.site
+        return data
 
 
 def logit_lens(
@@ -118,15 +131,25 @@ def logit_lens(
     translator: Translator | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     keep_logits: bool = False,
+    site: str = "pre",
 ) -> LensResult:
     """Read ``prompt`` through the lens at every layer and position.
 
     ``target`` (one token, e.g. ``" Paris"``) adds its probability and rank. ``translator`` turns the
-    logit lens into a tuned lens. ``keep_logits`` also returns the full ``[L+1, T, V]`` logits.
+    logit lens into a tuned lens. ``keep_logits`` also returns the full ``[L+1, T, V]`` logits. ``site`` reads
+    each block at ``pre`` (the state entering it, the default), ``mid`` (after attention, before the MLP) or
+    ``post`` (its output); a tuned lens was trained on ``pre`` states and reads only those.
+
+    ``lm`` may also be a TransformerLens ``HookedTransformer``/``TransformerBridge`` or an nnsight
+    ``LanguageModel``: see :mod:`lensref.interop`.
     """
+    lm = as_loaded_model(lm)
+    check_site(lm.adapter, site)
+    if translator is not None and site != "pre":
+        raise LensError(f"a tuned lens translates the states entering each block (site pre), not site {site!r}")
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
     target_id = None if target is None else single_token_id(lm.tokenizer, target)
-    res = capture_residuals(lm, ids, states_only=True)  # the last layer is decoded from its state too
+    res = capture_residuals(lm, ids, states_only=True, site=site)  # the last layer is decoded from its state too
     stats, logits = read_states(lm, res.states[:, 0], top_k, target_id, translator, chunk_rows, keep_logits)
     vocab_text = {}
 
@@ -150,4 +173,5 @@ def logit_lens(
         target_prob=stats.target_prob,
         target_rank=stats.target_rank,
         logits=logits,
+        site=site,
     )

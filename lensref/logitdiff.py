@@ -15,6 +15,7 @@ import torch
 
 from .errors import LensError
 from .indices import check_position, first_layer_holding
+from .interop import as_loaded_model
 from .models import LoadedModel
 from .residual import capture_residuals
 from .tables import layer_table
@@ -36,6 +37,7 @@ class LogitDiffResult:
     target_logit: torch.Tensor  # [L+1, T]
     distractor_logit: torch.Tensor  # [L+1, T]
     model_diff: torch.Tensor  # [T], from the model's own logits
+    site: str = "pre"  # where inside block l row l was read (see lensref.hooks)
 
     @property
     def diff(self) -> torch.Tensor:
@@ -63,6 +65,8 @@ class LogitDiffResult:
         position = check_position(position, self.n_positions)
         target, distractor = show_token(self.target), show_token(self.distractor)
         title = f"{self.model}: logit {target} - logit {distractor} after {show_token(self.tokens[position])!r}"
+        if self.site != "pre":
+            title += f" (site {self.site})"
         header = f"{'layer':>5}  {'diff':>8}  {target:>10}  {distractor:>10}"
         diff, ours, theirs = (x[:, position].tolist() for x in (self.diff, self.target_logit, self.distractor_logit))
         lines = layer_table(
@@ -83,7 +87,7 @@ class LogitDiffResult:
             }
             for layer in range(self.n_layers + 1)
         ]
-        return {
+        data = {
             "model": self.model,
             "tokens": self.tokens,
             "target": {"text": self.target, "id": self.target_id},
@@ -92,6 +96,9 @@ class LogitDiffResult:
             "first_positive_layer_last_position": self.first_positive_layer(-1),
             "layers": layers,
         }
+        if self.site != "pre":  # the default's JSON stays as it was
+            data["site"] = self.site
+        return data
 
 
 def token_pair(lm: LoadedModel, target: str, distractor: str) -> tuple[int, int]:
@@ -104,11 +111,13 @@ def token_pair(lm: LoadedModel, target: str, distractor: str) -> tuple[int, int]
 
 
 @torch.no_grad()
-def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str) -> LogitDiffResult:
-    """The lens logit of ``target`` minus that of ``distractor`` at every layer and position of ``prompt``."""
+def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str, site: str = "pre") -> LogitDiffResult:
+    """The lens logit of ``target`` minus that of ``distractor`` at every layer and position of ``prompt``, each
+    block read at ``site`` (``pre``, ``mid`` or ``post``: see :mod:`lensref.hooks`)."""
+    lm = as_loaded_model(lm)
     target_id, distractor_id = token_pair(lm, target, distractor)
     ids = encode_prompt(lm.tokenizer, prompt, lm.max_context)
-    res = capture_residuals(lm, ids)
+    res = capture_residuals(lm, ids, site=site)
     assert res.logits is not None  # captured with the logits
     pair = Unembed.of(lm).token_logits(res.states[:, 0], [target_id, distractor_id]).cpu()  # [L+1, T, 2]
     final = res.logits[0].float().cpu()
@@ -123,4 +132,5 @@ def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str) -> Lo
         target_logit=pair[..., 0],
         distractor_logit=pair[..., 1],
         model_diff=final[:, target_id] - final[:, distractor_id],
+        site=site,
     )

@@ -26,6 +26,7 @@ from .corpus import prose_windows
 from .errors import LensError
 from .hooks import Hooks, PreHook, hidden_input, residual_site, with_hidden_input
 from .indices import check_layer, check_position, parse_layers
+from .interop import as_loaded_model
 from .models import LoadedModel
 from .residual import capture_residuals
 from .tokens import encode_prompt, show_token, token_texts
@@ -339,7 +340,8 @@ def patchscope(
     """
     if n_tokens < 1:
         raise LensError(f"the number of tokens to generate must be at least 1, got {n_tokens}")
-    target_lm = target_lm or source_lm
+    source_lm = as_loaded_model(source_lm)
+    target_lm = source_lm if target_lm is None else as_loaded_model(target_lm)
     maps = dict(maps or {})
     source_ids = encode_prompt(source_lm.tokenizer, prompt, source_lm.max_context)
     position = check_position(position, len(source_ids))

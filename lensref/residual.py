@@ -56,7 +56,8 @@ def capture_residuals(
 
     def recorder(index: int, stop: bool) -> Callable[[torch.Tensor], None]:
         def record(state: torch.Tensor) -> None:
-            states[index] = state.detach()
+            # OPT's MLP half works on [B * T, d]: every state is put back in the prompt's [B, T, d]
+            states[index] = state.reshape(*input_ids.shape, state.shape[-1]).detach()
             if stop:
                 raise _StopForward
 

@@ -14,6 +14,7 @@ __all__ = [
     "add_model_options",
     "add_pair_options",
     "add_prompt_command",
+    "add_site_option",
     "add_output_options",
     "check_options",
     "write_outputs",
@@ -51,6 +52,17 @@ def add_prompt_command(sub: Any, name: str, help: str, pair: bool = False) -> ar
     if pair:
         add_pair_options(parser)
     return parser
+
+
+def add_site_option(parser: argparse.ArgumentParser) -> None:
+    """``--site pre|mid|post``: where inside each block the residual is read (see :mod:`lensref.hooks`)."""
+    parser.add_argument(
+        "--site",
+        default="pre",
+        choices=["pre", "mid", "post"],
+        help="where row l reads block l: pre (entering it, default), mid (after attention, before the MLP), "
+        "post (its output); the last row is always the model's output",
+    )
 
 
 def add_output_options(parser: argparse.ArgumentParser, json: str, plot: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import LensError
-from ._common import add_model_options, load_model, write_json
+from ._common import add_model_options, add_site_option, load_model, write_json
 from ._validate import check_figure_output, check_output
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ def register(sub) -> None:
         help="what colours the --plot grid's cells: prob (default), entropy, kl, or rank (needs --target)",
     )
     p.add_argument("--tuned", default=None, metavar="DIR", help="use a trained tuned lens instead of the logit lens")
+    add_site_option(p)
     p.set_defaults(func=run)
 
 
@@ -46,6 +47,8 @@ def check_args(args) -> None:
         raise LensError(f"--colour-by {args.colour_by} colours the grid figure; add --plot FILE")
     if args.colour_by == "rank" and args.target is None:
         raise LensError("--colour-by rank colours each cell by the target's rank; add --target TOKEN")
+    if args.tuned and args.site != "pre":
+        raise LensError(f"--tuned reads the states entering each block (--site pre), not --site {args.site}")
     check_output(args.json, "--json")
     check_figure_output(args.plot, "--plot")
 
@@ -63,7 +66,7 @@ def run(args) -> int:
         from ..tuned import load_tuned_lens
 
         translator = load_tuned_lens(args.tuned, lm)
-    result = logit_lens(lm, args.prompt, target=args.target, top_k=args.top_k, translator=translator)
+    result = logit_lens(lm, args.prompt, target=args.target, top_k=args.top_k, translator=translator, site=args.site)
     print(result.format_table())
     if args.json:
         write_json(args.json, result.to_dict())

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._common import add_output_options, add_prompt_command, check_options, load_model, write_outputs
+from ._common import (
+    add_output_options,
+    add_prompt_command,
+    add_site_option,
+    check_options,
+    load_model,
+    write_outputs,
+)
 
 if TYPE_CHECKING:
     from ..logitdiff import LogitDiffResult
@@ -15,6 +22,7 @@ def register(sub) -> None:
         sub, "logitdiff", "logit(target) - logit(distractor) through the lens, layer by layer", pair=True
     )
     p.add_argument("--position", type=int, default=-1, help="position for the table and line plot (default -1)")
+    add_site_option(p)
     add_output_options(p, json="write every layer and position as JSON", plot="write the plot across layers as PNG")
     p.set_defaults(func=run)
 
@@ -24,7 +32,7 @@ def run(args) -> int:
 
     check_options(args)
     lm = load_model(args.model, device=args.device)
-    result = logit_diff(lm, args.prompt, args.target, args.distractor)
+    result = logit_diff(lm, args.prompt, args.target, args.distractor, site=args.site)
     print(result.format_table(args.position))
     write_outputs(args, result.to_dict(), lambda path: _plot(result, args.position, path))
     return 0

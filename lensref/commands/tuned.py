@@ -1,4 +1,5 @@
-"""``lensref tuned train`` and ``lensref tuned eval``: fit a tuned lens, and compare it with the logit lens."""
+"""``lensref tuned train|eval|import|export``: fit a tuned lens, compare it with the logit lens, and carry it to and
+from the tuned-lens package's format."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from ._common import add_model_options, add_output_options, check_options, write
 
 def register(sub) -> None:
     p = sub.add_parser("tuned", help="train a tuned lens, or compare it with the logit lens on held-out text")
-    tsub = p.add_subparsers(dest="tuned_command", metavar="{train,eval}")
+    tsub = p.add_subparsers(dest="tuned_command", metavar="{train,eval,import,export}")
 
     t = tsub.add_parser("train", help="train a tuned lens on text the model wrote (and your text) and save it")
     add_model_options(t)
@@ -37,6 +38,21 @@ def register(sub) -> None:
     add_output_options(e, json="write the table as JSON", plot="write KL and cross-entropy per layer as PNG")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=run_eval)
+
+    i = tsub.add_parser("import", help="read a lens saved by the tuned-lens package (config.json + params.pt)")
+    i.add_argument("dir", metavar="DIR", help="the tuned-lens package's lens folder")
+    add_model_options(i)
+    i.add_argument("--out", default=None, metavar="DIR", help="where to save it (default: <cache>/tuned/<model>)")
+    i.set_defaults(func=run_import)
+
+    x = tsub.add_parser("export", help="write a lensref tuned lens in another tool's format")
+    add_model_options(x)
+    x.add_argument("--lens", default=None, metavar="DIR", help="the tuned lens (default: <cache>/tuned/<model>)")
+    x.add_argument(
+        "--format", default="tuned-lens", choices=["tuned-lens"], help="tuned-lens: the tuned-lens package's"
+    )
+    x.add_argument("--out", required=True, metavar="DIR", help="the folder to write (config.json + params.pt)")
+    x.set_defaults(func=run_export)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -99,3 +115,27 @@ def _plot(result, path: str) -> None:
     from ..plotting.tuned import plot_tuned_comparison
 
     plot_tuned_comparison(result, path=path)
+
+
+def run_import(args) -> int:
+    from ..models import load_model
+    from ..tuned import default_lens_dir, save_tuned_lens
+    from ..tuned.foreign import read_package_lens
+
+    lm = load_model(args.model, device=args.device)
+    lens = read_package_lens(args.dir, lm)
+    folder = save_tuned_lens(lens, lm, args.out or default_lens_dir(lm.name), extra={"source_format": "tuned-lens"})
+    print(f"imported a tuned-lens package lens for {lm.name} ({lens.n_layers} layers); saved to {folder}")
+    return 0
+
+
+def run_export(args) -> int:
+    from ..models import load_model
+    from ..tuned import default_lens_dir, load_tuned_lens
+    from ..tuned.foreign import write_package_lens
+
+    lm = load_model(args.model, device=args.device)
+    lens = load_tuned_lens(args.lens or default_lens_dir(lm.name), lm)
+    folder = write_package_lens(lens, lm, args.out)
+    print(f"exported the tuned lens for {lm.name} in the {args.format} format to {folder}")
+    return 0

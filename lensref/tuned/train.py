@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import LensError
+from ..interop import as_loaded_model
 from ..models import LoadedModel
 from ..residual import capture_residuals
 from ..unembed import Unembed
@@ -189,7 +190,9 @@ def train_tuned_lens(
     config: TrainConfig = FULL,
     progress: bool = True,
 ) -> tuple[TunedLens, TrainReport]:
-    """Train a tuned lens for ``lm`` on token ``chunks [n, T]`` (see :func:`lensref.tuned.data.load_corpus`)."""
+    """Train a tuned lens for ``lm`` on token ``chunks [n, T]`` (see :func:`lensref.tuned.data.load_corpus`); ``lm``
+    may be a model of another tool (see :mod:`lensref.interop`)."""
+    lm = as_loaded_model(lm)
     config.check()
     if chunks.dim() != 2 or chunks.shape[1] < 2:
         raise LensError("training text must be chunks of at least 2 tokens")
