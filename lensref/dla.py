@@ -156,6 +156,7 @@ def _n_heads(config) -> int:
 def _head_weights(proj: nn.Module, n_heads: int) -> torch.Tensor:
     """The output projection as ``[H, head_dim, d]``: head ``h``'s slice ``z_h`` maps to ``z_h @ W[h]``."""
     weight: torch.Tensor
+    proj = getattr(proj, "original_component", None) or proj  # a TransformerLens bridge wraps the model's own Linear
     if isinstance(proj, nn.Linear):
         weight = proj.weight.T  # Linear stores [out, in]
     elif type(proj).__name__ == "Conv1D":
