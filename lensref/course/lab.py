@@ -1,7 +1,8 @@
 """``make lab`` / ``lensref lab``: the learner's JupyterLab, on their own copies of the exercises.
 
-:func:`prepare_work` copies the released notebooks (``exercises/<assignment>/*.ipynb``) into a work folder
-(default ``my-work/`` in the course folder) on first run; a notebook already there is never overwritten,
+:func:`prepare_work` copies the released notebooks (``exercises/<assignment>/*.ipynb`` in a course
+folder, or the copies an installed wheel carries: :mod:`lensref.course.release`) into a work folder (default
+``my-work/`` in a course folder, else ``lensref-course/`` in the current folder) on first run; a notebook already there is never overwritten,
 so re-running keeps the learner's work (delete a file to get a fresh copy). :func:`start_lab` starts
 JupyterLab in that folder on 127.0.0.1, with this Python (the course's ``.venv``, which has ``lensref``) as
 the notebooks' ``python3`` kernel whatever other kernels the machine has, no news or update checks (it
@@ -26,10 +27,14 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import LensError
+from .release import COURSE_ROOT, PACKAGED, in_checkout, release_folder, released_notebooks
 
-COURSE_ROOT = Path(__file__).resolve().parents[2]
-RELEASE = COURSE_ROOT / "exercises"
-DEFAULT_WORK = COURSE_ROOT / "my-work"
+__all__ = ["COURSE_ROOT", "DEFAULT_WORK", "RELEASE", "prepare_work", "release_folder", "released_notebooks", "start_lab"]
+
+# in a course folder the work folder sits beside exercises/ (make lab's my-work/); installed from a wheel,
+# lensref lab makes it in the folder it is run from
+DEFAULT_WORK = COURSE_ROOT / "my-work" if in_checkout() else Path("lensref-course")
+RELEASE = COURSE_ROOT / "exercises" if in_checkout() else PACKAGED  # where lab copies from (release_folder())
 DEFAULT_PORT = 8888
 HOST = "127.0.0.1"
 START_TIMEOUT = (
@@ -74,23 +79,20 @@ class LabServer:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                if hasattr(os, "killpg"):  # POSIX: the server's whole session (its kernels too)
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                else:  # Windows
+                    self.process.kill()
                 self.process.wait()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
 
 
-def released_notebooks(release: Path = RELEASE) -> list[Path]:
-    notebooks = sorted(release.glob("*/*.ipynb"))
-    if not notebooks:
-        raise LensError(f"{release}: no released notebooks (exercises/<assignment>/*.ipynb)")
-    return notebooks
-
-
-def prepare_work(work: Path = DEFAULT_WORK, release: Path = RELEASE) -> WorkFolder:
-    """Copy every released notebook into ``work`` unless a file of that name is already there."""
-    work = Path(work)
+def prepare_work(work: Path = DEFAULT_WORK, release: Path | None = None) -> WorkFolder:
+    """Copy every released notebook (default: :func:`release_folder`) into ``work`` unless a file of that name
+    is already there."""
+    work = Path(work).absolute()
     if work.exists() and not work.is_dir():
         raise LensError(f"work folder {work}: exists and is not a folder")
     if not work.parent.is_dir():

@@ -5,8 +5,10 @@ names of ``solutions/<assignment>/``. :func:`submit` writes ``<student>/<assignm
 a zip (the default, ``submission-<student>.zip``, one per learner, which the instructor collects into
 ``submitted/`` with ``lensref collect``, never by unzipping it) or into a folder (e.g. ``submitted/`` itself).
 The notebook is recognised by its nbgrader cells (:func:`identify`, which ``lensref collect`` uses too): the
-ids of its exercise and test cells must be (mostly) those of one notebook in ``solutions/``, so a renamed copy
-still lands under the right name, and a notebook that is not one of the course's is refused with one line.
+ids of its exercise and test cells must be (mostly) those of one notebook in ``solutions/`` (or, where there is
+no course folder, in the released notebooks an installed wheel carries: nbgrader's release keeps every graded
+cell's id), so a renamed copy still lands under the right name, and a notebook that is not one of the course's
+is refused with one line.
 The file is copied byte for byte; zips and files are written via a temporary file + rename.
 """
 
@@ -21,8 +23,8 @@ from pathlib import Path
 
 from ..errors import LensError
 from .notebook_check import nbgrader_meta, read_notebook
+from .release import COURSE_ROOT, PACKAGED
 
-COURSE_ROOT = Path(__file__).resolve().parents[2]
 _STUDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MATCH_SHARE = 0.5  # share of a course notebook's graded cell ids a submission must carry
 
@@ -62,14 +64,23 @@ def graded_ids(nb) -> set[str]:
     return ids
 
 
-def course_notebooks(root: Path = COURSE_ROOT) -> dict[CourseNotebook, set[str]]:
-    """Every notebook of ``root/solutions/<assignment>/`` with its graded cell ids."""
+def course_folder(root: Path = COURSE_ROOT) -> Path:
+    """The notebooks a hand-in is matched against: ``root/solutions/``; for lensref installed from a wheel (no
+    course folder beside it), the released notebooks it carries."""
     folder = root / "solutions"
-    if not folder.is_dir():
-        raise LensError(
-            f"{folder}: no such folder: run lensref submit from the course's checkout "
-            f"(or give --course DIR, the folder holding solutions/)"
-        )
+    if folder.is_dir():
+        return folder
+    if root == COURSE_ROOT and PACKAGED.is_dir():
+        return PACKAGED
+    raise LensError(
+        f"{folder}: no such folder: run lensref submit from the course's checkout "
+        f"(or give --course DIR, the folder holding solutions/)"
+    )
+
+
+def course_notebooks(root: Path = COURSE_ROOT) -> dict[CourseNotebook, set[str]]:
+    """Every notebook of :func:`course_folder` (``<assignment>/<notebook>.ipynb``) with its graded cell ids."""
+    folder = course_folder(root)
     out = {}
     for path in sorted(folder.glob("*/*.ipynb")):
         out[CourseNotebook(path.parent.name, path.stem)] = graded_ids(read_notebook(path))
@@ -92,7 +103,7 @@ def identify(nb, where: str, root: Path = COURSE_ROOT) -> CourseNotebook:
     if best is None or share < MATCH_SHARE:
         raise LensError(
             f"{where}: not one of the course's notebooks (its nbgrader cells match none in "
-            f"{root / 'solutions'}); hand in your copy of exercises/<assignment>/<notebook>.ipynb"
+            f"{course_folder(root)}); hand in your copy of exercises/<assignment>/<notebook>.ipynb"
         )
     return best
 
