@@ -249,3 +249,33 @@ def adapter_for(model: nn.Module) -> Adapter:
         f"unsupported model {type(model).__name__} (model_type={model_type!r}); "
         f"supported families: {', '.join(supported_families())}"
     )
+
+
+# --- what each family supports, for the README ----------------------------------------------------------------
+
+FEATURES = ("lens", "tuned", "logit diff", "DLA", "patchscope", "`mid`")
+
+
+def family_features(spec: FamilySpec) -> dict[str, str]:
+    """What each feature does on ``spec``'s models, derived from the row alone: "yes", or when it is refused."""
+    dla = "yes"
+    if spec.softcap is not None:
+        dla = f"refused if `{spec.softcap}` is set (a tanh of a sum is not a sum)"
+    if spec.mid is None:
+        mid = "no: attention and MLP in parallel"
+    elif spec.parallel_flags:
+        mid = "no when " + " or ".join(f"`{flag}`" for flag in spec.parallel_flags) + " (parallel)"
+    else:
+        mid = "yes"
+    return dict(zip(FEATURES, ("yes", "yes", "yes", dla, "yes", mid), strict=True))
+
+
+def families_table() -> str:
+    """The README's table of families x features, one row per :data:`FAMILIES` entry (tests/test_readme_families.py
+    checks the README holds exactly this)."""
+    head = ["family", "transformers `model_type`", *FEATURES, "what differs"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for spec in FAMILIES:
+        cells = [spec.family, ", ".join(f"`{t}`" for t in spec.model_types), *family_features(spec).values()]
+        lines.append("| " + " | ".join([*cells, spec.notes or "plain pre-norm blocks"]) + " |")
+    return "\n".join(lines)
