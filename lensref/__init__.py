@@ -29,6 +29,7 @@ _EXPORTS = {
     "Unembed": "unembed",
     "BlockWrites": "hooks",
     "capture_block_writes": "hooks",
+    "as_loaded_model": "interop",
 }
 
 __all__ = [
@@ -49,12 +50,14 @@ __all__ = [
     "Unembed",
     "BlockWrites",
     "capture_block_writes",
+    "as_loaded_model",
 ]
 
 if TYPE_CHECKING:
     __version__: str
     from .adapters import Adapter, adapter_for, supported_families
     from .hooks import BlockWrites, capture_block_writes
+    from .interop import as_loaded_model
     from .lens import LensResult, logit_lens
     from .models import DEFAULT_MODEL, LoadedModel, load_model, tiny_model
     from .readout import read_states
