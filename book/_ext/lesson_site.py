@@ -4,9 +4,12 @@
   PNG's ``Description`` text chunk and is copied onto the image node here (myst-nb would use the file name).
 - Every figure is wrapped in a link to its full-size image (class ``lesson-zoom``); ``figure-zoom.js`` opens it
   in a dialog on the page, so a small screen can pan over a large grid.
-- ``book/_static`` (``lesson.css``, ``figure-zoom.js``, ``search-snippets.js``, ``favicon.ico``) is added to
-  the site; the favicon is linked from every page and also copied to the site root, where browsers look for
-  ``/favicon.ico``; search results show the prose around the term, not the page's print-only title block.
+- ``site-chrome.js`` puts the left sidebar in a navigation landmark and makes the colour-mode button's first
+  click change the colours on screen (the theme's first step, "auto", often looked the same).
+- ``book/_static`` (``lesson.css``, ``figure-zoom.js``, ``search-snippets.js``, ``site-chrome.js``,
+  ``favicon.ico``) is added to the site; the favicon is linked from every page and also copied to the site
+  root, where browsers look for ``/favicon.ico``; search results show the prose around the term, not the
+  page's print-only title block.
 """
 
 from __future__ import annotations
@@ -77,4 +80,5 @@ def setup(app):
     app.add_css_file("lesson.css")
     app.add_js_file("figure-zoom.js", defer="defer")
     app.add_js_file("search-snippets.js", defer="defer")
+    app.add_js_file("site-chrome.js", defer="defer")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -271,3 +271,53 @@ def test_readable_at_375_px_numbers_included(page, site_url, bank, tmp_path):
         assert score["height"] < 80 and score["x"] + score["width"] <= 375, score
         page.screenshot(path=str(tmp_path / f"quiz-375-{mode}.png"))
     assert page.unexpected_errors() == [] and page.external_requests == []
+
+
+# --- keyboard: nothing focused hides under the sticky score bar --------------------------------------------
+
+FOCUS_JS = """(root) => {
+  const el = document.activeElement, bar = document.querySelector(root + ' .lq-score');
+  const box = el.getBoundingClientRect(), barBox = bar.getBoundingClientRect();
+  return {name: (el.className || el.tagName) + ': ' + (el.innerText || el.value || '').trim().slice(0, 40),
+          inQuiz: !!el.closest(root), inBar: bar.contains(el), top: box.top, bottom: box.bottom,
+          barBottom: barBox.bottom, height: window.innerHeight};
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_tab_and_shift_tab_keep_the_focused_option_in_view(page, site_url, width):
+    """Thirty steps forward with Tab from the score bar, then thirty back with Shift+Tab: every focused
+    element of the quiz is below the sticky score bar and inside the window at every step."""
+    page.set_viewport_size({"width": width, "height": 800})
+    quiz = _open(page, site_url)
+    quiz.locator(".lq-restart").focus()
+    hidden, steps = [], 0
+    for key in ["Tab"] * 30 + ["Shift+Tab"] * 30:
+        page.keyboard.press(key)
+        at = page.evaluate(FOCUS_JS, ROOT_SEL)
+        assert at["inQuiz"], f"{key} left the quiz: {at['name']}"
+        if at["inBar"]:
+            continue
+        steps += 1
+        if at["top"] < at["barBottom"] - 0.5 or at["bottom"] > at["height"] + 0.5:
+            hidden.append(f"{key}: {at['name']} at {at['top']:.0f}-{at['bottom']:.0f} (bar ends {at['barBottom']:.0f})")
+    assert steps >= 55
+    assert hidden == [], f"{len(hidden)} of {steps} steps hid the focused element at {width} px:\n" + "\n".join(hidden)
+    assert page.unexpected_errors() == []
+
+
+# --- what the page says about itself ---------------------------------------------------------------------
+
+
+def test_page_says_it_is_a_self_check_and_where_a_graded_quiz_goes(page, site_url, site_dir):
+    _open(page, site_url)
+    text = " ".join(page.inner_text("main").split())
+    assert "This page is a self-check, not an exam." in text
+    assert "Its answers are in the page itself" in text
+    assert "lensref quiz export" in text and "QTI" in text and "lensref quiz grade-class" in text
+    link = page.locator("main a", has_text="the quiz in your LMS")
+    href = link.get_attribute("href")
+    assert href == "instructors.html#lms-exports"
+    target = (site_dir / "book" / "instructors.html").read_text()
+    assert 'id="lms-exports"' in target
+    assert "QTI" in target[target.index('id="lms-exports"') :][:400]  # the section on LMS imports

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from site_pages import toc_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def chapters() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    return toc_pages()
 
 
 def has_maths(chapter: str) -> bool:

@@ -234,6 +234,8 @@ _JS = r"""
     window.setTimeout(function () { URL.revokeObjectURL(a.href); a.remove(); }, 2000);
   }
 
+  // The score bar sticks below the page's sticky header; the page's scroll padding covers both, so an
+  // option reached with Tab or Shift+Tab is scrolled into view below the bar, never under it.
   function placeScore() {
     var header = document.querySelector(".bd-header-article"), top = 0;
     if (header) {
@@ -241,6 +243,8 @@ _JS = r"""
       if (pos === "sticky" || pos === "fixed") { top = header.getBoundingClientRect().height; }
     }
     root.style.setProperty("--lq-top", top + "px");
+    var bar = root.querySelector(".lq-score");
+    document.documentElement.style.scrollPaddingTop = Math.ceil(top + bar.getBoundingClientRect().height + 8) + "px";
   }
 
   questions.forEach(function (q) {
@@ -253,8 +257,9 @@ _JS = r"""
   root.querySelector(".lq-restart").addEventListener("click", reset);
   root.querySelector(".lq-download").addEventListener("click", download);
   window.addEventListener("resize", placeScore);
-  placeScore();
+  if (window.ResizeObserver) { new window.ResizeObserver(placeScore).observe(root.querySelector(".lq-score")); }
   update();
+  placeScore();
   root.dataset.ready = "1";
 })();
 """
