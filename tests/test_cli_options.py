@@ -539,6 +539,10 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
         T + "test_lens_tuned_reads_through_the_translators",
         T + "test_lens_bad_options_are_one_line",
     ],
+    ("lens", "--site"): [
+        "test_sites.py::test_the_cli_reads_at_a_site",
+        "test_sites.py::test_the_cli_refuses_in_one_line",
+    ],
     ("logitdiff", "prompt"): [T + "test_logitdiff_position_json_and_plot"],
     ("logitdiff", "--model"): [
         T + "test_logitdiff_position_json_and_plot",
@@ -568,6 +572,7 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
         T + "test_logitdiff_position_json_and_plot",
         T + "test_logitdiff_bad_options_are_one_line",
     ],
+    ("logitdiff", "--site"): ["test_sites.py::test_the_cli_reads_at_a_site"],
     ("dla", "prompt"): [T + "test_dla_position_top_json_and_plot"],
     ("dla", "--model"): [T + "test_dla_position_top_json_and_plot", T + "test_model_and_device_errors_are_one_line"],
     ("dla", "--device"): [T + "test_dla_position_top_json_and_plot", T + "test_model_and_device_errors_are_one_line"],
@@ -639,6 +644,14 @@ COVERAGE: dict[tuple[str, str], list[str]] = {
         "test_tuned_helpers.py::test_cli_eval_bad_options_are_one_line",
     ],
     ("tuned eval", "--quiet"): ["test_tuned_helpers.py::test_cli_eval_options"],
+    **{
+        ("tuned import", option): ["test_tuned_lens_interop.py::test_the_cli_imports_and_exports"]
+        for option in ("dir", "--model", "--device", "--out")
+    },
+    **{
+        ("tuned export", option): ["test_tuned_lens_interop.py::test_the_cli_imports_and_exports"]
+        for option in ("--model", "--device", "--lens", "--format", "--out")
+    },
     ("check", "notebook"): ["test_check_submit.py::test_check_cli_exit_status_and_bad_input"],
     ("check", "--timeout"): ["test_check_submit.py::test_check_cli_exit_status_and_bad_input"],
     ("submit", "notebook"): [

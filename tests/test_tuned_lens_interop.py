@@ -106,18 +106,20 @@ def test_the_cli_imports_and_exports(lm, trained, states, tmp_path, capsys):
 
     loaded = load_model(str(folder))
     save_tuned_lens(trained, loaded, tmp_path / "ours")
-    assert main(["tuned", "export", "--model", str(folder), "--lens", str(tmp_path / "ours"), "--format", "tuned-lens",
-                 "--out", str(tmp_path / "theirs")]) == 0  # fmt: skip
+    export = ["tuned", "export", "--model", str(folder), "--device", "cpu", "--lens", str(tmp_path / "ours")]
+    assert main([*export, "--format", "tuned-lens", "--out", str(tmp_path / "theirs")]) == 0
     assert "exported the tuned lens for tiny-llama" in capsys.readouterr().out
     config = json.loads((tmp_path / "theirs" / "config.json").read_text())
     assert (config["num_hidden_layers"], config["d_model"], config["lens_type"]) == (3, 32, "linear_tuned_lens")
     assert worst_gap(lm, trained, package_lens(lm, tmp_path / "theirs"), states) <= TOLERANCE
-    assert (
-        main(["tuned", "import", str(tmp_path / "theirs"), "--model", str(folder), "--out", str(tmp_path / "back")])
-        == 0
-    )
+    imported = ["tuned", "import", str(tmp_path / "theirs"), "--model", str(folder), "--device", "cpu"]
+    assert main([*imported, "--out", str(tmp_path / "back")]) == 0
     back = load_tuned_lens(tmp_path / "back", loaded)
     assert torch.allclose(back.weight, trained.weight, atol=1e-6) and torch.allclose(back.bias, trained.bias)
+    capsys.readouterr()
+    assert main(["tuned", "import", str(tmp_path / "ours"), "--model", str(folder)]) == 2  # lensref's, not theirs
+    message = f"error: {tmp_path / 'ours'} is not a tuned-lens package lens: it needs config.json and params.pt"
+    assert capsys.readouterr().err.strip() == message
 
 
 def test_a_pickle_with_more_than_tensors_is_refused(lm, trained, tmp_path):
