@@ -162,3 +162,17 @@ def test_a_model_without_a_final_norm_is_refused_in_one_line():
     )  # fmt: skip
     with pytest.raises(LensError, match=r"^OPTForCausalLM has no final norm \(a post-norm opt model"):
         adapter_for(AutoModelForCausalLM.from_config(config))
+
+
+def test_a_tight_soft_cap_is_still_exact():
+    """With the cap at 0.5 logit the tanh bends every logit, so the readout's linear KL shortcut would be wrong: its
+    own pass over the logits must give the KL of the logits the model itself produces."""
+    lm = tiny_model("gemma2", seed=3)
+    lm.model.config.final_logit_softcapping = 0.5
+    result = logit_lens(lm, PROMPT, keep_logits=True)
+    own = lm.model(input_ids=ids_of(lm)[None]).logits[0]
+    assert float(own.abs().max()) < 0.5 and torch.allclose(result.logits[-1], own, atol=1e-6)
+    logp = torch.log_softmax(result.logits.double(), -1)
+    kl = (logp[-1].exp() * (logp[-1] - logp)).sum(-1)
+    assert torch.allclose(result.kl_to_final.double(), kl, atol=1e-6)
+    assert float(kl[0].max()) > 1e-4  # the layers do differ
