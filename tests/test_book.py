@@ -135,6 +135,14 @@ def test_site_references_nothing_off_site(site):
     assert offsite == []
 
 
+def test_quotes_are_straight_not_turned_backwards(site):
+    # Sphinx's smartquotes made an opening quote after "(" a closing one: ("one" came out as (”one”
+    html_dir, _ = site
+    for page in sorted((html_dir / "book").glob("*.html")):
+        assert not re.search("[“”‘’]", page.read_text(encoding="utf-8")), f"{page.name}: curly quotes in the page"
+    assert "(&quot; one&quot;" in (html_dir / "book" / "what_you_see.html").read_text(encoding="utf-8")
+
+
 def test_mathjax_served_from_the_site(site):
     html_dir, _ = site
     assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
@@ -248,6 +256,52 @@ def test_colour_category_rises_before_one_colour_wins(real_lm):
     assert all(t.token.strip() in colours for t in r.top(27)[:4])
     assert r.top1(27) != lp.COLOUR_ANSWER and r.top1(L_LAYERS) == lp.COLOUR_ANSWER
     assert r.first_top1_layer() >= 27
+
+
+@pytest.mark.real_model
+@pytest.mark.slow
+def test_topic_in_the_middle_layers_beyond_the_top1(real_lm, facts):
+    """What you see, 'Beyond the top-1' and 'Why the raw top-1 is punctuation'."""
+    from lensref import Unembed
+    from lensref.tuned import get_or_train_tuned_lens
+    from lensref.tuned.data import model_texts
+
+    ids = [real_lm.tokenizer.encode(" " + w, add_special_tokens=False) for w in lp.CATEGORIES["colours"].split()]
+    colours = {i[0] for i in ids if len(i) == 1}
+    middle = range(8, 24)
+    plain = logit_lens(real_lm, lp.COLOUR_PROMPT, keep_logits=True).logits[:, -1]
+    tuned = get_or_train_tuned_lens(real_lm)
+    read = logit_lens(real_lm, lp.COLOUR_PROMPT, keep_logits=True, translator=tuned).logits[:, -1]
+
+    def in_top20(logits, layer):
+        return len(colours & set(logits[layer].topk(20).indices.tolist()))
+
+    # the plain lens: no colour in its top 20 in the middle layers, the first one from the mid twenties
+    assert max(in_top20(plain, layer) for layer in middle) == 0
+    assert 24 <= next(layer for layer in range(L_LAYERS + 1) if in_top20(plain, layer)) <= 27
+    # the tuned lens: several colours in every middle layer's top 20, a colour top-1 at most of them
+    assert min(in_top20(read, layer) for layer in middle) >= 3
+    top1 = [layer for layer in middle if int(read[layer].argmax()) in colours]
+    assert len(top1) > len(middle) / 2 and top1[0] <= 16
+    # the average state of ordinary text reads as punctuation, and the middle cells' top-1 mostly is one of those
+    decode = Unembed.of(real_lm)
+    states = [
+        capture_residuals(real_lm, encode_prompt(real_lm.tokenizer, t[:400]), states_only=True).states[:, 0, 1:]
+        for t in list(model_texts().values())[:20]
+    ]
+    mean = torch.cat(states, dim=1).mean(1)
+    with torch.no_grad():
+        generic = decode(mean).topk(5).indices
+    for layer in middle:
+        tokens = [real_lm.tokenizer.decode([int(t)]).strip() for t in generic[layer]]
+        assert all(not any(ch.isalnum() for ch in t) or t == "and" for t in tokens), (layer, tokens)
+    cells = [
+        r.top_ids[layer, pos, 0].item() in set(generic[layer].tolist())
+        for r in facts.values()
+        for layer in middle
+        for pos in range(1, r.n_positions)
+    ]
+    assert sum(cells) / len(cells) > 0.6
 
 
 @pytest.mark.real_model
