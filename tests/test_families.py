@@ -14,7 +14,7 @@ from lensref.dla import direct_logit_attribution
 from lensref.hooks import capture_block_writes
 from lensref.logitdiff import logit_diff
 from lensref.models import ALL_TINY_FAMILIES, TINY_FAMILIES
-from lensref.patchscope import generate_patched
+from lensref.patchscope import generate_patched, patchscope
 from lensref.residual import capture_residuals
 from lensref.tokens import encode_prompt
 from lensref.tuned import TrainConfig, TunedLens, train_tuned_lens
@@ -129,7 +129,9 @@ def test_patchscope_patching_a_state_into_its_own_place_changes_nothing(lm):
     zeroed, _ = generate_patched(lm, ids, len(ids) - 1, [1], torch.zeros_like(states[:1]) + 5.0, 3)
     plain = lm.model.generate(ids[None], max_new_tokens=3, do_sample=False, pad_token_id=0)[0, len(ids) :].tolist()
     assert patched == [plain] * len(layers), lm.name
-    assert zeroed != [plain] or lm.adapter.family == "granite"  # (a patch does reach the model)
+    assert zeroed != [plain]  # a patch does reach the model
+    read = patchscope(lm, PROMPT, layers=[0, lm.n_layers], n_tokens=2)  # the whole variant, identity prompt
+    assert [r.layer for r in read.readouts] == [0, lm.n_layers] and all(r.tokens for r in read.readouts)
 
 
 def test_sites_fit_together(lm):
