@@ -81,6 +81,20 @@ def test_menu_hides_and_shows_the_sidebar_on_a_desktop(page, site_url):
     assert page.unexpected_errors() == []
 
 
+def test_contents_button_opens_its_panel_on_a_laptop(page, site_url):
+    """Between 992 and 1199 px the left sidebar is shown but the page's contents are behind their button."""
+    _open(page, site_url, {"width": 1024, "height": 800})
+    assert page.locator("#pst-primary-sidebar nav.bd-docs-nav a", has_text="The tuned lens").is_visible()
+    _visible_button(page, ".secondary-toggle").click()
+    page.wait_for_function("() => document.getElementById('pst-secondary-sidebar-modal').open", timeout=5000)
+    contents = page.locator("#pst-secondary-sidebar-modal nav.page-toc a")
+    assert contents.first.is_visible()
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => !document.getElementById('pst-secondary-sidebar-modal').open", timeout=5000)
+    contents.first.wait_for(state="hidden", timeout=3000)
+    assert page.unexpected_errors() == []
+
+
 # --- no page wider than a phone ---------------------------------------------------------------------------
 
 WIDER_JS = """() => {
