@@ -1,11 +1,15 @@
 """The Exercises page in a real browser: in the table of contents after the lesson, reached from the end of
-every chapter an exercise belongs to, its downloads byte-identical to exercises/, and the commands to run them."""
+every chapter an exercise belongs to, its downloads byte-identical to exercises/, the course's wheel (with the two
+commands) and source archive, and the commands to run them; the intro page's first screen points to them."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
+import tarfile
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "book/exercises.html"
 RELEASE = sorted((ROOT / "exercises").glob("*/*.ipynb"))
+VERSION = version("lensref")  # pyproject.toml's, through the installed package
+WHEEL = f"lensref-{VERSION}-py3-none-any.whl"
+SDIST = f"lensref-{VERSION}.tar.gz"
 # the chapters whose end links to an assignment
 CHAPTER_EXERCISE = {
     "residual_stream": "exercise-01-logit-lens",
@@ -76,7 +83,13 @@ def test_page_gives_points_and_the_commands_in_order(page, site_url):
     commands = [line.strip() for block in code for line in block.splitlines()]
     order = [
         next(i for i, c in enumerate(commands) if c.startswith(start))
-        for start in ("make lab", ".venv/bin/lensref check my-work/", ".venv/bin/lensref submit my-work/")
+        for start in (
+            f"pip install {WHEEL}",
+            "lensref lab",
+            "make lab",
+            "lensref check lensref-course/",
+            "lensref submit lensref-course/",
+        )
     ]
     assert order == sorted(order), commands
     assert page.unexpected_errors() == [] and page.external_requests == []
@@ -94,3 +107,49 @@ def test_chapter_ends_with_a_link_to_its_exercise(page, site_url, chapter):
     assert heading.inner_text().startswith("Assignment")
     assert heading.is_visible() and 0 <= heading.bounding_box()["y"] < page.viewport_size["height"]
     assert page.external_requests == []
+
+
+def _download(page, text: str) -> tuple[str, bytes]:
+    links = page.locator("main a.download", has_text=text)
+    assert links.count() >= 1, text
+    with page.expect_download() as info:
+        links.first.click()
+    return info.value.suggested_filename, Path(info.value.path()).read_bytes()
+
+
+def test_two_commands_and_the_wheel_holding_the_notebooks(page, site_url):
+    page.goto(site_url + PAGE)
+    blocks = [block.strip().splitlines() for block in page.locator("main pre").all_inner_texts()]
+    assert [f"pip install {WHEEL}", "lensref lab"] in [[line.strip() for line in b] for b in blocks], blocks
+    name, data = _download(page, WHEEL)
+    assert name == WHEEL
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.testzip() is None
+        for path in RELEASE:
+            assert z.read(f"lensref/course/notebooks/{path.parent.name}/{path.name}") == path.read_bytes()
+        assert any(n.endswith(".dist-info/entry_points.txt") and b"lensref" in z.read(n) for n in z.namelist())
+        assert not [n for n in z.namelist() if "solutions" in n]
+    name, data = _download(page, SDIST)
+    assert name == SDIST
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        members = {m.name.split("/", 1)[1] for m in t.getmembers() if m.isfile()}
+    assert {"Makefile", "README.md", "solutions/01-logit-lens/logit_lens.ipynb"} <= members
+    assert page.unexpected_errors() == [] and page.external_requests == []
+
+
+def test_intro_first_screen_says_where_to_get_the_course(page, site_url):
+    page.goto(site_url + "book/intro.html")
+    box = page.locator("main .admonition", has_text="Get the course")
+    assert box.count() == 1
+    top = box.bounding_box()
+    assert top is not None and top["y"] + top["height"] <= page.viewport_size["height"], top  # the first screen
+    text = " ".join(box.inner_text().split())
+    assert re.search(rf"pip install {re.escape(WHEEL)},? then lensref lab", text), text
+    assert "README" in text and "make book" in text
+    assert _download(page, WHEEL)[0] == WHEEL
+    assert box.locator("a.download", has_text=SDIST).count() == 1
+    link = box.locator("a[href*='exercises-install']")
+    assert link.count() == 1
+    link.click()
+    page.wait_for_url("**/book/exercises.html#exercises-install")
+    assert page.unexpected_errors() == [] and page.external_requests == []
