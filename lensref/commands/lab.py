@@ -18,7 +18,10 @@ def register(sub) -> None:
         "Ctrl-C stops it.",
     )
     p.add_argument(
-        "--work", default=None, metavar="DIR", help="your work folder (default: my-work/ in a course folder; else lensref-course/ in the current folder)",
+        "--work",
+        default=None,
+        metavar="DIR",
+        help="your work folder (default: my-work/ in a course folder; else lensref-course/ in the current folder)",
     )
     p.add_argument(
         "--port", type=int, default=None, metavar="P", help="port on 127.0.0.1 (default 8888; 0 = any free port)"
