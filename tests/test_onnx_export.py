@@ -12,9 +12,13 @@ ort = pytest.importorskip("onnxruntime")
 PROMPTS = [("hello world, the", "e"), ("Lenses read layers.", None)]
 
 
-def run_graph(proto, token_ids, target_id):
+def run_graph(proto, token_ids, target_id, first=0):
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {"input_ids": np.array(token_ids, dtype=np.int64), "target_id": np.array(target_id or 0, dtype=np.int64)}
+    feeds = {
+        "input_ids": np.array(token_ids, dtype=np.int64),
+        "target_id": np.array(target_id or 0, dtype=np.int64),
+        "first": np.array(first, dtype=np.int64),
+    }
     return dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
 
 
@@ -39,6 +43,18 @@ def test_float32_graph_reproduces_the_lens(family):
     proto, summary = build_lens_graph(lm, quantize=False)
     assert summary["n_layers"] == 3 and summary["max_weight_error"] == 0.0
     assert_matches_lens(lm, proto, tol=1e-5)
+
+
+def test_a_chunk_of_positions_on_a_prefix_equals_the_whole_prompts_numbers():
+    lm = tiny_model("llama")
+    proto, _ = build_lens_graph(lm, quantize=False)
+    ref = logit_lens(lm, "hello world, the", target="e")
+    whole = run_graph(proto, ref.token_ids, ref.target_id)
+    chunk = run_graph(proto, ref.token_ids[:9], ref.target_id, first=5)  # positions 5..8 only
+    assert chunk["top_ids"].shape[:2] == (4, 4)
+    assert np.array_equal(chunk["top_ids"], whole["top_ids"][:, 5:9])
+    for name in ("top_probs", "entropy", "kl_to_final", "target_prob", "target_rank"):
+        assert np.abs(chunk[name] - whole[name][:, 5:9]).max() <= 1e-5, name
 
 
 def test_sliding_window_attention_is_masked_as_transformers_does():

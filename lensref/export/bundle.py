@@ -21,7 +21,8 @@ from .onnx_lens import build_lens_graph
 
 MODEL_FILE = "lens.onnx"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-MAX_TOKENS = 48  # the page's longest prompt: the grid's [L+1, T, V] float32 tensors stay a few hundred MB in WASM
+MAX_TOKENS = 64  # the page's longest prompt
+CHUNK_POSITIONS = 16  # positions per run: the [L+1, 16, V] float32 tensors of one run are ~100 MB each in WASM
 SOURCE = Path(__file__).resolve().parent
 
 
@@ -79,9 +80,12 @@ def export_bundle(folder: Path, model_folder: Path) -> None:
             "model_file": MODEL_FILE,
             "model_bytes": (tmp / MODEL_FILE).stat().st_size,
             "max_tokens": MAX_TOKENS,
+            "chunk_positions": CHUNK_POSITIONS,
             "key": folder.name,
             "weights": "blocks 4-bit (32-weight blocks, float16 scale and minimum), embedding 8-bit (32-weight "
             "blocks, float16 scale), shared by the lookup and the tied unembedding; float32 arithmetic",
             **summary,
         }
         write_json(tmp / "manifest.json", manifest)
+        for path in tmp.iterdir():
+            path.chmod(0o644)  # served by a web server: readable by all

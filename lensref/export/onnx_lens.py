@@ -1,13 +1,15 @@
 """The logit lens of a Llama-style model as one ONNX graph, for ONNX Runtime (Python, or Web in the browser).
 
-Inputs: ``input_ids`` (int64 ``[T]``) and ``target_id`` (int64 scalar; any id when no target is wanted). The graph
-runs the model, stacks the residual states ``[L+1, T, d]`` exactly as :func:`lensref.residual.capture_residuals`
+Inputs: ``input_ids`` (int64 ``[T]``), ``target_id`` (int64 scalar; any id when no target is wanted) and ``first``
+(int64 scalar: the first position to read; 0 for all). The graph runs the model over all ``T`` tokens, stacks the residual states ``[L+1, T, d]`` exactly as :func:`lensref.residual.capture_residuals`
 defines them (layer 0 = the embeddings, layer ``l`` = what block ``l`` reads, layer ``L`` = the last block's output
-before the final norm), and decodes every one with the model's final norm and tied or untied unembedding, as
+before the final norm), and decodes every one from position ``first`` on with the model's final norm and tied or untied unembedding, as
 :func:`lensref.logit_lens` does. Outputs, indexed ``[layer, position]``:
 
 ``top_ids`` (int64, ``[..., k]``), ``top_probs``, ``entropy`` (nats), ``kl_to_final`` (KL(final || layer), nats),
-``target_prob`` and ``target_rank`` (1 = top).
+``target_prob`` and ``target_rank`` (1 = top). A long prompt is read in chunks of positions (``first`` = 0, 16, 32,
+... on growing prefixes of the prompt): the model is causal, so a chunk's numbers equal the whole prompt's, and the
+``[L+1, positions, vocab]`` tensors of one run stay small enough for the browser's memory.
 
 Weights are stored block-quantized (:mod:`lensref.export.quantize`: 4-bit for the blocks' matrices, 8-bit for the
 embedding, which the lookup and the unembedding share) and dequantized by plain ONNX operators on constants, which
@@ -198,6 +200,8 @@ def build_lens_graph(lm: LoadedModel, top_k: int = 5, quantize: bool = True) -> 
 
     # The lens: every state through the final norm and the unembedding.
     stack = g.op("Concat", *[g.op("Unsqueeze", s, g.ints(0)) for s in states], axis=0)  # [L+1, T, d]
+    first = g.op("Unsqueeze", "first", g.ints(0))
+    stack = g.op("Slice", stack, first, g.ints(2**62), g.ints(1))  # positions first..T-1
     normed = _rms_norm(g, stack, inner.norm, "final_norm")
     logits = g.op("MatMul", normed, g.op("Transpose", unembed, perm=[1, 0]))  # [L+1, T, V]
     top_z, top_ids = g.ops("TopK", logits, g.ints(top_k), axis=-1, n_out=2)
@@ -233,6 +237,7 @@ def build_lens_graph(lm: LoadedModel, top_k: int = 5, quantize: bool = True) -> 
         [
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["T"]),
             helper.make_tensor_value_info("target_id", TensorProto.INT64, []),
+            helper.make_tensor_value_info("first", TensorProto.INT64, []),
         ],
         [
             helper.make_tensor_value_info("top_ids", TensorProto.INT64, [*grid, top_k]),
