@@ -26,6 +26,8 @@ from lensref.tokens import encode_prompt, single_token_id
 ROOT = Path(__file__).resolve().parents[1]
 from lensref.course import examples as lp  # noqa: E402
 
+pytestmark = pytest.mark.slow  # reads the built site (building it first when it is missing)
+
 L_LAYERS = 30
 
 
