@@ -91,6 +91,9 @@ def test_wheel_carries_the_released_notebooks_and_only_the_learners_dependencies
             member = f"lensref/course/notebooks/{path.parent.name}/{path.name}"
             assert z.read(member) == path.read_bytes(), member
         metadata = Parser().parsestr(z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode())
+        assert (
+            z.read("lensref/course/quiz/banks/logit-lens.yaml") == (ROOT / "quizzes" / "logit-lens.yaml").read_bytes()
+        )
     assert not [n for n in names if "solutions" in n or n.endswith(".gguf")]
     assert len([n for n in names if n.endswith(".ipynb")]) == len(RELEASE) == 3
     always = [r for r in metadata.get_all("Requires-Dist") if "extra ==" not in r]
@@ -233,6 +236,7 @@ import lensref
 from lensref.cli import build_parser, main
 from lensref.course.lab import prepare_work
 build_parser()
+assert main(["quiz", "check"]) == 0  # the bank the wheel carries
 work = prepare_work({str(tmp_path / "work")!r})
 assert len(work.copied) == 3, work
 sys.exit(main(["submit", str(work.path / {NOTEBOOK!r}), "--student", "bo", "--out", {str(tmp_path / "out")!r}]))

@@ -30,7 +30,9 @@ import yaml
 
 from ...errors import LensError
 
-DEFAULT_BANK = Path(__file__).resolve().parents[3] / "quizzes" / "logit-lens.yaml"
+COURSE_BANK = Path(__file__).resolve().parents[3] / "quizzes" / "logit-lens.yaml"  # in a course folder
+PACKAGED_BANK = Path(__file__).resolve().parent / "banks" / "logit-lens.yaml"  # the copy a wheel carries (setup.py)
+DEFAULT_BANK = COURSE_BANK if COURSE_BANK.is_file() else PACKAGED_BANK
 
 # The book's pages (book/<name>.md) an explanation may link to, with their titles.
 SECTIONS: dict[str, str] = {
