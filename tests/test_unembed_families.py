@@ -5,12 +5,14 @@ centred norm, a norm inside a residual branch)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 from lensref import LensError
-from lensref.unembed import Unembed, freeze_norm, frozen_norm_direction
+from lensref.unembed import Unembed, freeze_norm, frozen_norm_direction, norm_kind
 
 D, V = 12, 300
 
@@ -68,7 +70,13 @@ def plain(unembed: Unembed, x, scale=1.0, cap=None):
     return z if cap is None else cap * torch.tanh(z / cap)
 
 
-CASES = {"scale": (0.25, None), "softcap": (1.0, 2.0), "both": (4.0, 3.0), "neither": (1.0, None)}
+CASES = {
+    "scale": (0.25, None),
+    "double": (2.0, None),
+    "softcap": (1.0, 2.0),
+    "both": (4.0, 3.0),
+    "neither": (1.0, None),
+}
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -88,14 +96,15 @@ def test_every_form_applies_the_scale_then_the_softcap(case, bias):
         assert float(u(x).abs().max()) <= cap
 
 
+@pytest.mark.parametrize("scale", [0.5, 2.0])
 @pytest.mark.parametrize("bias", [False, True])
-def test_the_expected_row_carries_the_scale(bias):
-    u = Unembed(norm=nn.RMSNorm(D, eps=1e-6), linear=linear(bias), scale=0.5)
+def test_the_expected_row_carries_the_scale(bias, scale):
+    u = Unembed(norm=nn.RMSNorm(D, eps=1e-6), linear=linear(bias), scale=scale)
     p = torch.softmax(torch.randn(3, V, generator=torch.Generator().manual_seed(2)), -1)
     w, b = u.expected_row(p)
     normed = u.normalize(states(3)).double()
     got = (normed * w).sum(-1) + (0 if b is None else b)
-    assert torch.allclose(got, (p.double() * plain(u, states(3), 0.5)).sum(-1), atol=1e-5)
+    assert torch.allclose(got, (p.double() * plain(u, states(3), scale)).sum(-1), atol=1e-5)
 
 
 def test_the_frozen_direction_is_scaled_and_refused_when_soft_capped():
@@ -127,3 +136,24 @@ def test_the_kind_is_inferred_when_not_given():
     assert freeze_norm(nn.LayerNorm(D), x).centred and not freeze_norm(nn.RMSNorm(D, eps=1e-6), x).centred
     with pytest.raises(LensError, match=r"^unsupported attention output norm LayerNorm for direct logit attribution$"):
         freeze_norm(nn.LayerNorm(D), x, "rms", role="attention output norm")
+
+
+def test_of_reads_the_adapters_scale_softcap_and_norm_kind():
+    norm, head = OnePlusRMS(), linear(False)
+    spec = SimpleNamespace(norm="rms1p")
+    adapter = SimpleNamespace(final_norm=norm, unembed=head, logit_scale=0.5, softcap=3.0, spec=spec)
+    for source in (adapter, SimpleNamespace(adapter=adapter)):  # an Adapter, or a LoadedModel holding one
+        u = Unembed.of(source)
+        assert (u.norm, u.linear, u.scale, u.softcap, u.norm_kind) == (norm, head, 0.5, 3.0, "rms1p")
+    bare = Unembed.of(SimpleNamespace(final_norm=norm, unembed=head))  # an adapter-like object without them
+    assert (bare.scale, bare.softcap, bare.norm_kind) == (1.0, None, None)
+
+
+def test_the_frozen_direction_uses_the_declared_norm_kind():
+    x = states(1)[0]
+    u = Unembed(norm=OnePlusRMS(), linear=linear(False), scale=2.0, norm_kind="rms1p")
+    frozen = u.frozen_direction(x, 3, 7)
+    z = plain(u, x[None], 2.0)[0]
+    assert abs(float(x.double() @ frozen.v) + frozen.constant - float(z[3] - z[7])) < 1e-5
+    assert norm_kind(OnePlusRMS()) == "rms" and norm_kind(nn.LayerNorm(D)) == "layer"
+    assert norm_kind(nn.LayerNorm(D), "rms1p") == "rms1p"
