@@ -1,5 +1,8 @@
 """The ONNX export of the logit lens (lensref.export): ONNX Runtime's numbers against lensref's, on tiny models."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -119,3 +122,19 @@ def test_bad_inputs_are_one_line_errors():
         build_lens_graph(tiny_model("gpt2"))
     with pytest.raises(LensError, match="top_k"):
         build_lens_graph(tiny_model("llama"), top_k=0)
+
+
+def test_the_site_build_step_names_a_missing_npm_in_one_line(tmp_path, monkeypatch):
+    """book/_ext/try_lens.py installs the page's runtime with npm; without npm the build stops with one clear line."""
+    from sphinx.errors import ExtensionError
+
+    path = Path(__file__).resolve().parents[1] / "book" / "_ext" / "try_lens.py"
+    spec = importlib.util.spec_from_file_location("try_lens_ext", path)
+    assert spec is not None and spec.loader is not None
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    monkeypatch.setattr(ext, "NODE_MODULES", tmp_path / "node_modules")  # nothing installed yet
+    monkeypatch.setattr(ext, "STAMP", tmp_path / "node_modules" / "stamp")
+    monkeypatch.setattr(ext.shutil, "which", lambda name: None)
+    with pytest.raises(ExtensionError, match=r"^npm is not installed: .*\(apt install npm\)$"):
+        ext.install_runtime()

@@ -143,6 +143,7 @@ class TryLens {
           );
         } else if (message.type === "ready") {
           this.loadInfo = message;
+          this.loadButton.textContent = `Model loaded (${megabytes(message.bytes)})`;
           this.say(
             `Model loaded (${megabytes(message.bytes)} in ${(message.fetchSeconds + message.prepareSeconds).toFixed(1)} s). Type a prompt and press "Read through the lens".`,
           );
