@@ -128,6 +128,7 @@ def test_the_new_families_norms_freeze_exactly(norm, kind):
     parts = torch.randn(4, D, generator=torch.Generator().manual_seed(5))
     parts[-1] = x - parts[:-1].sum(0)  # pieces of x: a frozen norm is linear, so their images add up
     assert torch.allclose(frozen(parts).sum(0), norm(x).double(), atol=1e-5)
+    assert torch.allclose(frozen(parts)[1], frozen(parts[1]))  # each row on its own (a head's vector)
     assert not torch.allclose(frozen_norm_direction(norm, x, direction, "rms")[0], v)  # the kind matters
 
 
