@@ -49,7 +49,10 @@ def register(sub) -> None:
     add_model_options(x)
     x.add_argument("--lens", default=None, metavar="DIR", help="the tuned lens (default: <cache>/tuned/<model>)")
     x.add_argument(
-        "--format", default="tuned-lens", choices=["tuned-lens"], help="tuned-lens: the tuned-lens package's"
+        "--format",
+        default="tuned-lens",
+        choices=["tuned-lens"],
+        help="tuned-lens (default): the format the tuned-lens package saves and loads",
     )
     x.add_argument("--out", required=True, metavar="DIR", help="the folder to write (config.json + params.pt)")
     x.set_defaults(func=run_export)
