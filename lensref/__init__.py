@@ -30,6 +30,7 @@ _EXPORTS = {
     "BlockWrites": "hooks",
     "capture_block_writes": "hooks",
     "as_loaded_model": "interop",
+    "format_table": "tables",
 }
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "BlockWrites",
     "capture_block_writes",
     "as_loaded_model",
+    "format_table",
 ]
 
 if TYPE_CHECKING:
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from .models import DEFAULT_MODEL, LoadedModel, load_model, tiny_model
     from .readout import read_states
     from .residual import Residuals, capture_residuals
+    from .tables import format_table
     from .unembed import Unembed
 
 

@@ -167,7 +167,7 @@ def logit_lens(
         top_probs=stats.top_probs,
         top_tokens=top_tokens,
         entropy=stats.entropy,
-        kl_to_final=stats.kl,
+        kl_to_final=stats.kl_to_final,
         target=target,
         target_id=target_id,
         target_prob=stats.target_prob,

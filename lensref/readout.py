@@ -23,6 +23,7 @@ own value of the second, so KL at the last layer is exactly 0.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,9 +51,15 @@ class GridStats:
     top_ids: torch.Tensor  # long
     top_probs: torch.Tensor
     entropy: torch.Tensor  # nats
-    kl: torch.Tensor  # KL(final || layer), nats
+    kl_to_final: torch.Tensor  # KL(final || layer), nats: the name LensResult and the JSON use
     target_prob: torch.Tensor | None
     target_rank: torch.Tensor | None  # 1 = top
+
+    @property
+    def kl(self) -> torch.Tensor:
+        """Deprecated name of :attr:`kl_to_final`."""
+        warnings.warn("GridStats.kl is deprecated; use GridStats.kl_to_final", DeprecationWarning, stacklevel=2)
+        return self.kl_to_final
 
 
 def topk_rows(z: torch.Tensor, k: int, group: int = TOPK_GROUP) -> tuple[torch.Tensor, torch.Tensor]:
@@ -232,7 +239,7 @@ def _grid_stats(
         top_ids=grid(acc.top_ids),
         top_probs=grid(torch.exp(acc.top_z - lse[:, None])),
         entropy=grid(acc.entropy),
-        kl=kl.cpu(),
+        kl_to_final=kl.cpu(),
         target_prob=target_prob,
         target_rank=target_rank,
     )

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, Protocol
+
+
+class Tabled(Protocol):
+    """A result that prints itself as a table: :class:`~lensref.lens.LensResult`, ``LogitDiffResult``, ..."""
+
+    def format_table(self, *args: Any, **kwargs: Any) -> str: ...
+
+
+def format_table(result: Tabled, *args: Any, **kwargs: Any) -> str:
+    """``result``'s own table, e.g. one line per layer at the last position of a :class:`~lensref.lens.LensResult`.
+
+    The arguments after ``result`` go to its ``format_table()`` method (a position for the lens's table).
+    """
+    return result.format_table(*args, **kwargs)
 
 
 def layer_table(title: str, header: str, n_layers: int, row: Callable[[int], str]) -> list[str]:

@@ -94,7 +94,7 @@ def test_translator_is_applied_per_layer_but_never_to_the_output():
     assert not torch.allclose(stats.entropy[1], plain.entropy[1])
     # a zero state decodes to the unembedding of norm(0): the same distribution at every position of layer 0
     assert torch.allclose(stats.entropy[0], stats.entropy[0, :1].expand(3), atol=1e-5)
-    assert math.isfinite(float(stats.kl[0].sum()))
+    assert math.isfinite(float(stats.kl_to_final[0].sum()))
 
 
 def test_json_form(tiny_lm):
@@ -132,3 +132,14 @@ def test_states_only_capture_stops_before_the_logits(tiny_lm):
     only = capture_residuals(tiny_lm, ids, states_only=True)
     assert only.logits is None and full.logits.shape == (2, 3, 512)
     assert torch.equal(only.states, full.states)
+
+
+def test_format_table_is_a_library_name():
+    """Notebooks print a result through ``lensref.format_table``; the CLI's old import path is the same function."""
+    import lensref
+    from lensref.commands import lens as lens_command
+
+    result = logit_lens(tiny_model("llama"), "xyz", target="y")
+    assert lensref.format_table(result) == result.format_table()
+    assert lensref.format_table(result, 0) == result.format_table(0) != result.format_table()
+    assert lens_command.format_table is lensref.format_table

@@ -17,7 +17,7 @@ def reference_stats(logits: torch.Tensor, target: int):
     top_p, top_i = p.topk(5, -1)
     return {
         "entropy": -(p * logp).sum(-1),
-        "kl": (p[-1] * (logp[-1] - logp)).sum(-1).clamp_min(0),
+        "kl_to_final": (p[-1] * (logp[-1] - logp)).sum(-1).clamp_min(0),
         "top_probs": top_p,
         "top_ids": top_i,
         "target_prob": p[..., target],
@@ -71,9 +71,9 @@ def test_read_states_matches_full_logits(family, chunk_rows, biased_lm):
     ref = reference_stats(direct, 42)
     assert torch.equal(stats.top_ids, ref["top_ids"])
     assert torch.equal(stats.target_rank, ref["target_rank"])
-    for name, atol in (("entropy", 1e-5), ("kl", 1e-5), ("top_probs", 1e-6), ("target_prob", 1e-6)):
+    for name, atol in (("entropy", 1e-5), ("kl_to_final", 1e-5), ("top_probs", 1e-6), ("target_prob", 1e-6)):
         assert torch.allclose(getattr(stats, name).double(), ref[name], atol=atol), name
-    assert stats.kl[-1].abs().max().item() == 0.0
+    assert stats.kl_to_final[-1].abs().max().item() == 0.0
 
 
 def test_workspace_is_reused_and_released():
@@ -95,7 +95,7 @@ def test_repeated_calls_give_identical_results():
     first, _ = read_states(lm, short, target_id=8)
     read_states(lm, long, target_id=8)
     again, _ = read_states(lm, short, target_id=8)
-    for name in ("top_ids", "top_probs", "entropy", "kl", "target_prob", "target_rank"):
+    for name in ("top_ids", "top_probs", "entropy", "kl_to_final", "target_prob", "target_rank"):
         assert torch.equal(getattr(first, name), getattr(again, name)), name
 
 
@@ -113,8 +113,8 @@ def test_read_states_on_a_long_prompt_stays_in_its_buffers(chunk_rows):
     ref = reference_stats(logits, 42)
     assert stats.top_ids.shape == (states.shape[0], 40, 5)  # five candidates unless asked otherwise
     assert torch.equal(stats.top_ids, ref["top_ids"])
-    assert torch.allclose(stats.kl.double(), ref["kl"], atol=1e-5)
-    assert stats.kl[-1].abs().max().item() == 0.0
+    assert torch.allclose(stats.kl_to_final.double(), ref["kl_to_final"], atol=1e-5)
+    assert stats.kl_to_final[-1].abs().max().item() == 0.0
 
 
 @pytest.mark.parametrize("top_k", [0, -1, 513])
@@ -124,3 +124,11 @@ def test_read_states_refuses_a_top_k_outside_the_vocabulary(top_k):
     with pytest.raises(LensError, match=f"top_k must be between 1 and the vocabulary size 512, got {top_k}"):
         read_states(lm, states, top_k=top_k)
     assert read_states(lm, states, top_k=512)[0].top_ids.shape[-1] == 512
+
+
+def test_grid_stats_kl_is_a_deprecated_name_of_kl_to_final():
+    lm = tiny_model("llama")
+    stats, _ = read_states(lm, capture_residuals(lm, torch.tensor([5, 17, 99])).states[:, 0], top_k=2)
+    with pytest.warns(DeprecationWarning, match="GridStats.kl is deprecated; use GridStats.kl_to_final"):
+        old = stats.kl
+    assert old is stats.kl_to_final

@@ -86,8 +86,8 @@ def wide():
 def check_against_float64(lm, states, stats, target: int, translated: torch.Tensor | None = None):
     logits = float64_logits(lm, states if translated is None else translated)
     ref = reference(logits, target)
-    assert (stats.kl.double() - ref["kl"]).abs().max() < KL_TOL
-    assert stats.kl[-1].abs().max() == 0.0  # the last layer is the final distribution itself
+    assert (stats.kl_to_final.double() - ref["kl"]).abs().max() < KL_TOL
+    assert stats.kl_to_final[-1].abs().max() == 0.0  # the last layer is the final distribution itself
     assert (stats.entropy.double() - ref["entropy"]).abs().max() < ENTROPY_TOL
     assert (stats.top_probs.double() - ref["top_probs"]).abs().max() < PROB_TOL
     # the ids returned carry the probabilities returned (ties may swap ids, never probabilities)
@@ -118,7 +118,7 @@ def test_the_fixture_exposes_one_float32_matmul(wide):
     pf_logp = (normed * expected_row).sum(-1) - torch.logsumexp(logits, -1)
     kl_single = pf_logp[-1] - pf_logp
     readout, _ = read_states(wide, states, top_k=5, target_id=0)
-    readout_error = (readout.kl.double() - ref["kl"]).abs().max()
+    readout_error = (readout.kl_to_final.double() - ref["kl"]).abs().max()
     assert (kl_single - ref["kl"]).abs().max() > 5 * readout_error
     assert ref["kl"][:-1].min() > 0.1  # real distances, not a degenerate grid
 
@@ -128,7 +128,7 @@ def test_read_states_matches_float64_maths(wide, chunk_rows):
     states = crafted_states()
     target = int(torch.randint(VOCAB, (1,), generator=torch.Generator().manual_seed(3)))
     stats, logits = read_states(wide, states, top_k=5, target_id=target, chunk_rows=chunk_rows, keep_logits=True)
-    assert stats.top_ids.shape == (6, 5, 5) and stats.kl.shape == stats.entropy.shape == (6, 5)
+    assert stats.top_ids.shape == (6, 5, 5) and stats.kl_to_final.shape == stats.entropy.shape == (6, 5)
     assert stats.top_ids.dtype == torch.long and stats.target_rank.dtype == torch.long
     check_against_float64(wide, states, stats, target)
     assert logits.shape == (6, 5, VOCAB)
@@ -178,7 +178,7 @@ def test_top_k_and_target_on_a_hand_made_row(wide):
     check = reference(float64_logits(lm, states), 4095, k=3)
     assert torch.allclose(stats.top_probs.double(), check["top_probs"], atol=1e-7)
     assert torch.allclose(stats.entropy.double(), check["entropy"], atol=1e-5)
-    assert torch.allclose(stats.kl.double(), check["kl"], atol=1e-5) and float(stats.kl[0, 0]) > 1.0
+    assert torch.allclose(stats.kl_to_final.double(), check["kl"], atol=1e-5) and float(stats.kl_to_final[0, 0]) > 1.0
 
 
 @pytest.mark.parametrize("k", [1, 7])
@@ -189,7 +189,7 @@ def test_without_a_target_and_with_other_k(wide, k):
     ref = reference(float64_logits(wide, states), 0, k=k)
     assert stats.top_ids.shape == (3, 2, k)
     assert (stats.top_probs.double() - ref["top_probs"]).abs().max() < PROB_TOL
-    assert (stats.kl.double() - ref["kl"]).abs().max() < KL_TOL
+    assert (stats.kl_to_final.double() - ref["kl"]).abs().max() < KL_TOL
     assert (stats.entropy.double() - ref["entropy"]).abs().max() < ENTROPY_TOL
 
 

@@ -37,7 +37,7 @@ def test_the_statistics_are_those_of_the_logits(scale, softcap):
     assert torch.allclose(logits.double(), z, atol=1e-4)
     logp = torch.log_softmax(z, -1)
     kl = (logp[-1].exp() * (logp[-1] - logp)).sum(-1)
-    assert torch.allclose(stats.kl.double(), kl, atol=1e-5)
+    assert torch.allclose(stats.kl_to_final.double(), kl, atol=1e-5)
     assert torch.allclose(stats.entropy.double(), -(logp.exp() * logp).sum(-1), atol=1e-5)
     assert torch.equal(stats.top_ids, z.topk(3, -1).indices)
     assert torch.equal(stats.target_rank, (z > z[..., 7:8]).sum(-1) + 1)
