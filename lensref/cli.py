@@ -11,6 +11,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+from typing import NoReturn
 
 from . import commands
 from .errors import LensError
@@ -20,11 +21,13 @@ class OneLineErrors(argparse.ArgumentParser):
     """A usage mistake (unknown option, missing argument, bad choice) is one line on stderr and exit status 2,
     like every other bad input; ``--help`` still shows the full usage. Subcommand parsers inherit the class."""
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
+        """Exit with status 2 after one line naming the mistake."""
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lensref`` parser, with one subcommand per module of :mod:`lensref.commands`."""
     parser = OneLineErrors(prog="lensref", description="The logit lens and its variants, on a real model.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
@@ -34,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``lensref`` command; a :class:`~lensref.errors.LensError` is one line on stderr and status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

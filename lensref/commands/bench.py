@@ -6,16 +6,19 @@ finds it in the checkout it was installed from, and says so in one line where th
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from ..errors import LensError
 from ._common import add_output_options, check_options, write_outputs
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``bench`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser("bench", help="benchmark the full lens grid: lensref vs naive vs floor (from a checkout)")
     add_output_options(p, json="write the records as a JSON list")
     p.add_argument(
@@ -28,6 +31,7 @@ def register(sub) -> None:
 
 
 def parse_sizes(text: str) -> list[int]:
+    """``--sizes`` (``"64,256"``) as token counts; a bad list is one line."""
     try:
         sizes = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -49,7 +53,8 @@ def benchmark_module() -> ModuleType:
     return importlib.import_module("benchmarks.bench_lens")
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Time the lens grid at each ``--sizes`` length, print the table, write ``--json``."""
     sizes = parse_sizes(args.sizes)
     check_options(args, "repeats")
     bench = benchmark_module()

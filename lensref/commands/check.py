@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import Any
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``check`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser(
         "check",
         help="run an exercise notebook and list its checks: ✓ or what is wrong (exit 1 if any fails)",
@@ -26,7 +29,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Run the notebook headless and print one line per exercise; 1 if any exercise fails."""
     from ..course.cells import read_notebook
     from ..course.model_package import ensure_model_package
     from ..course.notebook_check import DEFAULT_TIMEOUT, check_notebook

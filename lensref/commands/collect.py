@@ -3,8 +3,12 @@ could abuse it (:mod:`lensref.course.grading.collect`)."""
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
 
-def register(sub) -> None:
+
+def register(sub: Any) -> None:
+    """Add the ``collect`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser(
         "collect",
         help="collect learners' zips (lensref submit) and Moodle/Canvas downloads into submitted/, safely",
@@ -40,7 +44,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Copy the learners' archives and folders into ``submitted/``; 1 if any was refused."""
     from ..course.grading.collect import collect
 
     report = collect(args.inputs, assignment=args.assignment, submitted=args.submitted, force=args.force)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
+from typing import TYPE_CHECKING, Any
 
 from ._common import add_output_options, add_prompt_command, check_options, load_model, write_outputs
 
@@ -10,7 +11,8 @@ if TYPE_CHECKING:
     from ..dla import DLAResult
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``dla`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = add_prompt_command(
         sub, "dla", "direct logit attribution: split a logit difference into blocks and heads", pair=True
     )
@@ -22,7 +24,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Attribute the logit difference, print the top components, write ``--json`` and ``--plot``."""
     from ..dla import direct_logit_attribution  # here, not at the top: the parser alone must not import torch
 
     check_options(args, "top")

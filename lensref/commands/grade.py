@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``grade`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser(
         "grade",
         help="grade a class's submissions in a sandbox (nbgrader gradebook, CSV, feedback HTML)",
@@ -75,20 +79,23 @@ def register(sub) -> None:
     route_export(p, sub)
 
 
-def route_export(grade_parser, subparsers) -> None:
+def route_export(grade_parser: argparse.ArgumentParser, subparsers: Any) -> None:
     """``lensref grade export ...`` goes to the ``grade export`` parser (:mod:`lensref.commands.grade_export`);
     every other ``lensref grade ...`` is parsed exactly as before."""
     parse_grade = grade_parser.parse_known_args
 
-    def parse_known_args(args=None, namespace=None):
+    def parse_known_args(
+        args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
         if args and args[0] == "export":
             return subparsers.choices["grade export"].parse_known_args(args[1:], namespace)
         return parse_grade(args, namespace)
 
-    grade_parser.parse_known_args = parse_known_args
+    grade_parser.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]  # on purpose
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Grade every submission of the assignment into the gradebook, the CSV and the feedback pages."""
     from ..course.grading.grader import DEFAULT_TIMEOUT, grade
     from ..course.grading.limits import Limits
     from ..errors import LensError

@@ -7,13 +7,16 @@ The parser is registered as ``grade export``; ``lensref grade`` hands it every c
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 PARSER_NAME = "grade export"
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``grade export`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser(
         PARSER_NAME,
         description="Write the gradebook of ASSIGNMENT as an LMS's own grade import file (Canvas's gradebook CSV, "
@@ -75,7 +78,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Write the gradebook or the feedback pages in the chosen LMS's import format."""
     from ..course.grading.grader import course_root
     from ..course.lms.grade_export import ExportPlaces, default_output, export_feedback, export_grades
     from ..errors import LensError

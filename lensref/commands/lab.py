@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
+from typing import Any
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``lab`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser(
         "lab",
         help="open the exercise notebooks in JupyterLab (your own copies, in my-work/ or lensref-course/)",
@@ -30,7 +33,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Copy the exercises into the work folder on the first run, then start JupyterLab there."""
     from ..course.lab import DEFAULT_PORT, DEFAULT_WORK, check_port, prepare_work, start_lab
     from ..course.model_package import ensure_model_package
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import argparse
+from typing import TYPE_CHECKING, Any
 
 from ._common import (
     add_output_options,
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
     from ..logitdiff import LogitDiffResult
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``logitdiff`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = add_prompt_command(
         sub, "logitdiff", "logit(target) - logit(distractor) through the lens, layer by layer", pair=True
     )
@@ -27,7 +29,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Print the logit difference per layer at ``--position``, write ``--json`` and ``--plot``."""
     from ..logitdiff import logit_diff  # here, not at the top: the parser alone must not import torch
 
     check_options(args)

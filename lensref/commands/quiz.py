@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 from ..course.quiz import bank as bankmod
 from ..course.quiz import classgrade, export, scoring
@@ -26,7 +27,8 @@ from ._validate import check_output
 _EXT = {"gift": "gift", "moodle-xml": "xml", "json": "json", "qti": "zip"}
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``quiz`` subcommand to ``sub`` (the CLI's subparsers)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--bank", default=None, help=f"quiz bank YAML (default {bankmod.DEFAULT_BANK.name})")
 
@@ -92,11 +94,12 @@ def register(sub) -> None:
     k.set_defaults(func=run_check)
 
 
-def _bank(args) -> bankmod.Bank:
+def _bank(args: argparse.Namespace) -> bankmod.Bank:
     return bankmod.load_bank(args.bank)
 
 
-def run_check(args) -> int:
+def run_check(args: argparse.Namespace) -> int:
+    """``lensref quiz check``: load the bank (every question explained and linked) and say how big it is."""
     bank = _bank(args)
     print(
         f"ok: {bank.path}: {len(bank)} questions, "
@@ -105,7 +108,8 @@ def run_check(args) -> int:
     return 0
 
 
-def run_grade(args) -> int:
+def run_grade(args: argparse.Namespace) -> int:
+    """``lensref quiz grade``: score one saved answer sheet, one line per question, then the score."""
     check_output(args.json, "--json")
     bank = _bank(args)
     sheet = scoring.load_answer_sheet(args.answers)
@@ -123,7 +127,8 @@ def run_grade(args) -> int:
     return 0
 
 
-def run_take(args, stdin=None, stdout=None) -> int:
+def run_take(args: argparse.Namespace, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """``lensref quiz take``: the quiz in the terminal (``stdin``/``stdout`` by default); 1 if it was left early."""
     if args.seed is not None and not args.shuffle:
         raise LensError("--seed only chooses the order --shuffle shows; add --shuffle")
     check_output(args.json, "--json")
@@ -135,7 +140,8 @@ def run_take(args, stdin=None, stdout=None) -> int:
     return 0
 
 
-def run_grade_class(args) -> int:
+def run_grade_class(args: argparse.Namespace) -> int:
+    """``lensref quiz grade-class``: a class's responses into per-learner and per-question CSVs and a figure."""
     bank = _bank(args)
     result = classgrade.grade_class(bank, args.responses, id_column=args.id_column, blank_as_wrong=args.blank_as_wrong)
     out = Path(args.out)
@@ -162,7 +168,8 @@ def run_grade_class(args) -> int:
     return 0
 
 
-def run_export(args) -> int:
+def run_export(args: argparse.Namespace) -> int:
+    """``lensref quiz export``: the bank in an LMS's import format (``-`` writes to stdout)."""
     bank = _bank(args)
     output = args.output or f"{bank.id}.{_EXT[args.format]}"
     if args.format in export.PACKAGES:

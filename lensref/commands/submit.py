@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
+    """Add the ``submit`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser(
         "submit",
         help="hand in an exercise notebook: NAME/ASSIGNMENT/NOTEBOOK.ipynb into a zip or folder",
@@ -30,7 +33,8 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
+    """Copy the notebook into ``submitted/<student>/<assignment>/`` for ``lensref grade``."""
     from ..course.submit import COURSE_ROOT, submit
 
     result = submit(args.notebook, args.student, args.out, root=Path(args.course) if args.course else COURSE_ROOT)

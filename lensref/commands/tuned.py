@@ -3,14 +3,20 @@ from the tuned-lens package's format."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LensError
 from ._common import add_model_options, add_output_options, check_options, write_outputs
 
+if TYPE_CHECKING:
+    from ..tuned.evaluate import LensComparison
 
-def register(sub) -> None:
+
+def register(sub: Any) -> None:
+    """Add the ``tuned`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = sub.add_parser("tuned", help="train a tuned lens, or compare it with the logit lens on held-out text")
     tsub = p.add_subparsers(dest="tuned_command", metavar="{train,eval,import,export}")
 
@@ -59,12 +65,13 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: _usage(p))
 
 
-def _usage(parser) -> int:
+def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2
 
 
-def run_train(args) -> int:
+def run_train(args: argparse.Namespace) -> int:
+    """``lensref tuned train``: fit a tuned lens on the model (a preset, or ``--text`` files) and save it."""
     from ..models import load_model
     from ..tuned import PRESETS, train_and_save
     from ..tuned.data import read_text_files
@@ -90,7 +97,8 @@ def run_train(args) -> int:
     return 0
 
 
-def run_eval(args) -> int:
+def run_eval(args: argparse.Namespace) -> int:
+    """``lensref tuned eval``: held-out KL of the tuned and the logit lens per layer; ``--json`` and ``--plot``."""
     from ..models import load_model
     from ..tuned import compare_lenses, default_lens_dir, load_corpus, load_tuned_lens
 
@@ -114,13 +122,14 @@ def run_eval(args) -> int:
     return 0
 
 
-def _plot(result, path: str) -> None:
+def _plot(result: LensComparison, path: str) -> None:
     from ..plotting.tuned import plot_tuned_comparison
 
     plot_tuned_comparison(result, path=path)
 
 
-def run_import(args) -> int:
+def run_import(args: argparse.Namespace) -> int:
+    """``lensref tuned import``: read a tuned-lens package lens and save it in lensref's format."""
     from ..models import load_model
     from ..tuned import default_lens_dir, save_tuned_lens
     from ..tuned.foreign import read_package_lens
@@ -132,7 +141,8 @@ def run_import(args) -> int:
     return 0
 
 
-def run_export(args) -> int:
+def run_export(args: argparse.Namespace) -> int:
+    """``lensref tuned export``: write a lensref tuned lens in the tuned-lens package's format."""
     from ..models import load_model
     from ..tuned import default_lens_dir, load_tuned_lens
     from ..tuned.foreign import write_package_lens
