@@ -206,7 +206,7 @@ def direct_logit_attribution(
         heads.append(vectors @ v)
         attn_bias.append(float(bias @ v))
 
-    rebuilt = embed + attn.sum(0) + mlp.sum(0)
+    rebuilt = writes.components().double().sum(0)
     logits = writes.logits.double()
     return DLAResult(
         model=lm.name,

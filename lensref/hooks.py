@@ -144,6 +144,18 @@ class BlockWrites:
     def n_layers(self) -> int:
         return int(self.attn.shape[0])
 
+    def components(self) -> torch.Tensor:
+        """``[2L+1, ...]``: the embedding, then each block's attention write and MLP write in turn; they sum to
+        ``final``."""
+        parts = torch.stack([self.attn, self.mlp], dim=1).flatten(0, 1)
+        return torch.cat([self.embed[None], parts])
+
+
+def residual_deltas(states: torch.Tensor) -> torch.Tensor:
+    """``[L+1, ...]`` from residual states ``[L+1, ...]``: layer 0 itself, then what each block added
+    (``states[l + 1] - states[l]``); they sum to the last layer's state."""
+    return torch.cat([states[:1], states[1:] - states[:-1]])
+
 
 @torch.no_grad()
 def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None = None) -> BlockWrites:

@@ -31,6 +31,19 @@ def check_layer(layer: int, n_layers: int, role: str = "layer") -> int:
     return layer
 
 
+MIDDLE = "middle"
+
+
+def resolve_layer(layer: int | str, n_layers: int) -> int:
+    """A layer given as an int (negative counts from the end: -1 is layer ``n_layers``) or ``"middle"``
+    (``n_layers // 2``), as an index in ``0..n_layers``, or a one-line error."""
+    if layer == MIDDLE:
+        return n_layers // 2
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        raise LensError(f"a layer is an int (negative: from the end) or {MIDDLE!r}, got {layer!r}")
+    return check_layer(layer + n_layers + 1 if layer < 0 else layer, n_layers)
+
+
 def parse_layers(text: str | None, n_layers: int) -> list[int]:
     """``"all"``/None -> every layer; ``"0,5,10-12"`` -> [0, 5, 10, 11, 12]; negative numbers count from the end."""
     if text is None or text.strip().lower() == "all":
@@ -38,21 +51,18 @@ def parse_layers(text: str | None, n_layers: int) -> list[int]:
     layers: list[int] = []
     for part in text.split(","):
         part = part.strip()
+        single = "-" not in part[1:]
         try:
-            if "-" in part[1:]:
-                cut = part.index("-", 1)
-                lo, hi = int(part[:cut]), int(part[cut + 1 :])
-                span = list(range(lo, hi + 1))
+            if single:
+                span = [int(part)]
             else:
-                value = int(part)
-                span = [value + n_layers + 1 if value < 0 else value]
+                cut = part.index("-", 1)
+                span = list(range(int(part[:cut]), int(part[cut + 1 :]) + 1))
         except ValueError:
             raise LensError(f"cannot read layers {text!r}; write e.g. 0,5,10-15 or all") from None
         if not span:
             raise LensError(f"empty layer range {part!r} in {text!r}")
-        for layer in span:
-            check_layer(layer, n_layers)
-        layers.extend(span)
+        layers.extend([resolve_layer(span[0], n_layers)] if single else [check_layer(x, n_layers) for x in span])
     return list(dict.fromkeys(layers))
 
 

@@ -11,8 +11,8 @@ what block ``l`` reads, and layer ``L`` is the last block's output, the input of
 
 Generation is a plain greedy loop with the key/value cache: the first step runs the whole target prompt
 and is the only one patched (its cached keys and values carry the patch to every later step). Source and target model may differ; when their widths
-differ, :func:`fit_residual_map` fits an affine map between their residual spaces by least squares on
-text both models read.
+differ, :func:`lensref.residual_map.fit_residual_map` fits an affine map between their residual spaces by
+least squares on text both models read.
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .corpus import prose_windows
 from .errors import LensError
 from .hooks import Hooks, PreHook, hidden_input, residual_site, with_hidden_input
-from .indices import check_layer, check_position, parse_layers
+from .indices import check_layer, check_position
 from .interop import as_loaded_model
 from .models import LoadedModel
 from .residual import capture_residuals
+from .residual_map import ResidualMap
 from .tokens import encode_prompt, show_token, token_texts
 
 IDENTITY_PROMPT = "cat -> cat\n1135 -> 1135\nhello -> hello\n? ->"  # the paper's identity prompt
@@ -36,136 +36,18 @@ PLACEHOLDER = "?"
 STOP_TEXTS = (";", "\n")  # the identity prompt's separators: the readout ends at the first one
 DEFAULT_NEW_TOKENS = 4
 
-shared_texts = prose_windows  # offline English prose both models can read, to fit a residual map on
-
 __all__ = [
     "IDENTITY_PROMPT",
     "PLACEHOLDER",
     "DEFAULT_NEW_TOKENS",
-    "ResidualMap",
     "Readout",
     "PatchscopeResult",
-    "fit_affine",
-    "aligned_positions",
-    "paired_states",
-    "fit_residual_maps",
-    "fit_residual_map",
     "find_placeholder",
+    "patch_hook",
+    "patched_logits",
     "generate_patched",
     "patchscope",
-    "shared_texts",
-    "parse_layers",
 ]
-
-
-# --- fitting a map between two models' residual spaces -------------------------------------------------
-
-
-@dataclass
-class ResidualMap:
-    """An affine map ``x @ weight + bias`` from a source model's layer to a target model's layer.
-
-    ``fit_error`` is the squared error on the fitting data relative to the trivial baseline that
-    predicts the mean target state (so the baseline scores 1.0 and a perfect map 0.0).
-    """
-
-    weight: torch.Tensor  # [d_source, d_target]
-    bias: torch.Tensor  # [d_target]
-    source_layer: int
-    target_layer: int
-    n_fit: int
-    fit_error: float
-
-    def __call__(self, states: torch.Tensor) -> torch.Tensor:
-        return (states.double() @ self.weight.double() + self.bias.double()).to(states.dtype)
-
-    def to_dict(self) -> dict:
-        fields = ("source_layer", "target_layer", "n_fit", "fit_error")
-        return {**{name: getattr(self, name) for name in fields}, "shape": list(self.weight.shape)}
-
-
-def fit_affine(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Least-squares ``y ~ x @ W + b`` for ``x [N, d_in]``, ``y [N, d_out]``; returns ``(W, b, relative error)``."""
-    n, d_in = x.shape
-    if n < d_in + 1:
-        raise LensError(
-            f"fitting a residual map needs at least {d_in + 1} aligned tokens (the source width + 1); "
-            f"got {n}: give more shared text"
-        )
-    x, y = x.double(), y.double()
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    solution = torch.linalg.lstsq(x - x_mean, y - y_mean, driver="gelsd").solution  # centring fits the bias
-    bias = y_mean - x_mean @ solution
-    residual = (x @ solution + bias - y).pow(2).sum()
-    baseline = (y - y_mean).pow(2).sum()
-    return solution, bias, float(residual / baseline) if baseline > 0 else 0.0
-
-
-def _prefix_ends(tokenizer, ids: list[int]) -> list[str]:
-    """The decoded text up to and including each token (used to pair tokens of two tokenizers)."""
-    return [tokenizer.decode(ids[: i + 1]) for i in range(len(ids))]
-
-
-def aligned_positions(
-    source_lm: LoadedModel, target_lm: LoadedModel, text: str
-) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
-    """Token ids of ``text`` for both models and the position pairs where both end at the same character."""
-    source_ids = encode_prompt(source_lm.tokenizer, text, source_lm.max_context)
-    target_ids = encode_prompt(target_lm.tokenizer, text, target_lm.max_context)
-    if source_ids.tolist() == target_ids.tolist():
-        return source_ids, target_ids, [(i, i) for i in range(len(source_ids))]
-    target_end = {prefix: j for j, prefix in enumerate(_prefix_ends(target_lm.tokenizer, target_ids.tolist()))}
-    pairs = [
-        (i, target_end[prefix])
-        for i, prefix in enumerate(_prefix_ends(source_lm.tokenizer, source_ids.tolist()))
-        if prefix in target_end
-    ]
-    return source_ids, target_ids, pairs
-
-
-@torch.no_grad()
-def paired_states(
-    source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Residual states of both models at aligned tokens of ``texts``: ``[L_s+1, N, d_s]`` and ``[L_t+1, N, d_t]``."""
-    if isinstance(texts, str) or not texts:
-        raise LensError("give a list of shared texts to fit the residual map on")
-    source_parts, target_parts = [], []
-    for text in texts:
-        source_ids, target_ids, pairs = aligned_positions(source_lm, target_lm, text)
-        if not pairs:
-            continue
-        source_index = torch.tensor([i for i, _ in pairs])
-        target_index = torch.tensor([j for _, j in pairs])
-        source_parts.append(capture_residuals(source_lm, source_ids).states[:, 0, source_index].cpu())
-        target_parts.append(capture_residuals(target_lm, target_ids).states[:, 0, target_index].cpu())
-    if not source_parts:
-        raise LensError("the two models' tokenizers share no token boundaries on the given texts")
-    return torch.cat(source_parts, dim=1), torch.cat(target_parts, dim=1)
-
-
-def fit_residual_maps(
-    source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str], layer_pairs: dict[int, int]
-) -> dict[int, ResidualMap]:
-    """One affine map per ``{source_layer: target_layer}`` pair, all fitted on one pass over ``texts``."""
-    for source_layer, target_layer in layer_pairs.items():
-        check_layer(source_layer, source_lm.n_layers, "source layer")
-        check_layer(target_layer, target_lm.n_layers, "target layer")
-    source, target = paired_states(source_lm, target_lm, texts)
-    maps = {}
-    for source_layer, target_layer in layer_pairs.items():
-        weight, bias, error = fit_affine(source[source_layer], target[target_layer])
-        maps[source_layer] = ResidualMap(
-            weight.float(), bias.float(), source_layer, target_layer, source.shape[1], error
-        )
-    return maps
-
-
-def fit_residual_map(
-    source_lm: LoadedModel, target_lm: LoadedModel, texts: list[str], source_layer: int, target_layer: int
-) -> ResidualMap:
-    """A least-squares affine map from ``source_lm``'s layer to ``target_lm``'s layer, fitted on ``texts``."""
-    return fit_residual_maps(source_lm, target_lm, texts, {source_layer: target_layer})[source_layer]
 
 
 # --- patching -------------------------------------------------------------------------------------------
@@ -265,18 +147,35 @@ def find_placeholder(tokenizer, ids: torch.Tensor, placeholder: str) -> int:
     )
 
 
-def _patch_hook(rows: torch.Tensor, position: int, vectors: torch.Tensor, active: dict) -> PreHook:
-    """A forward pre-hook that overwrites ``hidden_states[rows, position]`` with ``vectors`` while
-    ``active["on"]``; later steps pass through (the cache of the first step already carries the patch)."""
+def patch_hook(
+    rows: torch.Tensor, positions: int | torch.Tensor, vectors: torch.Tensor, active: dict | None = None
+) -> PreHook:
+    """A forward pre-hook on a residual site that writes ``vectors`` over ``hidden_states[rows, positions]`` (a
+    batch row per entry of ``rows``; ``positions`` one index for all rows or one per row; ``vectors`` one per row
+    or one for all). With ``active``, only while ``active["on"]``: later generation steps pass through (the key/value
+    cache of the first step already carries the patch)."""
 
-    def hook(module, args, kwargs):
-        if not active["on"]:
+    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        if active is not None and not active["on"]:
             return None
         hidden = hidden_input(args, kwargs).clone()
-        hidden[rows, position] = vectors.to(hidden.dtype)
+        hidden[rows, positions] = vectors.to(hidden.dtype)
         return with_hidden_input(args, kwargs, hidden)
 
     return hook
+
+
+@torch.no_grad()
+def patched_logits(
+    lm: LoadedModel, prompt: str, layer: int, vector: torch.Tensor, positions: list[int]
+) -> torch.Tensor:
+    """Next-token logits ``[len(positions), V]`` of ``prompt``, row ``r`` with ``vector`` written over the residual
+    state of ``layer`` at ``positions[r]`` (one batched forward pass, no generation)."""
+    ids = encode_prompt(lm.tokenizer, prompt)
+    hook = patch_hook(torch.arange(len(positions)), torch.tensor(positions), vector)
+    with Hooks() as hooks:
+        hooks.pre(residual_site(lm.adapter, layer), hook)
+        return lm.model(input_ids=ids[None].repeat(len(positions), 1)).logits[:, -1]
 
 
 def _cache_kwarg(model) -> str:
@@ -305,7 +204,7 @@ def generate_patched(
     with Hooks() as hooks:
         for layer in sorted(set(target_layers)):
             rows = (layer_of_row == layer).nonzero().flatten().to(lm.device)
-            hook = _patch_hook(rows, position, vectors[rows.cpu()].to(lm.device), active)
+            hook = patch_hook(rows, position, vectors[rows.cpu()].to(lm.device), active)
             hooks.pre(residual_site(lm.adapter, layer), hook)
         for step in range(n_tokens):
             out = lm.model(input_ids=step_input, use_cache=True, logits_to_keep=1, **{cache_kwarg: past})

@@ -17,7 +17,8 @@ from lensref.course.checks import reading_the_grid as grid
 from lensref.course.checks._core import captured
 from lensref.course.checks.logit_lens import _entropy, _kl
 from lensref.course.checks.variants import PROMPTS_INSIDE, PROMPTS_NEAR_END, patched_logits, resolve_layer
-from lensref.patchscope import IDENTITY_PROMPT, fit_affine
+from lensref.patchscope import IDENTITY_PROMPT
+from lensref.residual_map import fit_affine
 
 LLAMA = ModelRef("llama", 0).to_data()
 
@@ -53,6 +54,17 @@ def test_grid_references_match_the_hand_worked_table(ranks):
     assert [grid.reference_first_top_k_layer(ranks, k) for k in (1, 2, 5)] == [first1, first2, first5]
     assert grid.reference_settled_layer(ranks) == settled
     assert grid.reference_classify(ranks) == label
+
+
+def test_the_settled_layer_reference_is_the_library_s_first_layer_holding():
+    """One definition of "from which layer on": the check's reference and the library's lens results agree on every
+    trajectory (the hand-worked ones, random ones, the empty one)."""
+    from lensref.indices import first_layer_holding
+
+    rng = random.Random(0)
+    trajectories = [list(r) for r in HAND_WORKED] + [grid.random_ranks(rng) for _ in range(300)] + [[]]
+    for ranks in trajectories:
+        assert grid.reference_settled_layer(ranks) == first_layer_holding([r == 1 for r in ranks])
 
 
 def test_every_edge_case_is_hand_worked_and_every_story_is_covered():
@@ -314,3 +326,19 @@ def test_answer_rank_window_by_counting_on_the_lens():
         ranks = [1 + sum(float(v) > float(row[target]) for v in row) for row in logits]
         assert ex.judge(case, ranks).startswith("right for")
         assert ranks[-1] == 1 + int((out.logits[0, -1] > out.logits[0, -1, target]).sum())
+
+
+def test_one_table_of_decoding_mistakes_names_them_alike_in_every_judge(llama):
+    """Each named decoding mistake, made in the lens exercise and in the logit-difference exercise, is diagnosed
+    with the table's one line in both (each with its own hint)."""
+    from lensref.course.checks import CheckFailed, check_lens_logits, check_logit_diff_by_layer
+    from lensref.course.checks.mistakes import DECODE_MISTAKES
+
+    assert len({m.diagnosis for m in DECODE_MISTAKES}) == len(DECODE_MISTAKES) == 2
+    for mistake in DECODE_MISTAKES:
+        lens = lambda lm, states, m=mistake: m.logits(lm, states)  # noqa: E731
+        diff = lambda lm, states, t, d, m=mistake: (lambda x: x[..., t] - x[..., d])(m.logits(lm, states))  # noqa: E731
+        for check, fn in ((check_lens_logits, lens), (check_logit_diff_by_layer, diff)):
+            with pytest.raises(CheckFailed) as caught:
+                check(torch.no_grad()(fn), lm=llama)
+            assert mistake.diagnosis in str(caught.value), (check.__name__, str(caught.value))

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from lensref import LensError, tiny_model
+from lensref import LensError, capture_residuals, tiny_model
 from lensref.cli import main
 from lensref.course.examples import EIFFEL, EIFFEL_DISTRACTOR, EIFFEL_TARGET
 from lensref.dla import direct_logit_attribution
-from lensref.hooks import capture_block_writes
+from lensref.hooks import capture_block_writes, residual_deltas
 from lensref.tokens import encode_prompt
 from lensref.unembed import frozen_norm_direction
 
@@ -152,3 +152,25 @@ def test_real_model_attention_23_writes_paris_over_london(real_lm):
     assert {(c.layer, c.head) for c in result.top(2, heads=True)} == {(29, 0), (29, 1)}
     assert abs(float(result.heads[29, 0] + result.heads[29, 1])) < 0.2 * float(result.heads[29, 1])
     assert float(result.mlp[20:].sum()) > 0.5 * result.logit_diff
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_block_components_split_the_residual_stream(family):
+    """``BlockWrites.components()`` (embedding, then each attention and MLP write in turn) sums to the final residual,
+    and each block's two writes add up to ``residual_deltas`` of the residual states (what the block added)."""
+    lm = tiny_model(family)
+    ids = encode_prompt(lm.tokenizer, PROMPT)
+    writes = capture_block_writes(lm, ids, position=-1)
+    parts = writes.components()
+    L, d = writes.n_layers, writes.embed.shape[-1]
+    assert parts.shape == (2 * L + 1, d)
+    torch.testing.assert_close(parts[0], writes.embed)
+    torch.testing.assert_close(parts[1::2], writes.attn)
+    torch.testing.assert_close(parts[2::2], writes.mlp)
+    torch.testing.assert_close(parts.sum(0), writes.final, rtol=1e-4, atol=1e-4)
+    states = capture_residuals(lm, ids).states[:, 0, -1]
+    deltas = residual_deltas(states)
+    assert deltas.shape == (L + 1, d)
+    torch.testing.assert_close(deltas[0], writes.embed, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(deltas[1:], writes.attn + writes.mlp, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(deltas.sum(0), states[-1], rtol=1e-4, atol=1e-4)

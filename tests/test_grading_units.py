@@ -97,6 +97,36 @@ def test_plan_parses_check_calls_with_options():
     assert calls[0].function == "capture_states"
 
 
+def test_grading_draws_and_warms_cases_through_the_exercise(monkeypatch):
+    """The plan's plain-data options (a model as a dict) give the same cases as the visible check's options; the
+    warm-up runs the forward passes of the fields the exercise names, and nothing for a case without a model."""
+    from lensref.course.checks import EXERCISES, ModelRef, _core
+    from lensref.course.grading import cases as grading_cases
+    from lensref.course.grading.plan import NotebookPlan, TestCell
+
+    calls = parse_test_cell(
+        'checks.check_patch_readout(patch_readout, layers=[1, -1], lm=lensref.tiny_model("gpt2", seed=4))\n'
+        "checks.check_classify(classify, n_random=3)",
+        "cell",
+    )
+    patch, classify = EXERCISES["patch_readout"], EXERCISES["classify"]
+    assert patch.cases_from_data(5, calls[0].options) == patch.cases(5, lm=ModelRef("gpt2", 4), layers=[1, -1])
+    assert classify.cases_from_data(5, calls[1].options) == classify.cases(5, n_random=3)
+    plan = NotebookPlan("nb", Path("nb.ipynb"), [TestCell("nb", "cell", 1.0, calls)])
+    drawn = grading_cases.draw("a1", "ann", [plan])
+    assert drawn[("nb", "cell")][0] == patch.cases_from_data(
+        grading_cases.seed("a1", "ann", "nb", "cell", "0"), calls[0].options
+    )
+    warmed: list[tuple[str, str]] = []
+    monkeypatch.setattr(_core, "captured", lambda case, prompt: warmed.append((case["lm"]["family"], prompt)))
+    for case in drawn[("nb", "cell")][0]:
+        patch.warm(case)
+    assert warmed == [("gpt2", c[f]) for c in drawn[("nb", "cell")][0] for f in ("source", "prompt")]
+    for case in drawn[("nb", "cell")][1]:
+        classify.warm(case)
+    assert len(warmed) == 2 * len(drawn[("nb", "cell")][0])
+
+
 @pytest.mark.parametrize(
     "source",
     [

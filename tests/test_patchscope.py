@@ -7,8 +7,18 @@ import torch
 
 from lensref import LensError, capture_residuals, tiny_model
 from lensref.cli import main
+from lensref.corpus import prose_windows
 from lensref.course.examples import EIFFEL
-from lensref.patchscope import IDENTITY_PROMPT, fit_affine, fit_residual_map, parse_layers, patchscope, shared_texts
+from lensref.indices import parse_layers, resolve_layer
+from lensref.patchscope import (
+    IDENTITY_PROMPT,
+    PLACEHOLDER,
+    find_placeholder,
+    generate_patched,
+    patched_logits,
+    patchscope,
+)
+from lensref.residual_map import fit_affine, fit_residual_map
 from lensref.tokens import encode_prompt
 
 SOURCE = "the cat sat"
@@ -110,7 +120,7 @@ def test_fit_affine_recovers_an_exact_map_and_needs_enough_rows():
 def test_cross_width_map_beats_the_baseline_and_patches_through():
     source = tiny_model("llama", seed=0)
     target = tiny_model("llama", seed=1, d_model=48)
-    texts = shared_texts(8, 200)
+    texts = prose_windows(8, 200)
     residual_map = fit_residual_map(source, target, texts, source_layer=1, target_layer=1)
     assert residual_map.weight.shape == (32, 48) and residual_map.n_fit == 1600
     assert residual_map.fit_error < 0.5  # the trivial baseline (the mean target state) scores 1.0
@@ -217,3 +227,34 @@ def test_cli_target_model_fits_maps(monkeypatch, capsys, tmp_path):
     assert [(r["layer"], r["target_layer"]) for r in readouts] == [(0, 0), (3, 2)]  # same relative depth
     assert all(r["map"]["shape"] == [32, 48] and 0 < r["map"]["fit_error"] < 1 for r in readouts)
     assert capsys.readouterr().out.startswith("tiny-llama -> tiny-gpt2:")
+
+
+def test_resolve_layer():
+    """Ints (negative from the end: -1 is layer L) and "middle" (L // 2); anything else is one line."""
+    assert [resolve_layer(s, 3) for s in (0, 1, "middle", -1, -4, 3)] == [0, 1, 1, 3, 0, 3]
+    assert [resolve_layer("middle", n) for n in (3, 4, 30)] == [1, 2, 15]
+    for bad, message in [(4, "layer 4 is out of range"), (-5, "layer -1 is out of range"), (True, "got True")]:
+        with pytest.raises(LensError, match=message) as caught:
+            resolve_layer(bad, 3)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(LensError, match="an int .* or 'middle', got '2'"):
+        resolve_layer("2", 3)
+
+
+@pytest.mark.parametrize("layer", [0, 2])
+def test_patched_logits_is_the_first_step_of_generate_patched(layer):
+    """One home for the patch: the forward pass the exercise's judge uses and the first generation step of the
+    patchscope write the same vector at the same place (the same next token, the same probability)."""
+    lm = tiny_model("llama")
+    ids = encode_prompt(lm.tokenizer, IDENTITY_PROMPT)
+    slot = find_placeholder(lm.tokenizer, ids, PLACEHOLDER)
+    vector = torch.randn(lm.adapter.d_model, generator=torch.Generator().manual_seed(layer)) * 4
+    logits = patched_logits(lm, IDENTITY_PROMPT, layer, vector, [slot])[0]
+    clean = lm.model(input_ids=ids[None]).logits[0, -1]
+    assert not torch.allclose(logits, clean, atol=1e-3)
+    new_ids, first_prob = generate_patched(lm, ids, slot, [layer], vector[None], 1)
+    assert new_ids[0][0] == int(logits.argmax())
+    assert first_prob[0] == pytest.approx(float(torch.softmax(logits.float(), -1).max()), abs=1e-5)
+    both = patched_logits(lm, IDENTITY_PROMPT, layer, vector, [slot, 0])  # one row per position, one pass
+    torch.testing.assert_close(both[0], logits)
+    assert not torch.allclose(both[1], logits, atol=1e-3)

@@ -34,7 +34,8 @@ def run(args) -> int:
     # imported here, not at the top: building the parser (`lensref quiz ...`, `--help`) must not import torch
     from ..corpus import prose_windows
     from ..indices import parse_layers
-    from ..patchscope import DEFAULT_NEW_TOKENS, IDENTITY_PROMPT, PLACEHOLDER, fit_residual_maps, patchscope
+    from ..patchscope import DEFAULT_NEW_TOKENS, IDENTITY_PROMPT, PLACEHOLDER, patchscope
+    from ..residual_map import fit_residual_maps
 
     defaults = {"target_prompt": IDENTITY_PROMPT, "placeholder": PLACEHOLDER, "tokens": DEFAULT_NEW_TOKENS}
     for name, value in defaults.items():

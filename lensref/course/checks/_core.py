@@ -227,6 +227,8 @@ class Exercise:
 
     name: str = ""
     forbidden: tuple[str, ...] = ()
+    # the case fields holding prompts whose forward pass (:func:`captured`) the inputs and the judge reuse
+    prompt_fields: tuple[str, ...] = ()
 
     def cases(self, seed: int, **options) -> list[dict]:
         """Plain data (``json.dumps`` works), deterministic given ``seed``; ``options`` are the keyword
@@ -244,6 +246,21 @@ class Exercise:
     def summary(self, cases: list[dict], detail: str) -> str:
         """The visible check's ✓ line after every case passed (default: the last case's detail)."""
         return detail
+
+    def cases_from_data(self, seed: int, options: dict[str, Any]) -> list[dict]:
+        """:meth:`cases` for options given as plain data (as a notebook's ``check_<name>`` call states them; a
+        model as ``{"family": ..., "seed": ...}``): what grading draws per learner."""
+        options = dict(options)
+        if options.get("lm") is not None:
+            options["lm"] = ModelRef.of(options["lm"])
+        return self.cases(seed, **options)
+
+    def warm(self, case: dict) -> None:
+        """Run ahead of time the forward passes judging ``case`` will reuse (nothing for a case without a model)."""
+        if isinstance(case, dict) and "lm" in case:
+            for field in self.prompt_fields:
+                if isinstance(case.get(field), str):
+                    captured(case, case[field])
 
 
 def _hook_count(lm: LoadedModel) -> int:

@@ -26,6 +26,7 @@ from ._core import (
     random_logits,
     run_check,
 )
+from .mistakes import FORGOT_FINAL_NORM, NORMALIZED_TWICE, raise_decode_mistake
 
 LN2 = math.log(2.0)
 
@@ -62,6 +63,7 @@ class CaptureStates(Exercise):
     """``capture_states(lm, input_ids [T]) -> states [L+1, T, d]``: embeddings, each block's output, pre-final-norm."""
 
     name = "capture_states"
+    prompt_fields = ("prompt",)
     forbidden = (
         "capture_residuals",
         "read_states",
@@ -142,12 +144,20 @@ class CaptureStates(Exercise):
 # --- lens_logits ------------------------------------------------------------------------------------
 
 
+LENS_LOGITS_HINTS = {
+    FORGOT_FINAL_NORM: "apply lm.adapter.final_norm before lm.adapter.unembed "
+    "(the model never unembeds an un-normed state).",
+    NORMALIZED_TWICE: "apply lm.adapter.final_norm exactly once, then lm.adapter.unembed.",
+}
+
+
 class LensLogits(Exercise):
     """``lens_logits(lm, states [..., d]) -> logits [..., V]``: the final norm, then the unembedding.
 
     Cases decode every layer and position ``[L+1, T, d]`` and, once, the last position only ``[L+1, d]``."""
 
     name = "lens_logits"
+    prompt_fields = ("prompt",)
     forbidden = ("decode", "logit_lens", "read_states", "token_logits", "Unembed")
 
     def cases(self, seed, lm=None, n_prompts=1):
@@ -172,8 +182,7 @@ class LensLogits(Exercise):
     def judge(self, case, got):
         name = self.name
         lm, states, model_logits = self._capture(case)
-        norm, unembed = lm.adapter.final_norm, lm.adapter.unembed
-        V, d = unembed.weight.shape
+        V, d = lm.adapter.unembed.weight.shape
         lead = tuple(states.shape[:-1])
         ref = lm.adapter.decode(states)
         got = as_tensor(got, name)
@@ -193,16 +202,7 @@ class LensLogits(Exercise):
             if not close(got[-1], model_logits):  # pragma: no cover - the library itself would be wrong
                 raise CheckFailed(name, "the last layer does not reproduce the model's logits.")
             return f"matches the reference and reproduces the model's logits at layer {lm.n_layers}."
-        if close(got, unembed(states)):
-            raise CheckFailed(
-                name,
-                "you forgot the final norm.",
-                "apply lm.adapter.final_norm before lm.adapter.unembed (the model never unembeds an un-normed state).",
-            )
-        if close(got, unembed(norm(norm(states)))):
-            raise CheckFailed(
-                name, "you normalized twice.", "apply lm.adapter.final_norm exactly once, then lm.adapter.unembed."
-            )
+        raise_decode_mistake(name, lm, states, lambda wrong: close(got, wrong), LENS_LOGITS_HINTS)
         if close(got, torch.softmax(ref, -1)) or close(got, torch.log_softmax(ref, -1)):
             raise CheckFailed(
                 name,

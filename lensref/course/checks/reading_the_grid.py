@@ -1,7 +1,8 @@
 """Checks for assignment 2: reading the grid (where the answer appears, where it settles, corrected or lost).
 
 The three trajectory exercises are plain logic on a list of ranks (1 = top), so their references are written
-here as the notebook defines them; ``answer_ranks`` takes its reference from the library's decode.
+here as the notebook defines them (the settled layer is the library's :func:`lensref.indices.first_layer_holding`);
+``answer_ranks`` takes its reference from the library's decode.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import random
 
 import torch
 
+from ...errors import LensError
+from ...indices import first_layer_holding
 from ...tokens import single_token_id
 from ._core import CheckFailed, Exercise, ModelRef, captured, model_of, run_check
 
@@ -27,12 +30,7 @@ def reference_first_top_k_layer(ranks: list[int], k: int) -> int | None:
 
 def reference_settled_layer(ranks: list[int]) -> int | None:
     """The first layer from which the rank is 1 at every later layer through the last, or None."""
-    if not ranks or ranks[-1] != 1:
-        return None
-    layer = len(ranks) - 1
-    while layer > 0 and ranks[layer - 1] == 1:
-        layer -= 1
-    return layer
+    return first_layer_holding([rank == 1 for rank in ranks])
 
 
 def reference_classify(ranks: list[int]) -> str:
@@ -79,7 +77,7 @@ def random_ranks(rng: random.Random) -> list[int]:
 
 def _ranks_list(value, what: str) -> list[int]:
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(r, int) and r >= 1 for r in value):
-        raise ValueError(f"{what} must be a non-empty list of ranks (ints >= 1), got {value!r}")
+        raise LensError(f"{what} must be a non-empty list of ranks (ints >= 1), got {value!r}")
     return [int(r) for r in value]
 
 
@@ -148,7 +146,7 @@ class FirstTopKLayer(Exercise):
             pairs = []
             for c in cases:
                 if not isinstance(c, (list, tuple)) or len(c) != 2 or not isinstance(c[1], int):
-                    raise ValueError(f"each first_top_k_layer case is (ranks, k), got {c!r}")
+                    raise LensError(f"each first_top_k_layer case is (ranks, k), got {c!r}")
                 pairs.append({"ranks": _ranks_list(c[0], "ranks"), "k": int(c[1])})
             return pairs
         return [{"ranks": ranks, "k": k} for k in K_VALUES for ranks in _trajectories(seed + k, n_random, None)]
@@ -189,7 +187,7 @@ class SettledLayer(Exercise):
     """``settled_layer(ranks) -> int | None``: the first layer from which the target stays top-1 to the end."""
 
     name = "settled_layer"
-    forbidden = ("reference_settled_layer",)
+    forbidden = ("reference_settled_layer", "first_layer_holding")
 
     def cases(self, seed, n_random=30, cases=None):
         return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
@@ -273,7 +271,8 @@ class AnswerRanks(Exercise):
     """``answer_ranks(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
 
     name = "answer_ranks"
-    forbidden = ("reference_first_top_k_layer", "reference_settled_layer", "reference_classify")
+    prompt_fields = ("prompt",)
+    forbidden = ("reference_first_top_k_layer", "reference_settled_layer", "reference_classify", "first_layer_holding")
 
     def cases(self, seed, lm=None, cases=None):
         ref = ModelRef.of(lm)
@@ -283,7 +282,7 @@ class AnswerRanks(Exercise):
         out = []
         for pair in pairs:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
-                raise ValueError(f"each answer_ranks case is (prompt, answer), got {pair!r}")
+                raise LensError(f"each answer_ranks case is (prompt, answer), got {pair!r}")
             out.append({"lm": ref.to_data(), "prompt": pair[0], "answer": pair[1]})
         return out
 

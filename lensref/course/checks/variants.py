@@ -1,8 +1,9 @@
 """Checks for assignment 3: logit difference, direct logit attribution, an identity patchscope, a fitted translator.
 
 References come from the library: the lens decode (``adapter.decode``), the frozen-norm direction of
-:mod:`lensref.unembed`, the hook helpers of :mod:`lensref.hooks`, the placeholder search, identity prompt and
-least-squares fit of :mod:`lensref.patchscope`.
+:mod:`lensref.unembed`, the block writes and residual deltas of :mod:`lensref.hooks`, the layer names of
+:mod:`lensref.indices`, the placeholder search, identity prompt and patched forward pass of
+:mod:`lensref.patchscope`, the least-squares fit of :mod:`lensref.residual_map`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import random
 
 import torch
 
-from ...hooks import Hooks, capture_block_writes, hidden_input, residual_site, with_hidden_input
+from ...errors import LensError
+from ...hooks import capture_block_writes, residual_deltas
+from ...indices import MIDDLE, resolve_layer
 from ...models import LoadedModel
-from ...patchscope import IDENTITY_PROMPT, PLACEHOLDER, find_placeholder, fit_affine
+from ...patchscope import IDENTITY_PROMPT, PLACEHOLDER, find_placeholder, patched_logits
 from ...residual import capture_residuals
+from ...residual_map import fit_affine
 from ...tokens import encode_prompt
 from ...unembed import Unembed
 from ._core import (
@@ -31,6 +35,7 @@ from ._core import (
     model_of,
     run_check,
 )
+from .mistakes import FORGOT_FINAL_NORM, NORMALIZED_TWICE, raise_decode_mistake
 
 __all__ = [
     "IDENTITY_PROMPT",
@@ -62,10 +67,17 @@ def _states(lm: LoadedModel, prompt: str):
 # --- logit difference -------------------------------------------------------------------------------
 
 
+LOGIT_DIFF_HINTS = {
+    FORGOT_FINAL_NORM: "decode as the lens does: final norm, then unembedding.",
+    NORMALIZED_TWICE: "apply the final norm once.",
+}
+
+
 class LogitDiffByLayer(Exercise):
     """``logit_diff_by_layer(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``."""
 
     name = "logit_diff_by_layer"
+    prompt_fields = ("prompt",)
     forbidden = ("logit_diff", "token_logits", "Unembed")
 
     def cases(self, seed, lm=None, n_prompts=1):
@@ -79,7 +91,6 @@ class LogitDiffByLayer(Exercise):
     def judge(self, case, got):
         name = self.name
         lm, states, t, d = self.inputs(case)
-        norm, unembed = lm.adapter.final_norm, lm.adapter.unembed
         logits = lm.adapter.decode(states)
         ref = logits[..., t] - logits[..., d]
         got = as_tensor(got, name)
@@ -100,14 +111,9 @@ class LogitDiffByLayer(Exercise):
                 "the sign is flipped: you computed distractor minus target.",
                 "logit diff = logit[target] - logit[distractor].",
             )
-        raw = unembed(states)
-        if close(got, raw[..., t] - raw[..., d]):
-            raise CheckFailed(
-                name, "you forgot the final norm.", "decode as the lens does: final norm, then unembedding."
-            )
-        twice = unembed(norm(norm(states)))
-        if close(got, twice[..., t] - twice[..., d]):
-            raise CheckFailed(name, "you normalized twice.", "apply the final norm once.")
+        raise_decode_mistake(
+            name, lm, states, lambda wrong: close(got, wrong[..., t] - wrong[..., d]), LOGIT_DIFF_HINTS
+        )
         p = torch.softmax(logits, -1)
         if close(got, p[..., t] - p[..., d]):
             raise CheckFailed(
@@ -127,15 +133,12 @@ class LogitDiffByLayer(Exercise):
 
 def block_components(lm: LoadedModel, prompt: str, position: int = -1) -> torch.Tensor:
     """``[L+1, d]`` at one position: the embedding, then what each block added to the residual stream."""
-    states = _states(lm, prompt).states[:, 0, position]
-    return torch.cat([states[:1], states[1:] - states[:-1]])
+    return residual_deltas(_states(lm, prompt).states[:, 0, position])
 
 
 def _write_components(lm: LoadedModel, prompt: str) -> torch.Tensor:
     """``[2L+1, d]`` at the last position: the embedding, then each attention block's and MLP's write in turn."""
-    writes = capture_block_writes(lm, encode_prompt(lm.tokenizer, prompt), position=-1)
-    parts = torch.stack([writes.attn, writes.mlp], dim=1).reshape(-1, writes.embed.shape[-1])
-    return torch.cat([writes.embed[None], parts])
+    return capture_block_writes(lm, encode_prompt(lm.tokenizer, prompt), position=-1).components()
 
 
 def _random_split(final: torch.Tensor, n_parts: int, seed: int) -> torch.Tensor:
@@ -152,6 +155,7 @@ class Attribute(Exercise):
     Components are the per-block writes, the per-attention/MLP writes, and a random split of the final residual."""
 
     name = "attribute"
+    prompt_fields = ("prompt",)
     forbidden = ("direct_logit_attribution", "frozen_norm_direction", "frozen_direction", "Unembed")
 
     def cases(self, seed, lm=None, n_prompts=1):
@@ -165,12 +169,11 @@ class Attribute(Exercise):
     def inputs(self, case):
         lm = model_of(case)
         if isinstance(lm.adapter.final_norm, torch.nn.LayerNorm):  # the exercise's formula has no centring
-            raise ValueError("check_attribute needs a model with an RMSNorm final norm (Llama-style)")
+            raise LensError("check_attribute needs a model with an RMSNorm final norm (Llama-style)")
         if case["split"] == "writes":
             comps = _write_components(lm, case["prompt"])
         else:
-            states = captured(case, case["prompt"])[0][:, -1]
-            comps = torch.cat([states[:1], states[1:] - states[:-1]])
+            comps = residual_deltas(captured(case, case["prompt"])[0][:, -1])
             if case["split"] == "random":
                 comps = _random_split(comps.sum(0), case["parts"], case["split_seed"])
         return (lm, comps, *_pair(lm, case["pair_seed"]))
@@ -251,49 +254,21 @@ class Attribute(Exercise):
 # text after it), so a position counted from the end, the first '?' or the last token all miss it.
 PROMPTS_NEAR_END = (IDENTITY_PROMPT, "Where? Here.\ncat -> cat\n? ->")
 PROMPTS_INSIDE = ("dog -> dog\n? -> ?\nred -> red\n42 -> 42\nsun ->", "x -> x\n? ->\nmoon -> moon\n12 ->")
-MIDDLE = "middle"
-
-
-def resolve_layer(spec, n_layers: int) -> int:
-    """A case's layer: an int (negative counts from the end: -1 is layer L) or ``"middle"`` (L // 2)."""
-    layer = n_layers // 2 if spec == MIDDLE else int(spec)
-    layer = layer + n_layers + 1 if layer < 0 else layer
-    if not 0 <= layer <= n_layers:
-        raise ValueError(f"layer {spec!r} is out of range for a model with layers 0..{n_layers}")
-    return layer
-
-
-@torch.no_grad()
-def patched_logits(
-    lm: LoadedModel, prompt: str, layer: int, vector: torch.Tensor, positions: list[int]
-) -> torch.Tensor:
-    """Next-token logits ``[len(positions), V]`` of ``prompt``, row ``r`` with ``vector`` written over the residual
-    state of ``layer`` at ``positions[r]`` (one batched forward pass)."""
-    ids = encode_prompt(lm.tokenizer, prompt)
-    rows, cols = torch.arange(len(positions)), torch.tensor(positions)
-
-    def hook(module, args, kwargs):
-        hidden = hidden_input(args, kwargs).clone()
-        hidden[rows, cols] = vector.to(hidden.dtype)
-        return with_hidden_input(args, kwargs, hidden)
-
-    with Hooks() as hooks:
-        hooks.pre(residual_site(lm.adapter, layer), hook)
-        return lm.model(input_ids=ids[None].repeat(len(positions), 1)).logits[:, -1]
 
 
 class PatchReadout(Exercise):
     """``patch_readout(lm, vector [d], layer, prompt) -> logits [V]`` with ``vector`` at the last '?' in ``layer``."""
 
     name = "patch_readout"
-    forbidden = ("patchscope", "generate_patched", "patched_logits", "_patch_hook")
+    prompt_fields = ("source", "prompt")
+    forbidden = ("patchscope", "generate_patched", "patched_logits", "patch_hook")
 
     def cases(self, seed, lm=None, layers=None):
         rng = random.Random(seed)
         ref = ModelRef.of(lm).to_data()
         specs = [1, MIDDLE, -3] if layers is None else list(layers)
         if not specs or not all(s == MIDDLE or (isinstance(s, int) and not isinstance(s, bool)) for s in specs):
-            raise ValueError(f"layers must be a non-empty list of ints (negative: from the end), got {layers!r}")
+            raise LensError(f"layers must be a non-empty list of ints (negative: from the end), got {layers!r}")
         if len(specs) == 1:  # one layer: read it through both kinds of target prompt
             specs = specs * 2
         return [
@@ -403,7 +378,7 @@ class FitTranslator(Exercise):
 
     def cases(self, seed, n=300, d=12):
         if not (isinstance(n, int) and isinstance(d, int) and 1 <= d and n >= d + 1):
-            raise ValueError(f"fit_translator needs n >= d + 1 >= 2 samples, got n={n}, d={d}")
+            raise LensError(f"fit_translator needs n >= d + 1 >= 2 samples, got n={n}, d={d}")
         return [{"n": n, "d": d, "seed": random.Random(seed).randrange(2**31)}]
 
     def inputs(self, case):

@@ -22,21 +22,16 @@ def seed(*parts: str) -> int:
 def draw(assignment: str, student: str, plans: list[NotebookPlan]) -> dict[CellKey, CellCases]:
     """Every test cell's cases for ``student``."""
     from ..checks import EXERCISES
-    from ..checks._core import ModelRef
 
     out: dict[CellKey, CellCases] = {}
     for plan in plans:
         for cell in plan.test_cells:
-            per_call = []
-            for i, call in enumerate(cell.calls):
-                options = dict(call.options)
-                if "lm" in options:
-                    options["lm"] = ModelRef(**options["lm"])
-                per_call.append(
-                    EXERCISES[call.exercise].cases(
-                        seed(assignment, student, plan.name, cell.grade_id, str(i)), **options
-                    )
+            per_call = [
+                EXERCISES[call.exercise].cases_from_data(
+                    seed(assignment, student, plan.name, cell.grade_id, str(i)), call.options
                 )
+                for i, call in enumerate(cell.calls)
+            ]
             out[(plan.name, cell.grade_id)] = per_call
     return out
 

@@ -47,8 +47,7 @@ def judge_cell(
 ) -> CellVerdict:
     """Score one test cell; ``cases[i]`` are the cases of ``cell.calls[i]``; ``files`` is the run's result
     (name -> bytes), which holds the recorded answers where :func:`.layout.answers` says."""
-    from ..checks import EXERCISES
-    from ..checks._core import CheckFailed, Outcome, unwrap
+    from ..checks import EXERCISES, CheckFailed, Outcome, unwrap
     from . import layout, wire
 
     verdict = CellVerdict(cell.notebook, cell.grade_id, 0.0, cell.points)

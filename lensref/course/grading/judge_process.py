@@ -56,10 +56,11 @@ class JudgeProcess:
         self.proc.stdin.flush()
 
     def warm(self, spec: JudgeSpec) -> None:
-        """Start computing the model passes ``spec``'s judgment needs (no answer is sent back). Only the cases go:
-        a few kilobytes, which fit the pipe, so this never waits for a judge process that is still starting."""
+        """Start computing the model passes ``spec``'s judgment needs (no answer is sent back). Only the test cells
+        and their cases go: a few kilobytes, which fit the pipe, so this never waits for a judge process that is
+        still starting."""
         try:
-            self._send(("warm", spec.cases))
+            self._send(("warm", spec.test_cells, spec.cases))
         except (BrokenPipeError, OSError):
             pass  # it died: judge() says so and a fresh process takes over
 
@@ -148,20 +149,16 @@ def _same_start() -> None:
     torch.manual_seed(0)
 
 
-def _warm(drawn: dict) -> None:
-    from ..checks._core import captured
+def _warm(cells: tuple, drawn: dict) -> None:
+    from ..checks import EXERCISES
 
-    for per_call in drawn.values():
-        for call_cases in per_call:
+    for cell in cells:
+        for call, call_cases in zip(cell.calls, drawn.get((cell.notebook, cell.grade_id), ())):
             for case in call_cases:
-                if not (isinstance(case, dict) and "lm" in case):
-                    continue
-                for key in ("prompt", "source"):
-                    if isinstance(case.get(key), str):
-                        try:
-                            captured(case, case[key])
-                        except Exception as exc:  # the judgment meets the same problem and reports it
-                            print(f"judge warm-up: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
+                try:
+                    EXERCISES[call.exercise].warm(case)
+                except Exception as exc:  # the judgment meets the same problem and reports it
+                    print(f"judge warm-up: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
 
 
 def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
@@ -178,7 +175,7 @@ def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
         except EOFError:
             return 0
         if message[0] == "warm":
-            _warm(message[1])
+            _warm(message[1], message[2])
             continue
         _same_start()
         try:

@@ -22,8 +22,7 @@ from . import layout
 
 
 def record(notebook: str, grade_id: str, namespace: dict) -> None:
-    from ..checks import EXERCISES
-    from ..checks._core import run_learner
+    from ..checks import EXERCISES, run_learner
 
     plan = json.loads(Path(layout.cases(notebook, grade_id)).read_text())
     results = []
