@@ -1,5 +1,9 @@
-"""Helpers the check tests share (no tests here): the grading data round trip, a hidden verdict as grading runs
-it (cases -> inputs -> the learner's function -> data -> judge), and the notebooks' own solutions."""
+"""Helpers the check tests share, and the tests of the checks' common machinery.
+
+The helpers: the grading data round trip, a hidden verdict as grading runs it (cases -> inputs -> the learner's
+function -> data -> judge), and the notebooks' own solutions. The tests: one-line failures and learner errors,
+``close``, the visible check's seed, model naming and hook detection, ``as_returned``, ``as_tensor`` and
+``expect_shape``."""
 
 from __future__ import annotations
 
