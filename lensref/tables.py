@@ -9,7 +9,9 @@ from typing import Any, Protocol
 class Tabled(Protocol):
     """A result that prints itself as a table: :class:`~lensref.lens.LensResult`, ``LogitDiffResult``, ..."""
 
-    def format_table(self, *args: Any, **kwargs: Any) -> str: ...
+    def format_table(self, *args: Any, **kwargs: Any) -> str:
+        """The result as lines of text."""
+        ...
 
 
 def format_table(result: Tabled, *args: Any, **kwargs: Any) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from .errors import LensError
 
@@ -17,7 +18,7 @@ def show_token(text: str) -> str:
     return "".join(VISIBLE.get(ch, ch) for ch in text) if text else "∅"
 
 
-def encode_prompt(tokenizer, prompt: str, max_context: int | None = None) -> torch.Tensor:
+def encode_prompt(tokenizer: Any, prompt: str, max_context: int | None = None) -> torch.Tensor:
     """Token ids ``[T]`` as the tokenizer makes them by default (SmolLM2 adds no BOS)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise LensError("the prompt is empty; give some text to read")
@@ -27,12 +28,12 @@ def encode_prompt(tokenizer, prompt: str, max_context: int | None = None) -> tor
     return ids
 
 
-def token_texts(tokenizer, ids) -> list[str]:
+def token_texts(tokenizer: Any, ids: Iterable[int] | torch.Tensor) -> list[str]:
     """Each id decoded on its own (so leading spaces show)."""
     return [tokenizer.decode([int(i)]) for i in ids]
 
 
-def single_token_id(tokenizer, text: str, role: str = "target") -> int:
+def single_token_id(tokenizer: Any, text: str, role: str = "target") -> int:
     """The id of ``text`` if it is exactly one token, else a one-line error showing how it splits."""
     if not text:
         raise LensError(f"the {role} is empty; give one token, e.g. ' Paris' with its leading space")

@@ -175,10 +175,12 @@ class Unembed:
 
     @property
     def vocab_size(self) -> int:
+        """How many tokens the unembedding scores."""
         return int(self.weight.shape[0])
 
     @property
     def d_model(self) -> int:
+        """The width of the states it decodes."""
         return int(self.weight.shape[1])
 
     # --- decoding ------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ class Bundle:
 
     @property
     def files(self) -> list[Path]:
+        """The bundle's files: the ONNX model, the tokenizer's files and the manifest."""
         return [self.folder / name for name in (MODEL_FILE, *TOKENIZER_FILES, "manifest.json")]
 
 

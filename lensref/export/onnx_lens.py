@@ -45,11 +45,12 @@ class _Graph:
     weight_bytes: int = 0
     max_weight_error: float = 0.0
 
-    def op(self, op_type: str, *inputs: str, **attrs) -> str:
+    def op(self, op_type: str, *inputs: str, **attrs: Any) -> str:
         """Add a node with one output; return the output's name."""
         return self.ops(op_type, *inputs, n_out=1, **attrs)[0]
 
-    def ops(self, op_type: str, *inputs: str, n_out: int, **attrs) -> list[str]:
+    def ops(self, op_type: str, *inputs: str, n_out: int, **attrs: Any) -> list[str]:
+        """Add a node with ``n_out`` outputs; return their names."""
         self.count += 1
         outs = [f"{op_type.lower()}_{self.count}_{i}" for i in range(n_out)]
         self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=outs[0], **attrs))

@@ -32,6 +32,7 @@ class Quantized:
 
     @property
     def nbytes(self) -> int:
+        """The stored size in bytes: the codes, their scales and the 4-bit format's low-precision part."""
         return self.q.nbytes + self.scale.nbytes + (0 if self.low is None else self.low.nbytes)
 
 

@@ -14,6 +14,7 @@ from .transformers import find_tokenizer, wrap
 
 
 def from_nnsight(model: Any, tokenizer: Any = None) -> LoadedModel:
+    """An nnsight ``LanguageModel`` as a :class:`~lensref.models.LoadedModel` on the same weights."""
     name = type(model).__name__
     try:
         hf_model = object.__getattribute__(model, "_module")  # an envoy forwards unknown names to the module

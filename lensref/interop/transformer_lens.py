@@ -18,6 +18,7 @@ from .transformers import find_tokenizer, wrap
 
 
 def from_transformer_lens(model: Any, tokenizer: Any = None) -> LoadedModel:
+    """A TransformerLens ``HookedTransformer`` or ``TransformerBridge`` as a :class:`~lensref.models.LoadedModel`."""
     name = type(model).__name__
     if name == "HookedTransformer":
         raise LensError(

@@ -34,4 +34,5 @@ def wrap(model: Any, tokenizer: Any, name: str | None = None) -> LoadedModel:
 
 
 def from_transformers(model: Any, tokenizer: Any = None) -> LoadedModel:
+    """A transformers causal LM (and its tokenizer, found if not given) as a :class:`~lensref.models.LoadedModel`."""
     return wrap(model, find_tokenizer(model, tokenizer, type(model).__name__))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..dla import DLAResult
 from ..tokens import show_token
@@ -13,7 +14,7 @@ KIND_COLOURS = {"embed": "tab:grey", "attn": "tab:orange", "mlp": "tab:green", "
 KIND_HATCHES = {"embed": "", "attn": "//", "mlp": "..", "constant": "xx"}
 
 
-def plot_dla(result: DLAResult, top: int = 15, title: str | None = None, path: str | None = None):
+def plot_dla(result: DLAResult, top: int = 15, title: str | None = None, path: str | None = None) -> Figure:
     """Top: the ``top`` components by size (attention blocks orange and hatched, MLPs green and dotted),
     signed. Bottom: every head's contribution, heads across, layers up. Returns the figure.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..lens import SITE_WORDS, LensResult
 from ..tokens import show_token
@@ -48,7 +49,7 @@ def plot_grid(
     positions: list[int] | None = None,
     title: str | None = None,
     path: str | None = None,
-):
+) -> Figure:
     """Draw the grid (optionally a subset of layers/positions); save to ``path`` as PNG if given. Returns the figure."""
     label, cmap, log_rank = COLOURINGS.get(colour_by, (colour_by, "Blues", False))
     values = _cell_values(result, colour_by)

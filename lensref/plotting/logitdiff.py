@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from ..indices import check_position
 from ..logitdiff import LogitDiffResult
@@ -15,7 +17,7 @@ from .overlap import data_hits
 _SPOTS = [(side, y, va) for y, va in ((0.03, "bottom"), (0.97, "top"), (0.5, "center")) for side in (1, -1)]
 
 
-def _label_clear_of_lines(ax, text: str, layer: int) -> None:
+def _label_clear_of_lines(ax: Axes, text: str, layer: int) -> None:
     """Write ``text`` beside the vertical line at ``layer``, at the first of :data:`_SPOTS` where it covers no
     plotted line and not the legend (at the bottom right if none is clear)."""
     fig = ax.figure
@@ -53,7 +55,9 @@ def _label_clear_of_lines(ax, text: str, layer: int) -> None:
     )
 
 
-def plot_logit_diff(result: LogitDiffResult, position: int = -1, title: str | None = None, path: str | None = None):
+def plot_logit_diff(
+    result: LogitDiffResult, position: int = -1, title: str | None = None, path: str | None = None
+) -> Figure:
     """Left: ``logit(target) - logit(distractor)`` per layer at ``position`` (and both logits, thin).
     Right: the difference at every layer and position, red where the target leads. Returns the figure."""
     position = check_position(position, result.n_positions)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import Collection, PathCollection
 from matplotlib.figure import Figure
@@ -22,7 +23,7 @@ from matplotlib.transforms import Bbox
 NO_LINE = ("None", "none", "", " ")
 
 
-def _name(artist, kind: str) -> str:
+def _name(artist: Artist, kind: str) -> str:
     label = str(artist.get_label() or "")
     return f"{kind} {label!r}" if label and not label.startswith("_") else f"a {kind}"
 

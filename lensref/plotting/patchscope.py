@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from ..patchscope import PatchscopeResult
 from ..tokens import show_token
@@ -23,7 +24,7 @@ def _runs(layers: list[int], answers: dict[int, str], step: int) -> list[tuple[i
 
 def plot_patchscope_regimes(
     result: PatchscopeResult, regimes: dict[str, list[int]], title: str | None = None, path: str | None = None
-):
+) -> Figure:
     """One row per regime (``{label: [source layers]}``), a marker per layer read, and each run of layers that
     gave the same answer labelled once above its middle (so repeated answers never overlap). Returns the figure."""
     answers = result.answers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from ..lens import LensResult
 from ..tokens import show_token
@@ -18,7 +19,7 @@ def plot_trajectory(
     title: str | None = None,
     path: str | None = None,
     others: dict[str, LensResult] | None = None,
-):
+) -> Figure:
     """Target probability (left axis) and rank (right axis, log scale) per layer. ``others`` adds
     more results (e.g. ``{"tuned lens": tuned_result}``) as extra probability lines."""
     if result.target_prob is None or result.target_rank is None:

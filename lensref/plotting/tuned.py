@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from ..tuned.evaluate import LensComparison
 
 
-def plot_tuned_comparison(result: LensComparison, path: str | None = None, title: str | None = None):
+def plot_tuned_comparison(result: LensComparison, path: str | None = None, title: str | None = None) -> Figure:
     """Two panels over layers 0..L: KL to the model's output (log scale, layers 0..L-1) and cross-entropy."""
     L = result.n_layers
     layers = list(range(L))

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -89,7 +91,7 @@ def split_topics(
     return train, sorted(heldout)
 
 
-def read_text_files(paths) -> list[str]:
+def read_text_files(paths: Iterable[str | Path] | None) -> list[str]:
     """The contents of each file, or a one-line error naming the first unreadable or empty one."""
     texts = []
     for path in paths or []:
@@ -106,7 +108,7 @@ def read_text_files(paths) -> list[str]:
     return texts
 
 
-def tokenize_stream(tokenizer, texts: list[str]) -> torch.Tensor:
+def tokenize_stream(tokenizer: Any, texts: list[str]) -> torch.Tensor:
     """All ``texts`` tokenized (no special tokens) and joined by the token ids of a blank line: ``[N]`` long."""
     sep = tokenizer.encode(SEPARATOR, add_special_tokens=False)
     ids: list[int] = []
@@ -148,6 +150,7 @@ class Corpus:
     source: str = DEFAULT_SOURCE
 
     def describe(self) -> str:
+        """One line: how many training and held-out tokens, from which topics and files."""
         return (
             f"{self.train.numel()} training tokens ({len(self.train_topics)} topics of {DESCRIPTIONS[self.source]}"
             + (f" + {self.n_extra_files} text file(s)" if self.n_extra_files else "")
@@ -156,7 +159,7 @@ class Corpus:
 
 
 def load_corpus(
-    tokenizer,
+    tokenizer: Any,
     extra_texts: list[str] | None = None,
     max_train_tokens: int | None = None,
     max_heldout_tokens: int | None = None,

@@ -33,6 +33,7 @@ class LensComparison:
 
     @property
     def n_layers(self) -> int:
+        """How many blocks the model has (the lists run over layers 0..n_layers)."""
         return len(self.kl_logit) - 1
 
     @property
@@ -45,6 +46,7 @@ class LensComparison:
         return [l for l in range(self.n_layers) if not self.kl_tuned[l] < self.kl_logit[l]]
 
     def to_dict(self) -> dict:
+        """The JSON form ``lensref tuned eval --json`` writes (with ``model_ce``)."""
         d = asdict(self)
         d["model_ce"] = self.model_ce
         return d

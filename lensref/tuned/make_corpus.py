@@ -20,8 +20,12 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from ..models import LoadedModel
 
 DEFAULT_OUT = Path(__file__).with_name("model_text.json")
 
@@ -157,19 +161,22 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 @torch.no_grad()
-def generate(lm, openings: list[str], samples: int, new_tokens: int, seed: int = 0) -> dict[str, list[str]]:
+def generate(
+    lm: LoadedModel, openings: list[str], samples: int, new_tokens: int, seed: int = 0
+) -> dict[str, list[str]]:
     """``{opening: [text, ...]}``: ``samples`` continuations per opening (opening included), sampled with a fixed seed."""
     tok = lm.tokenizer
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    generating: Any = lm.model  # a transformers model: generate() is not in nn.Module's type
     torch.manual_seed(seed)
     jobs = [o for o in openings for _ in range(samples)]
     out: dict[str, list[str]] = {o: [] for o in openings}
     for first in range(0, len(jobs), BATCH):
         batch = jobs[first : first + BATCH]
         enc = tok(batch, return_tensors="pt", padding=True)
-        ids = lm.model.generate(
+        ids = generating.generate(
             **enc,
             max_new_tokens=new_tokens,
             do_sample=True,
@@ -185,7 +192,8 @@ def generate(lm, openings: list[str], samples: int, new_tokens: int, seed: int =
     return out
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Generate the corpus's texts with the model and write them to ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DEFAULT_OUT))
     parser.add_argument("--samples", type=int, default=3, help="continuations per opening")

@@ -43,6 +43,7 @@ class TrainConfig:
     cache_batch: int = 8  # chunks per model forward while caching states
 
     def check(self) -> None:
+        """A one-line error for a setting below 1."""
         for name in ("max_tokens", "seq_len", "batch_tokens", "cache_batch"):
             if getattr(self, name) < 1:
                 raise LensError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -72,9 +73,11 @@ class TrainReport:
 
     @property
     def seconds(self) -> float:
+        """The whole training time: caching states, least squares and fine-tuning."""
         return self.seconds_cache + self.seconds_least_squares + self.seconds_finetune
 
     def to_dict(self) -> dict:
+        """The report as saved beside the lens (with ``seconds``, without the loss curve)."""
         d = asdict(self)
         d["seconds"] = self.seconds
         del d["losses"]

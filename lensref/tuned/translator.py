@@ -32,12 +32,15 @@ class TunedLens(nn.Module):
         return (h.to(w.dtype) @ w.T + b).to(h.dtype)
 
     def forward(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """:meth:`translate`, so that the module can be called."""
         return self.translate(layer, h)
 
     @torch.no_grad()
     def reset_to_identity(self) -> None:
+        """Every layer's map back to the identity (the logit lens)."""
         self.weight.copy_(torch.eye(self.d_model, device=self.weight.device).expand_as(self.weight))
         self.bias.zero_()
 
     def extra_repr(self) -> str:
+        """The sizes, shown in the module's repr."""
         return f"n_layers={self.n_layers}, d_model={self.d_model}"
