@@ -9,6 +9,7 @@ difference.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +37,18 @@ class LogitDiffResult:
     distractor_id: int
     target_logit: torch.Tensor  # [L+1, T]
     distractor_logit: torch.Tensor  # [L+1, T]
-    model_diff: torch.Tensor  # [T], from the model's own logits
+    model_logit_diff: torch.Tensor  # [T], from the model's own logits (the JSON's "model_logit_diff")
     site: str = "pre"  # where inside block l row l was read (see lensref.hooks)
+
+    @property
+    def model_diff(self) -> torch.Tensor:
+        """Deprecated name of :attr:`model_logit_diff`."""
+        warnings.warn(
+            "LogitDiffResult.model_diff is deprecated; use LogitDiffResult.model_logit_diff",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.model_logit_diff
 
     @property
     def diff(self) -> torch.Tensor:
@@ -95,7 +106,7 @@ class LogitDiffResult:
             "tokens": self.tokens,
             "target": {"text": self.target, "id": self.target_id},
             "distractor": {"text": self.distractor, "id": self.distractor_id},
-            "model_logit_diff": [float(v) for v in self.model_diff],
+            "model_logit_diff": [float(v) for v in self.model_logit_diff],
             "first_positive_layer_last_position": self.first_positive_layer(-1),
             "layers": layers,
         }
@@ -134,6 +145,6 @@ def logit_diff(lm: LoadedModel, prompt: str, target: str, distractor: str, site:
         distractor_id=distractor_id,
         target_logit=pair[..., 0],
         distractor_logit=pair[..., 1],
-        model_diff=final[:, target_id] - final[:, distractor_id],
+        model_logit_diff=final[:, target_id] - final[:, distractor_id],
         site=site,
     )

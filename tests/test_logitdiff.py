@@ -23,7 +23,7 @@ def test_matches_full_vocabulary_lens_and_model(tiny_lm):
     expected = full[..., a] - full[..., b]
     assert result.diff.shape == (tiny_lm.n_layers + 1, len(ids))
     assert torch.allclose(result.diff, expected, atol=1e-6, rtol=1e-5)
-    assert torch.allclose(result.diff[-1], result.model_diff, atol=1e-6, rtol=1e-5)
+    assert torch.allclose(result.diff[-1], result.model_logit_diff, atol=1e-6, rtol=1e-5)
     assert result.diff.abs().max() > 1e-3  # the check above is not vacuous
     swapped = logit_diff(tiny_lm, PROMPT, "b", "a")
     assert torch.allclose(swapped.diff, -result.diff)
@@ -105,7 +105,7 @@ def test_cli_table_json_plot(monkeypatch, capsys, tmp_path):
     assert lines[0] == "tiny-qwen2: logit a - logit b after 'd'"
     assert len(lines) == 2 + lm.n_layers + 1 + 1 and lines[-2].split()[0] == str(lm.n_layers)
     assert float(lines[-2].split()[1]) == pytest.approx(
-        float(logit_diff(lm, PROMPT, "a", "b").model_diff[-1]), abs=1e-3
+        float(logit_diff(lm, PROMPT, "a", "b").model_logit_diff[-1]), abs=1e-3
     )
     assert json.loads(out_json.read_text())["tokens"] == list(PROMPT)
     assert out_png.stat().st_size > 1000
@@ -116,8 +116,15 @@ def test_paris_beats_london_only_in_the_last_layers(real_lm):
     """Lesson claim: " Paris" - " London" is negative through layer 23, jumps positive at layer 24 and stays."""
     result = logit_diff(real_lm, EIFFEL, EIFFEL_TARGET, EIFFEL_DISTRACTOR)
     diff = result.at(-1)
-    assert diff[-1] == pytest.approx(float(result.model_diff[-1]), abs=1e-3)
+    assert diff[-1] == pytest.approx(float(result.model_logit_diff[-1]), abs=1e-3)
     assert diff[-1] > 5
     assert result.first_positive_layer() == 24
     assert max(diff[:24]) < 0
     assert diff[24] - diff[23] > 5  # one block (attention 23, see DLA) writes most of it
+
+
+def test_model_diff_is_a_deprecated_name_of_model_logit_diff(tiny_lm):
+    result = logit_diff(tiny_lm, "xy", "y", "x")
+    with pytest.warns(DeprecationWarning, match="use LogitDiffResult.model_logit_diff"):
+        old = result.model_diff
+    assert old is result.model_logit_diff
