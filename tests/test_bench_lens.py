@@ -27,9 +27,9 @@ def test_naive_baseline_matches_lensref(lm):
     assert lens.top_ids.shape == naive.top_ids.shape == (lm.n_layers + 1, 24, 5)
     assert torch.equal(lens.top_ids, naive.top_ids)
     assert torch.equal(lens.target_rank, naive.target_rank)
-    for name in ("top_probs", "entropy", "kl", "target_prob"):
+    for name in ("top_probs", "entropy", "kl_to_final", "target_prob"):
         assert torch.allclose(getattr(lens, name), getattr(naive, name), atol=1e-5), name
-    assert naive.kl[-1].abs().max().item() < 1e-5  # the naive version must not norm the last state twice
+    assert naive.kl_to_final[-1].abs().max().item() < 1e-5  # the naive version must not norm the last state twice
 
 
 def test_records_have_the_documented_fields(tmp_path):

@@ -78,7 +78,7 @@ def test_kl_and_entropy_are_those_of_the_logits(lm):
 
 def test_logit_diff_ends_at_the_models_difference(lm):
     result = logit_diff(lm, PROMPT, "a", "b")
-    assert torch.allclose(result.diff[-1], result.model_diff, atol=1e-5)
+    assert torch.allclose(result.diff[-1], result.model_logit_diff, atol=1e-5)
     assert not torch.allclose(result.diff[0], result.diff[-1])
 
 
