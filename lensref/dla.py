@@ -24,7 +24,7 @@ attention output (again exact, as the heads sum to that output). Soft-capped log
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -145,7 +145,7 @@ class DLAResult:
         }
 
 
-def _n_heads(config) -> int:
+def _n_heads(config: Any) -> int:
     for key in ("num_attention_heads", "n_head"):
         value = getattr(config, key, None)
         if value:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -136,7 +137,7 @@ class PatchscopeResult:
         return "\n".join(lines)
 
 
-def find_placeholder(tokenizer, ids: torch.Tensor, placeholder: str) -> int:
+def find_placeholder(tokenizer: Any, ids: torch.Tensor, placeholder: str) -> int:
     """The position of the last token of ``ids`` whose text (spaces stripped) is ``placeholder``."""
     texts = token_texts(tokenizer, ids)
     for position in range(len(texts) - 1, -1, -1):
@@ -178,7 +179,7 @@ def patched_logits(
         return lm.model(input_ids=ids[None].repeat(len(positions), 1)).logits[:, -1]
 
 
-def _cache_kwarg(model) -> str:
+def _cache_kwarg(model: torch.nn.Module) -> str:
     """transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns on stderr)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 

@@ -8,6 +8,7 @@ kind of map on cached states.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -67,7 +68,7 @@ def fit_affine(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return solution, bias, float(residual / baseline) if baseline > 0 else 0.0
 
 
-def _prefix_ends(tokenizer, ids: list[int]) -> list[str]:
+def _prefix_ends(tokenizer: Any, ids: list[int]) -> list[str]:
     """The decoded text up to and including each token (used to pair tokens of two tokenizers)."""
     return [tokenizer.decode(ids[: i + 1]) for i in range(len(ids))]
 

@@ -239,3 +239,48 @@ def test_forbidden_names_exist_in_the_library():
             assert re.search(rf"(def|class) {re.escape(name)}\b", sources), (ex.name, name)
     assert "decode" in EXERCISES["lens_logits"].forbidden
     assert "capture_residuals" in EXERCISES["capture_states"].forbidden
+
+
+# The learner-facing signatures, as the notebooks and their help() show them; each comes from the exercise's cases.
+CHECK_SIGNATURES = {
+    "capture_states": "(fn, lm=None, n_prompts=2)",
+    "lens_logits": "(fn, lm=None, n_prompts=1)",
+    "to_probs": "(fn, shape=(4, 3, 50))",
+    "top_k": "(fn, k=5, shape=(3, 4, 60))",
+    "entropy": "(fn, shape=(5, 4, 80))",
+    "kl_to_final": "(fn, shape=(6, 3, 70))",
+    "target_rank": "(fn, shape=(5, 4, 90))",
+    "first_top_k_layer": "(fn, n_random=20, cases=None)",
+    "settled_layer": "(fn, n_random=30, cases=None)",
+    "classify": "(fn, n_random=40, cases=None)",
+    "answer_ranks": "(fn, lm=None, cases=None)",
+    "logit_diff_by_layer": "(fn, lm=None, n_prompts=1)",
+    "attribute": "(fn, lm=None, n_prompts=1)",
+    "patch_readout": "(fn, lm=None, layers=None)",
+    "fit_translator": "(fn, n=300, d=12)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISES))
+def test_each_check_takes_its_options_and_defaults_from_the_exercise_cases(name, monkeypatch):
+    """Defaults are declared once, on ``cases``: the visible check shows the same names and defaults (typed), and
+    passes every option (given by position or keyword, or left out) to ``cases`` as it would be given there."""
+    check = getattr(checks, f"check_{name}")
+    signature = inspect.signature(check)
+    cases_params = list(inspect.signature(EXERCISES[name].cases).parameters.values())[1:]
+    assert list(signature.parameters.values())[1:] == cases_params
+    assert all(p.annotation is not inspect.Parameter.empty for p in cases_params)
+    bare = signature.replace(
+        parameters=[p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]
+    )
+    assert str(bare.replace(return_annotation=inspect.Signature.empty)) == CHECK_SIGNATURES[name]
+    assert check.__name__ == f"check_{name}" and check.__doc__ and signature.return_annotation is None
+    seen: list[tuple[object, dict]] = []
+    monkeypatch.setattr(checks._core, "run_check", lambda ex, fn, **options: seen.append((ex, fn, options)))
+    first = cases_params[0]
+    check(len, **{first.name: first.default})
+    check(len, first.default)
+    defaults = {p.name: p.default for p in cases_params}
+    assert seen == [(EXERCISES[name], len, defaults)] * 2
+    with pytest.raises(TypeError):
+        check(len, no_such_option=1)

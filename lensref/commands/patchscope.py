@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+from typing import Any
+
 from ._common import add_output_options, add_prompt_command, check_options, load_model, write_outputs
 
 
-def register(sub) -> None:
+def register(sub: Any) -> None:
     p = add_prompt_command(
         sub, "patchscope", "patch a hidden state into a target prompt and let the model say what it is"
     )
@@ -30,7 +33,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     # imported here, not at the top: building the parser (`lensref quiz ...`, `--help`) must not import torch
     from ..corpus import prose_windows
     from ..indices import parse_layers

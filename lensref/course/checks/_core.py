@@ -11,9 +11,10 @@ reference. The visible check, :func:`run_check`, does the same steps in the lear
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,10 @@ class CheckFailed(AssertionError):
 
 def passed(name: str, detail: str) -> None:
     print(f"✓ {name}: {detail}")
+
+
+# A case: plain data (``json.dumps`` works) that names a model, prompts, seeds and sizes
+Case = dict[str, Any]
 
 
 # --- naming a model as data -----------------------------------------------------------------------------
@@ -121,7 +126,7 @@ def default_lm() -> LoadedModel:
     return ModelRef().load()
 
 
-def model_of(case: dict) -> LoadedModel:
+def model_of(case: Case) -> LoadedModel:
     return ModelRef.from_data(case["lm"]).load()
 
 
@@ -133,7 +138,7 @@ def _captured(ref: ModelRef, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     return res.states[:, 0].detach().cpu(), res.logits[0].detach().cpu()
 
 
-def captured(case: dict, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+def captured(case: Case, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(states [L+1, T, d], logits [T, V])`` of ``prompt`` on the case's model: one forward pass per model and
     prompt per process (fresh copies each call, so a learner that edits its input in place changes nothing)."""
     states, logits = _captured(ModelRef.from_data(case["lm"]), prompt)
@@ -163,7 +168,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-def run_learner(fn: Callable, *args) -> Outcome:
+def run_learner(fn: Callable[..., Any], *args: Any) -> Outcome:
     """Call ``fn(*args)`` under ``torch.no_grad()``; the learner's errors become ``Outcome.error``, never raised."""
     if not callable(fn):
         return Outcome(error=f"{NOT_CALLABLE}: {type(fn).__name__}")
@@ -176,7 +181,7 @@ def run_learner(fn: Callable, *args) -> Outcome:
         return Outcome(error=_one_line(exc))
 
 
-def unwrap(name: str, outcome: Outcome):
+def unwrap(name: str, outcome: Outcome) -> Any:
     """``outcome.value``, or the one-line :class:`CheckFailed` that says why there is none."""
     error = outcome.error
     if error is None:
@@ -199,7 +204,7 @@ def unwrap(name: str, outcome: Outcome):
     )
 
 
-def as_returned(value):
+def as_returned(value: Any) -> Any:
     """``value`` as the judge sees it after the sandbox's data round trip: tensors detached on the CPU, numpy
     arrays as tensors, numpy scalars as Python numbers, tuples and lists kept (recursively)."""
     if isinstance(value, torch.Tensor):
@@ -230,24 +235,24 @@ class Exercise:
     # the case fields holding prompts whose forward pass (:func:`captured`) the inputs and the judge reuse
     prompt_fields: tuple[str, ...] = ()
 
-    def cases(self, seed: int, **options) -> list[dict]:
+    def cases(self, *args: Any, **options: Any) -> list[Case]:
         """Plain data (``json.dumps`` works), deterministic given ``seed``; ``options`` are the keyword
         arguments of ``check_<name>`` with ``lm`` given as a :class:`ModelRef` or None."""
         raise NotImplementedError
 
-    def inputs(self, case: dict) -> tuple:
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         """The positional arguments of the learner's function, rebuilt deterministically from ``case``."""
         raise NotImplementedError
 
-    def judge(self, case: dict, got) -> str:
+    def judge(self, case: Case, got: Any) -> str:
         """The ✓ detail line if ``got`` is right for ``case``, else raise :class:`CheckFailed` (one line)."""
         raise NotImplementedError
 
-    def summary(self, cases: list[dict], detail: str) -> str:
+    def summary(self, cases: list[Case], detail: str) -> str:
         """The visible check's ✓ line after every case passed (default: the last case's detail)."""
         return detail
 
-    def cases_from_data(self, seed: int, options: dict[str, Any]) -> list[dict]:
+    def cases_from_data(self, seed: int, options: dict[str, Any]) -> list[Case]:
         """:meth:`cases` for options given as plain data (as a notebook's ``check_<name>`` call states them; a
         model as ``{"family": ..., "seed": ...}``): what grading draws per learner."""
         options = dict(options)
@@ -255,7 +260,7 @@ class Exercise:
             options["lm"] = ModelRef.of(options["lm"])
         return self.cases(seed, **options)
 
-    def warm(self, case: dict) -> None:
+    def warm(self, case: Case) -> None:
         """Run ahead of time the forward passes judging ``case`` will reuse (nothing for a case without a model)."""
         if isinstance(case, dict) and "lm" in case:
             for field in self.prompt_fields:
@@ -267,7 +272,7 @@ def _hook_count(lm: LoadedModel) -> int:
     """Forward hooks on the model, not counting those transformers installs for itself (it keeps output-capturing
     hooks on the blocks after the first ``output_hidden_states=True`` call)."""
 
-    def ours(hook) -> bool:
+    def ours(hook: Any) -> bool:
         module = getattr(getattr(hook, "func", hook), "__module__", None)  # None for a function made by exec()
         return not (isinstance(module, str) and module.startswith("transformers."))
 
@@ -276,7 +281,7 @@ def _hook_count(lm: LoadedModel) -> int:
     )
 
 
-def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) -> None:
+def run_check(ex: Exercise, fn: Callable[..., Any], seed: int | None = None, **options: Any) -> None:
     """The visible check: every case's inputs, the learner's function, the judge; then one ✓ line.
 
     In the learner's own kernel it also catches a hook left on the model (the hidden verdict sees that only
@@ -304,10 +309,30 @@ def run_check(ex: Exercise, fn: Callable, seed: int | None = None, **options) ->
     passed(ex.name, ex.summary(cases, detail))
 
 
+def make_check(ex: Exercise, doc: str) -> Callable[..., None]:
+    """The visible ``check_<name>(fn, ...)`` of ``ex``: its options and their defaults are those of ``ex.cases``
+    (declared there once), so the learner's ``help()`` shows them and grading draws the same cases."""
+    options = list(inspect.signature(ex.cases).parameters.values())[1:]  # after the seed
+    fn = inspect.Parameter("fn", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    signature = inspect.Signature([fn, *options], return_annotation=None)
+
+    def check(*args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+        run_check(ex, given.pop("fn"), **given)
+
+    check.__name__ = check.__qualname__ = f"check_{ex.name}"
+    check.__doc__ = doc
+    check.__module__ = type(ex).__module__
+    check.__signature__ = signature  # type: ignore[attr-defined]  # what inspect and help() read
+    return check
+
+
 # --- comparing values ------------------------------------------------------------------------------------
 
 
-def as_tensor(value, name: str, what: str = "a torch.Tensor") -> torch.Tensor:
+def as_tensor(value: Any, name: str, what: str = "a torch.Tensor") -> torch.Tensor:
     if not isinstance(value, torch.Tensor):
         raise CheckFailed(
             name, f"expected {what}, got {type(value).__name__}.", "return a tensor (torch.stack a list of tensors)."
@@ -322,7 +347,7 @@ def expect_shape(got: torch.Tensor, want: tuple[int, ...], name: str, hints: dic
     raise CheckFailed(name, f"wrong shape: expected {tuple(want)}, got {tuple(got.shape)}.", hint)
 
 
-def close(a, b, rtol: float = 1e-3, atol: float | None = None) -> bool:
+def close(a: Any, b: Any, rtol: float = 1e-3, atol: float | None = None) -> bool:
     """Same shape and equal up to float noise (``atol`` defaults to 1e-4 of ``b``'s largest entry)."""
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
         return False
@@ -371,6 +396,6 @@ def fresh_prompts(n: int, rng: random.Random) -> list[str]:
     return rng.sample(FRESH_PROMPTS, n)
 
 
-def random_logits(shape, seed: int) -> torch.Tensor:
+def random_logits(shape: Sequence[int], seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=gen) * 3.0

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
+from ...models import LoadedModel
 from ...tokens import encode_prompt
 from ._core import (
+    Case,
     CheckFailed,
     Exercise,
     ModelRef,
@@ -21,10 +25,10 @@ from ._core import (
     close,
     expect_shape,
     fresh_prompts,
+    make_check,
     max_err,
     model_of,
     random_logits,
-    run_check,
 )
 from .mistakes import FORGOT_FINAL_NORM, NORMALIZED_TWICE, raise_decode_mistake
 
@@ -38,7 +42,7 @@ def _other_rank(shape: tuple[int, ...], matrix: tuple[int, ...] = (5,)) -> list[
     return [*matrix, vocab] if len(shape) != len(matrix) + 1 else [2, 3, vocab]
 
 
-def _statistic_cases(seed: int, shape, extra: dict | None = None) -> list[dict]:
+def _statistic_cases(seed: int, shape: Sequence[int], extra: Case | None = None) -> list[Case]:
     rng = random.Random(seed)
     shape = [int(s) for s in shape]
     if not shape or min(shape) < 1:
@@ -55,7 +59,7 @@ def _statistic_cases(seed: int, shape, extra: dict | None = None) -> list[dict]:
 class _OnRandomLogits(Exercise):
     """An exercise whose learner function takes one tensor of seeded random logits."""
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         return (random_logits(case["shape"], case["seed"]),)
 
 
@@ -73,15 +77,15 @@ class CaptureStates(Exercise):
         "capture_block_writes",
     )
 
-    def cases(self, seed, lm=None, n_prompts=2):
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 2) -> list[Case]:
         ref = ModelRef.of(lm).to_data()
         return [{"lm": ref, "prompt": p} for p in fresh_prompts(n_prompts, random.Random(seed))]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         lm = model_of(case)
         return lm, encode_prompt(lm.tokenizer, case["prompt"])
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         lm, ids = self.inputs(case)
         name, L, d, T = self.name, lm.n_layers, lm.adapter.d_model, len(ids)
         ref, _ = captured(case, case["prompt"])
@@ -137,7 +141,7 @@ class CaptureStates(Exercise):
             else f"layer {bad} must be the output of block {bad - 1}.",
         )
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return f"matches the reference on {len(cases)} fresh prompts ({model_of(cases[0]).n_layers + 1} states each)."
 
 
@@ -160,26 +164,26 @@ class LensLogits(Exercise):
     prompt_fields = ("prompt",)
     forbidden = ("decode", "logit_lens", "read_states", "token_logits", "Unembed")
 
-    def cases(self, seed, lm=None, n_prompts=1):
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[Case]:
         ref = ModelRef.of(lm).to_data()
         prompts = fresh_prompts(n_prompts, random.Random(seed))
         return [{"lm": ref, "prompt": p, "rows": "all"} for p in prompts] + [
             {"lm": ref, "prompt": prompts[0], "rows": "last"}
         ]
 
-    def _capture(self, case):
+    def _capture(self, case: Case) -> tuple[LoadedModel, torch.Tensor, torch.Tensor]:
         lm = model_of(case)
         states, model_logits = captured(case, case["prompt"])
         if case["rows"] == "last":
             states, model_logits = states[:, -1], model_logits[-1]
         return lm, states, model_logits
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         lm, states, _ = self._capture(case)
         return lm, states
 
     @torch.no_grad()
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         lm, states, model_logits = self._capture(case)
         V, d = lm.adapter.unembed.weight.shape
@@ -230,10 +234,10 @@ class ToProbs(_OnRandomLogits):
 
     name = "to_probs"
 
-    def cases(self, seed, shape=(4, 3, 50)):
+    def cases(self, seed: int, shape: Sequence[int] = (4, 3, 50)) -> list[Case]:
         return _statistic_cases(seed, shape)
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         (logits,) = self.inputs(case)
         shape = tuple(logits.shape)
@@ -279,15 +283,15 @@ class TopK(Exercise):
     name = "top_k"
     forbidden = ("topk_rows",)
 
-    def cases(self, seed, k=5, shape=(3, 4, 60)):
+    def cases(self, seed: int, k: int = 5, shape: Sequence[int] = (3, 4, 60)) -> list[Case]:
         first, second = _statistic_cases(seed, shape)
         other_k = 1 if k != 1 else 3
         return [{**first, "k": int(k)}, {**second, "k": min(other_k, second["shape"][-1])}]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         return random_logits(case["shape"], case["seed"]), case["k"]
 
-    def judge(self, case, out):
+    def judge(self, case: Case, out: Any) -> str:
         name = self.name
         logits, k = self.inputs(case)
         shape = tuple(logits.shape)
@@ -346,7 +350,7 @@ class TopK(Exercise):
             "probs = softmax(logits, -1); take the k largest along the last dimension.",
         )
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return f"top-{cases[0]['k']}: the most likely tokens with their probabilities, best first."
 
 
@@ -363,10 +367,10 @@ class Entropy(_OnRandomLogits):
 
     name = "entropy"
 
-    def cases(self, seed, shape=(5, 4, 80)):
+    def cases(self, seed: int, shape: Sequence[int] = (5, 4, 80)) -> list[Case]:
         return _statistic_cases(seed, shape)
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         (logits,) = self.inputs(case)
         shape = tuple(logits.shape)
@@ -408,7 +412,7 @@ class KLToFinal(_OnRandomLogits):
     name = "kl_to_final"
     forbidden = ("kl_final_to_lens",)
 
-    def cases(self, seed, shape=(6, 3, 70)):
+    def cases(self, seed: int, shape: Sequence[int] = (6, 3, 70)) -> list[Case]:
         shape = [int(s) for s in shape]
         if len(shape) < 2:
             raise ValueError(f"kl_to_final needs logits [L+1, ..., V], got shape {shape}")
@@ -416,7 +420,7 @@ class KLToFinal(_OnRandomLogits):
         second = [5, shape[-1]] if len(shape) != 2 else [4, 2, shape[-1]]
         return [{"shape": shape, "seed": rng.randrange(2**31)}, {"shape": second, "seed": rng.randrange(2**31)}]
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         (logits,) = self.inputs(case)
         shape = tuple(logits.shape)
@@ -473,17 +477,17 @@ class TargetRank(Exercise):
 
     name = "target_rank"
 
-    def cases(self, seed, shape=(5, 4, 90)):
+    def cases(self, seed: int, shape: Sequence[int] = (5, 4, 90)) -> list[Case]:
         cases = _statistic_cases(seed, shape)  # the target id: drawn with the logits, from their seed
         return [{**c, "target": c["seed"] % c["shape"][-1], "ties": i == 1} for i, c in enumerate(cases)]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         logits = random_logits(case["shape"], case["seed"])
         if case["ties"]:
             logits = logits.round()
         return logits, case["target"]
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         logits, target_id = self.inputs(case)
         shape = tuple(logits.shape)
@@ -509,7 +513,7 @@ class TargetRank(Exercise):
             )
         raise CheckFailed(name, "differs from the reference.", "rank = 1 + the number of tokens with a larger logit.")
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return "1 = most likely; matches the reference (ties included)."
 
 
@@ -518,36 +522,43 @@ ENTROPY, KL_TO_FINAL, TARGET_RANK = Entropy(), KLToFinal(), TargetRank()
 EXERCISES = (CAPTURE_STATES, LENS_LOGITS, TO_PROBS, TOP_K, ENTROPY, KL_TO_FINAL, TARGET_RANK)
 
 
-def check_capture_states(fn, lm=None, n_prompts: int = 2) -> None:
-    """``fn(lm, input_ids [T]) -> states [L+1, T, d]``: embeddings, then each block's output, pre-final-norm."""
-    run_check(CAPTURE_STATES, fn, lm=lm, n_prompts=n_prompts)
+check_capture_states = make_check(
+    CAPTURE_STATES,
+    """``fn(lm, input_ids [T]) -> states [L+1, T, d]``: embeddings, then each block's output, pre-final-norm.""",
+)
 
 
-def check_lens_logits(fn, lm=None, n_prompts: int = 1) -> None:
-    """``fn(lm, states [..., d]) -> logits [..., V]``: the final norm, then the unembedding."""
-    run_check(LENS_LOGITS, fn, lm=lm, n_prompts=n_prompts)
+check_lens_logits = make_check(
+    LENS_LOGITS,
+    """``fn(lm, states [..., d]) -> logits [..., V]``: the final norm, then the unembedding.""",
+)
 
 
-def check_to_probs(fn, shape: tuple[int, ...] = (4, 3, 50)) -> None:
-    """``fn(logits [..., V]) -> probs [..., V]``, a softmax over the vocabulary."""
-    run_check(TO_PROBS, fn, shape=shape)
+check_to_probs = make_check(
+    TO_PROBS,
+    """``fn(logits [..., V]) -> probs [..., V]``, a softmax over the vocabulary.""",
+)
 
 
-def check_top_k(fn, k: int = 5, shape: tuple[int, ...] = (3, 4, 60)) -> None:
-    """``fn(logits [..., V], k) -> (probs [..., k], ids [..., k])``, most likely first."""
-    run_check(TOP_K, fn, k=k, shape=shape)
+check_top_k = make_check(
+    TOP_K,
+    """``fn(logits [..., V], k) -> (probs [..., k], ids [..., k])``, most likely first.""",
+)
 
 
-def check_entropy(fn, shape: tuple[int, ...] = (5, 4, 80)) -> None:
-    """``fn(logits [..., V]) -> entropy [...]`` in nats."""
-    run_check(ENTROPY, fn, shape=shape)
+check_entropy = make_check(
+    ENTROPY,
+    """``fn(logits [..., V]) -> entropy [...]`` in nats.""",
+)
 
 
-def check_kl_to_final(fn, shape: tuple[int, ...] = (6, 3, 70)) -> None:
-    """``fn(logits [L+1, ..., V]) -> [L+1, ...]``: KL(final || layer) in nats; the last layer is the final one."""
-    run_check(KL_TO_FINAL, fn, shape=shape)
+check_kl_to_final = make_check(
+    KL_TO_FINAL,
+    """``fn(logits [L+1, ..., V]) -> [L+1, ...]``: KL(final || layer) in nats; the last layer is the final one.""",
+)
 
 
-def check_target_rank(fn, shape: tuple[int, ...] = (5, 4, 90)) -> None:
-    """``fn(logits [..., V], target_id) -> ranks [...]``, 1 = the most likely token."""
-    run_check(TARGET_RANK, fn, shape=shape)
+check_target_rank = make_check(
+    TARGET_RANK,
+    """``fn(logits [..., V], target_id) -> ranks [...]``, 1 = the most likely token.""",
+)

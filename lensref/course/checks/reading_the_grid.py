@@ -8,16 +8,19 @@ here as the notebook defines them (the settled layer is the library's :func:`len
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from ...errors import LensError
 from ...indices import first_layer_holding
 from ...tokens import single_token_id
-from ._core import CheckFailed, Exercise, ModelRef, captured, model_of, run_check
+from ._core import Case, CheckFailed, Exercise, ModelRef, captured, make_check, model_of
 
 CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT = "corrected", "stays wrong", "lost", "right throughout"
 LABELS = (CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT)
+Explain = Callable[[Case, Any, Any], str]  # (case, the answer, the reference) -> the hint
 
 
 # --- the definitions, as the notebook states them ---------------------------------------------------------
@@ -75,13 +78,13 @@ def random_ranks(rng: random.Random) -> list[int]:
     return [1 if rng.random() < p_top else rng.randint(2, worst) for _ in range(n)]
 
 
-def _ranks_list(value, what: str) -> list[int]:
+def _ranks_list(value: Any, what: str) -> list[int]:
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(r, int) and r >= 1 for r in value):
         raise LensError(f"{what} must be a non-empty list of ranks (ints >= 1), got {value!r}")
     return [int(r) for r in value]
 
 
-def _trajectories(seed: int, n_random: int, cases) -> list[list[int]]:
+def _trajectories(seed: int, n_random: int, cases: list[Any] | None) -> list[list[int]]:
     if cases is not None:
         return [_ranks_list(c, "each case") for c in cases]
     rng = random.Random(seed)
@@ -95,7 +98,7 @@ def _kinds(cases: list[dict]) -> str:
     return f"{n} trajector{'y' if n == 1 else 'ies'}" + (" (edge cases and random ones" if drawn else " (given")
 
 
-def _as_answer(got, name: str):
+def _as_answer(got: Any, name: str) -> int | str | None:
     """The learner's answer as an int, a label or None (0-d tensors and whole floats become ints). Classify's
     judge has refused every non-label before, so anything else here was meant to be a layer index."""
     if got is None or isinstance(got, str):
@@ -108,7 +111,7 @@ def _as_answer(got, name: str):
     return int(got)
 
 
-def _judge_one(name: str, case: dict, got, want, explain) -> str:
+def _judge_one(name: str, case: Case, got: Any, want: Any, explain: Explain) -> str:
     got = _as_answer(got, name)
     if got != want:
         ranks = case["ranks"]
@@ -120,7 +123,7 @@ def _judge_one(name: str, case: dict, got, want, explain) -> str:
 # --- first_top_k_layer ------------------------------------------------------------------------------------
 
 
-def _explain_first(case, got, want):
+def _explain_first(case: Case, got: Any, want: Any) -> str:
     ranks, k = case["ranks"], case["k"]
     if want is None:
         return f"the target never reaches the top {k} here: return None."
@@ -141,7 +144,7 @@ class FirstTopKLayer(Exercise):
     name = "first_top_k_layer"
     forbidden = ("reference_first_top_k_layer",)
 
-    def cases(self, seed, n_random=20, cases=None):
+    def cases(self, seed: int, n_random: int = 20, cases: list[Any] | None = None) -> list[Case]:
         if cases is not None:
             pairs = []
             for c in cases:
@@ -151,13 +154,13 @@ class FirstTopKLayer(Exercise):
             return pairs
         return [{"ranks": ranks, "k": k} for k in K_VALUES for ranks in _trajectories(seed + k, n_random, None)]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         return list(case["ranks"]), case["k"]
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         return _judge_one(self.name, case, got, reference_first_top_k_layer(case["ranks"], case["k"]), _explain_first)
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         ks = sorted({c["k"] for c in cases})
         return f"right on {_kinds(cases)}, k = {', '.join(map(str, ks))})."
 
@@ -165,7 +168,7 @@ class FirstTopKLayer(Exercise):
 # --- settled_layer ------------------------------------------------------------------------------------
 
 
-def _explain_settled(case, got, want):
+def _explain_settled(case: Case, got: Any, want: Any) -> str:
     ranks = case["ranks"]
     if want is None:
         return "the target is not top-1 at the last layer, so it never settles: return None."
@@ -189,23 +192,23 @@ class SettledLayer(Exercise):
     name = "settled_layer"
     forbidden = ("reference_settled_layer", "first_layer_holding")
 
-    def cases(self, seed, n_random=30, cases=None):
+    def cases(self, seed: int, n_random: int = 30, cases: list[Any] | None = None) -> list[Case]:
         return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         return (list(case["ranks"]),)
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         return _judge_one(self.name, case, got, reference_settled_layer(case["ranks"]), _explain_settled)
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return f"right on {_kinds(cases)})."
 
 
 # --- classify ------------------------------------------------------------------------------------
 
 
-def _explain_classify(case, got, want):
+def _explain_classify(case: Case, got: Any, want: Any) -> str:
     if got not in LABELS:
         return f"return one of {', '.join(repr(x) for x in LABELS)}."
     return {
@@ -222,13 +225,13 @@ class Classify(Exercise):
     name = "classify"
     forbidden = ("reference_classify",)
 
-    def cases(self, seed, n_random=40, cases=None):
+    def cases(self, seed: int, n_random: int = 40, cases: list[Any] | None = None) -> list[Case]:
         return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         return (list(case["ranks"]),)
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         if got is not None and not isinstance(got, str):
             raise CheckFailed(
                 self.name,
@@ -237,7 +240,7 @@ class Classify(Exercise):
             )
         return _judge_one(self.name, case, got, reference_classify(case["ranks"]), _explain_classify)
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return f"right on {_kinds(cases)})."
 
 
@@ -274,7 +277,7 @@ class AnswerRanks(Exercise):
     prompt_fields = ("prompt",)
     forbidden = ("reference_first_top_k_layer", "reference_settled_layer", "reference_classify", "first_layer_holding")
 
-    def cases(self, seed, lm=None, cases=None):
+    def cases(self, seed: int, lm: ModelRef | None = None, cases: list[Any] | None = None) -> list[Case]:
         ref = ModelRef.of(lm)
         pairs = cases
         if pairs is None:  # the byte tokenizer of tiny models has one token per character
@@ -286,10 +289,10 @@ class AnswerRanks(Exercise):
             out.append({"lm": ref.to_data(), "prompt": pair[0], "answer": pair[1]})
         return out
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         return model_of(case), case["prompt"], case["answer"]
 
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         lm, prompt, answer = self.inputs(case)
         low, high = _rank_window(case)
@@ -322,7 +325,7 @@ class AnswerRanks(Exercise):
             "read the last position (-1) with the target's rank (1 = top).",
         )
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return f"matches the reference on {len(cases)} prompt{'s' if len(cases) != 1 else ''}."
 
 
@@ -330,24 +333,28 @@ FIRST_TOP_K_LAYER, SETTLED_LAYER, CLASSIFY, ANSWER_RANKS = FirstTopKLayer(), Set
 EXERCISES = (ANSWER_RANKS, FIRST_TOP_K_LAYER, SETTLED_LAYER, CLASSIFY)
 
 
-def check_first_top_k_layer(fn, n_random: int = 20, cases=None) -> None:
+check_first_top_k_layer = make_check(
+    FIRST_TOP_K_LAYER,
     """``fn(ranks, k) -> int | None``: the first layer where the target's rank is at most ``k``.
-    ``cases``: ``[(ranks, k), ...]`` to check instead of the edge cases and random trajectories."""
-    run_check(FIRST_TOP_K_LAYER, fn, n_random=n_random, cases=cases)
+    ``cases``: ``[(ranks, k), ...]`` to check instead of the edge cases and random trajectories.""",
+)
 
 
-def check_settled_layer(fn, n_random: int = 30, cases=None) -> None:
+check_settled_layer = make_check(
+    SETTLED_LAYER,
     """``fn(ranks) -> int | None``: the first layer from which the target stays top-1 to the end.
-    ``cases``: rank lists to check instead of the edge cases and random trajectories."""
-    run_check(SETTLED_LAYER, fn, n_random=n_random, cases=cases)
+    ``cases``: rank lists to check instead of the edge cases and random trajectories.""",
+)
 
 
-def check_classify(fn, n_random: int = 40, cases=None) -> None:
+check_classify = make_check(
+    CLASSIFY,
     """``fn(ranks) -> str``: 'corrected', 'stays wrong', 'lost' or 'right throughout'.
-    ``cases``: rank lists to check instead of the edge cases and random trajectories."""
-    run_check(CLASSIFY, fn, n_random=n_random, cases=cases)
+    ``cases``: rank lists to check instead of the edge cases and random trajectories.""",
+)
 
 
-def check_answer_ranks(fn, lm=None, cases=None) -> None:
-    """``fn(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
-    run_check(ANSWER_RANKS, fn, lm=lm, cases=cases)
+check_answer_ranks = make_check(
+    ANSWER_RANKS,
+    """``fn(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer.""",
+)

@@ -9,6 +9,7 @@ References come from the library: the lens decode (``adapter.decode``), the froz
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import torch
 
@@ -17,12 +18,13 @@ from ...hooks import capture_block_writes, residual_deltas
 from ...indices import MIDDLE, resolve_layer
 from ...models import LoadedModel
 from ...patchscope import IDENTITY_PROMPT, PLACEHOLDER, find_placeholder, patched_logits
-from ...residual import capture_residuals
+from ...residual import Residuals, capture_residuals
 from ...residual_map import fit_affine
 from ...tokens import encode_prompt
 from ...unembed import Unembed
 from ._core import (
     FRESH_PROMPTS,
+    Case,
     CheckFailed,
     Exercise,
     ModelRef,
@@ -31,9 +33,9 @@ from ._core import (
     close,
     expect_shape,
     fresh_prompts,
+    make_check,
     max_err,
     model_of,
-    run_check,
 )
 from .mistakes import FORGOT_FINAL_NORM, NORMALIZED_TWICE, raise_decode_mistake
 
@@ -54,13 +56,13 @@ def _pair(lm: LoadedModel, pair_seed: int) -> tuple[int, int]:
     return a, b
 
 
-def _prompt_cases(seed: int, lm, n_prompts: int) -> list[dict]:
+def _prompt_cases(seed: int, lm: ModelRef | None, n_prompts: int) -> list[Case]:
     rng = random.Random(seed)
     ref = ModelRef.of(lm).to_data()
     return [{"lm": ref, "prompt": p, "pair_seed": rng.randrange(2**31)} for p in fresh_prompts(n_prompts, rng)]
 
 
-def _states(lm: LoadedModel, prompt: str):
+def _states(lm: LoadedModel, prompt: str) -> Residuals:
     return capture_residuals(lm, encode_prompt(lm.tokenizer, prompt))
 
 
@@ -80,15 +82,15 @@ class LogitDiffByLayer(Exercise):
     prompt_fields = ("prompt",)
     forbidden = ("logit_diff", "token_logits", "Unembed")
 
-    def cases(self, seed, lm=None, n_prompts=1):
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[Case]:
         return _prompt_cases(seed, lm, n_prompts)
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         lm = model_of(case)
         return (lm, captured(case, case["prompt"])[0], *_pair(lm, case["pair_seed"]))
 
     @torch.no_grad()
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         lm, states, t, d = self.inputs(case)
         logits = lm.adapter.decode(states)
@@ -158,7 +160,7 @@ class Attribute(Exercise):
     prompt_fields = ("prompt",)
     forbidden = ("direct_logit_attribution", "frozen_norm_direction", "frozen_direction", "Unembed")
 
-    def cases(self, seed, lm=None, n_prompts=1):
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[Case]:
         cases = [{**c, "split": "blocks"} for c in _prompt_cases(seed, lm, n_prompts)]
         first = cases[0]
         return cases + [
@@ -166,7 +168,7 @@ class Attribute(Exercise):
             {**first, "split": "random", "parts": 4, "split_seed": random.Random(seed).randrange(2**31)},
         ]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         lm = model_of(case)
         if isinstance(lm.adapter.final_norm, torch.nn.LayerNorm):  # the exercise's formula has no centring
             raise LensError("check_attribute needs a model with an RMSNorm final norm (Llama-style)")
@@ -179,7 +181,7 @@ class Attribute(Exercise):
         return (lm, comps, *_pair(lm, case["pair_seed"]))
 
     @torch.no_grad()
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         lm, comps, t, d = self.inputs(case)
         final = comps.sum(0)
@@ -244,7 +246,7 @@ class Attribute(Exercise):
             "use one direction for every component.",
         )
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         return f"the parts add up to the model's logit difference and match the reference ({len(cases)} splits)."
 
 
@@ -263,7 +265,7 @@ class PatchReadout(Exercise):
     prompt_fields = ("source", "prompt")
     forbidden = ("patchscope", "generate_patched", "patched_logits", "patch_hook")
 
-    def cases(self, seed, lm=None, layers=None):
+    def cases(self, seed: int, lm: ModelRef | None = None, layers: list[int | str] | None = None) -> list[Case]:
         rng = random.Random(seed)
         ref = ModelRef.of(lm).to_data()
         specs = [1, MIDDLE, -3] if layers is None else list(layers)
@@ -281,14 +283,14 @@ class PatchReadout(Exercise):
             for i, spec in enumerate(specs)
         ]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         lm = model_of(case)
         layer = resolve_layer(case["layer"], lm.n_layers)
         vector = captured(case, case["source"])[0][layer, -1]
         return lm, vector, layer, case["prompt"]
 
     @torch.no_grad()
-    def judge(self, case, got):
+    def judge(self, case: Case, got: Any) -> str:
         name = self.name
         lm, vector, layer, prompt = self.inputs(case)
         L = lm.n_layers
@@ -350,7 +352,7 @@ class PatchReadout(Exercise):
             "replace the residual state at the placeholder position with the vector, at that layer only.",
         )
 
-    def summary(self, cases, detail):
+    def summary(self, cases: list[Case], detail: str) -> str:
         n_layers = model_of(cases[0]).n_layers
         return (
             f"matches the reference at {len({resolve_layer(c['layer'], n_layers) for c in cases})} layer(s) on "
@@ -376,12 +378,12 @@ class FitTranslator(Exercise):
     name = "fit_translator"
     forbidden = ("fit_affine", "fit_residual_map", "fit_residual_maps", "least_squares_init")
 
-    def cases(self, seed, n=300, d=12):
+    def cases(self, seed: int, n: int = 300, d: int = 12) -> list[Case]:
         if not (isinstance(n, int) and isinstance(d, int) and 1 <= d and n >= d + 1):
             raise LensError(f"fit_translator needs n >= d + 1 >= 2 samples, got n={n}, d={d}")
         return [{"n": n, "d": d, "seed": random.Random(seed).randrange(2**31)}]
 
-    def inputs(self, case):
+    def inputs(self, case: Case) -> tuple[Any, ...]:
         n, d = case["n"], case["d"]
         gen = torch.Generator().manual_seed(case["seed"])
         x = torch.randn(n, d, generator=gen) * 2 + 3
@@ -389,7 +391,7 @@ class FitTranslator(Exercise):
         y = x @ true_w + torch.randn(d, generator=gen) * 5 + 0.1 * torch.randn(n, d, generator=gen)
         return x, y
 
-    def judge(self, case, out):
+    def judge(self, case: Case, out: Any) -> str:
         name = self.name
         x, y = self.inputs(case)
         d = x.shape[1]
@@ -442,22 +444,26 @@ LOGIT_DIFF_BY_LAYER, ATTRIBUTE, PATCH_READOUT, FIT_TRANSLATOR = (
 EXERCISES = (LOGIT_DIFF_BY_LAYER, ATTRIBUTE, PATCH_READOUT, FIT_TRANSLATOR)
 
 
-def check_logit_diff_by_layer(fn, lm=None, n_prompts: int = 1) -> None:
-    """``fn(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``: lens logit(target) - logit(distractor)."""
-    run_check(LOGIT_DIFF_BY_LAYER, fn, lm=lm, n_prompts=n_prompts)
+check_logit_diff_by_layer = make_check(
+    LOGIT_DIFF_BY_LAYER,
+    """``fn(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``: lens logit(target) - logit(distractor).""",
+)
 
 
-def check_attribute(fn, lm=None, n_prompts: int = 1) -> None:
-    """``fn(lm, components [C, d], target_id, distractor_id) -> [C]`` summing to the logit difference."""
-    run_check(ATTRIBUTE, fn, lm=lm, n_prompts=n_prompts)
+check_attribute = make_check(
+    ATTRIBUTE,
+    """``fn(lm, components [C, d], target_id, distractor_id) -> [C]`` summing to the logit difference.""",
+)
 
 
-def check_patch_readout(fn, lm=None, layers=None) -> None:
+check_patch_readout = make_check(
+    PATCH_READOUT,
     """``fn(lm, vector [d], layer, prompt) -> logits [V]`` of the next token with ``vector`` patched at the
-    placeholder. ``layers``: ints, negative ones counted from the end (-1 is layer L, the final norm's input)."""
-    run_check(PATCH_READOUT, fn, lm=lm, layers=layers)
+    placeholder. ``layers``: ints, negative ones counted from the end (-1 is layer L, the final norm's input).""",
+)
 
 
-def check_fit_translator(fn, n: int = 300, d: int = 12) -> None:
-    """``fn(x [N, d], y [N, d]) -> (W [d, d], b [d])`` minimizing ||x @ W + b - y||²."""
-    run_check(FIT_TRANSLATOR, fn, n=n, d=d)
+check_fit_translator = make_check(
+    FIT_TRANSLATOR,
+    """``fn(x [N, d], y [N, d]) -> (W [d, d], b [d])`` minimizing ||x @ W + b - y||².""",
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from .. import cells
 from . import layout
@@ -18,6 +19,9 @@ from .jobs import JobResult
 from .judge import CellVerdict, judge_cell
 from .static import inspect_code
 from .task import Graded, JudgeSpec
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 MAX_EXECUTED_BYTES = 64 * 2**20
 MAX_CELL_RECORDS_BYTES = 2**20
@@ -37,7 +41,7 @@ def run_notes(spec: JudgeSpec, run: JobResult) -> list[str]:
     return notes
 
 
-def cell_statuses(files: Mapping[str, bytes], notebook: str, run_nb) -> dict[str, str]:
+def cell_statuses(files: Mapping[str, bytes], notebook: str, run_nb: NotebookNode) -> dict[str, str]:
     """grade_id -> how its probe cell ended (the runner's record: untrusted, used only for wording)."""
     try:
         runs = json.loads(files.get(layout.executed_cells(notebook), b"")[:MAX_CELL_RECORDS_BYTES])
@@ -54,7 +58,7 @@ def cell_statuses(files: Mapping[str, bytes], notebook: str, run_nb) -> dict[str
     return out
 
 
-def executed_notebook(files: Mapping[str, bytes], notebook: str, run_nb):
+def executed_notebook(files: Mapping[str, bytes], notebook: str, run_nb: NotebookNode) -> NotebookNode:
     """The run's notebook with its outputs, else the notebook as it was run (no outputs)."""
     import nbformat
     from nbformat.reader import NotJSONError

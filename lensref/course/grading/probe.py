@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import layout
 
@@ -87,7 +88,7 @@ def _write_answers(stem: Path, results: list) -> None:
         print(f"note: {exc}")
 
 
-def _plain_or_error(value) -> dict:
+def _plain_or_error(value: Any) -> dict:
     from . import wire
 
     try:
