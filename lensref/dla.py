@@ -77,10 +77,12 @@ class DLAResult:
 
     @property
     def n_layers(self) -> int:
+        """The number of blocks."""
         return self.attn.shape[0]
 
     @property
     def n_heads(self) -> int:
+        """The number of attention heads per block."""
         return self.heads.shape[1]
 
     @property
@@ -98,6 +100,7 @@ class DLAResult:
         return parts
 
     def head_contributions(self) -> list[Contribution]:
+        """One contribution per attention head of every block (the attention bias terms apart)."""
         return [
             Contribution(f"L{layer}H{head}", "head", float(self.heads[layer, head]), layer, head)
             for layer in range(self.n_layers)
@@ -125,6 +128,7 @@ class DLAResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
+        """The result as JSON data (tensors as lists)."""
         return {
             "model": self.model,
             "tokens": self.tokens,

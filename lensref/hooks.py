@@ -90,11 +90,13 @@ def output_tensor(output: Any) -> torch.Tensor:
 
 
 class Hooks:
-    """Forward hooks attached for the length of a ``with`` block and always removed after it::
+    """Forward hooks attached for the length of a ``with`` block and always removed after it.
 
-    with Hooks() as hooks:
-        hooks.pre(residual_site(adapter, 3), my_pre_hook)
-        model(input_ids=ids)
+    Example::
+
+        with Hooks() as hooks:
+            hooks.pre(residual_site(adapter, 3), my_pre_hook)
+            model(input_ids=ids)
     """
 
     def __init__(self) -> None:
@@ -109,6 +111,7 @@ class Hooks:
         self._handles.append(module.register_forward_hook(hook))
 
     def remove(self) -> None:
+        """Detach every hook attached so far."""
         while self._handles:
             self._handles.pop().remove()
 
@@ -142,6 +145,7 @@ class BlockWrites:
 
     @property
     def n_layers(self) -> int:
+        """The number of blocks."""
         return int(self.attn.shape[0])
 
     def components(self) -> torch.Tensor:

@@ -65,6 +65,7 @@ class Readout:
 
     @property
     def text(self) -> str:
+        """The continuation as one string."""
         return "".join(self.tokens)
 
     @property
@@ -78,6 +79,8 @@ class Readout:
 
 @dataclass
 class PatchscopeResult:
+    """One source state read at each source layer: the prompts, the placeholder's position and one readout a layer."""
+
     source_model: str
     target_model: str
     source_tokens: list[str]
@@ -90,18 +93,22 @@ class PatchscopeResult:
 
     @property
     def source_token(self) -> str:
+        """The source token whose state was read."""
         return self.source_tokens[self.position]
 
     def readout(self, layer: int) -> Readout:
+        """The readout of source layer ``layer`` (KeyError if it was not read)."""
         for readout in self.readouts:
             if readout.layer == layer:
                 return readout
         raise KeyError(layer)
 
     def answers(self) -> dict[int, str]:
+        """Source layer -> its readout's answer."""
         return {r.layer: r.answer for r in self.readouts}
 
     def to_dict(self) -> dict:
+        """The result as JSON data, each readout with its residual map's summary (or None)."""
         return {
             "source_model": self.source_model,
             "target_model": self.target_model,
@@ -180,7 +187,7 @@ def patched_logits(
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:
-    """transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns on stderr)."""
+    """Transformers 5 renamed ``past_key_values`` to ``cache`` (the old name warns on stderr)."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 

@@ -9,6 +9,7 @@ from ._common import add_output_options, add_prompt_command, check_options, load
 
 
 def register(sub: Any) -> None:
+    """Add the ``patchscope`` subcommand to ``sub`` (the CLI's subparsers)."""
     p = add_prompt_command(
         sub, "patchscope", "patch a hidden state into a target prompt and let the model say what it is"
     )
@@ -34,6 +35,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Read the prompt's state through the identity prompt at each layer; print the table, write the outputs."""
     # imported here, not at the top: building the parser (`lensref quiz ...`, `--help`) must not import torch
     from ..corpus import prose_windows
     from ..indices import parse_layers
