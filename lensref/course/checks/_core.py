@@ -236,8 +236,9 @@ class Exercise:
     prompt_fields: tuple[str, ...] = ()
 
     def cases(self, *args: Any, **options: Any) -> list[Case]:
-        """Plain data (``json.dumps`` works), deterministic given ``seed``; ``options`` are the keyword
-        arguments of ``check_<name>`` with ``lm`` given as a :class:`ModelRef` or None."""
+        """``cases(seed, **options)``: plain data (``json.dumps`` works), deterministic given ``seed``. Each
+        exercise declares its options here, typed and with their defaults, once: they are the keyword arguments of
+        ``check_<name>`` (:func:`make_check`), with ``lm`` given as a :class:`ModelRef` or None."""
         raise NotImplementedError
 
     def inputs(self, case: Case) -> tuple[Any, ...]:
@@ -312,7 +313,10 @@ def run_check(ex: Exercise, fn: Callable[..., Any], seed: int | None = None, **o
 def make_check(ex: Exercise, doc: str) -> Callable[..., None]:
     """The visible ``check_<name>(fn, ...)`` of ``ex``: its options and their defaults are those of ``ex.cases``
     (declared there once), so the learner's ``help()`` shows them and grading draws the same cases."""
-    options = list(inspect.signature(ex.cases).parameters.values())[1:]  # after the seed
+    options = [  # after the seed; the learner passes a model itself, which run_check names as a ModelRef
+        p.replace(annotation="LoadedModel | None") if p.name == "lm" else p
+        for p in list(inspect.signature(ex.cases).parameters.values())[1:]
+    ]
     fn = inspect.Parameter("fn", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     signature = inspect.Signature([fn, *options], return_annotation=None)
 
