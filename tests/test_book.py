@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,6 +25,9 @@ from lensref.tokens import encode_prompt, single_token_id
 ROOT = Path(__file__).resolve().parents[1]
 from lensref.course import examples as lp  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from book_build import build_book  # noqa: E402
+
 pytestmark = pytest.mark.slow  # reads the built site (building it first when it is missing)
 
 L_LAYERS = 30
@@ -41,18 +43,7 @@ def site() -> tuple[Path, str]:
     env = os.environ.get("LENSREF_SITE_DIR")
     if env:
         return Path(env), ""
-    venv = Path(sys.executable).parent.parent
-    proc = subprocess.run(
-        ["bash", "scripts/build_book.sh"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "VENV": str(venv)},
-    )
-    log = proc.stdout + proc.stderr
-    if proc.returncode != 0:
-        pytest.fail(f"the book build failed (exit {proc.returncode}):\n{log[-4000:]}")
-    return ROOT / "_build" / "html", log
+    return ROOT / "_build" / "html", build_book(ROOT)
 
 
 def toc_chapters() -> list[str]:

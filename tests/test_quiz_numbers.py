@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +19,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from book_build import build_book  # noqa: E402
+
 BANK = ROOT / "quizzes" / "logit-lens.yaml"
 N_LAYERS = 30
 
@@ -41,16 +43,7 @@ def executed_dir() -> Path:
     env = os.environ.get("LENSREF_SITE_DIR")
     folder = (Path(env).parent if env else ROOT / "_build") / "jupyter_execute" / "book"
     if not env and not (folder / "logit_lens.glue.json").exists():
-        venv = Path(sys.executable).parent.parent
-        proc = subprocess.run(
-            ["bash", "scripts/build_book.sh"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "VENV": str(venv)},
-        )
-        if proc.returncode != 0:
-            pytest.fail(f"the book build failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+        build_book(ROOT)
     if not (folder / "logit_lens.glue.json").exists():
         pytest.fail(f"no executed pages in {folder}: build the book first")
     return folder

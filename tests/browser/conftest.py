@@ -101,14 +101,19 @@ def is_local(url: str) -> bool:
     return parts.hostname == LOCAL_HOST
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context()
+def open_guarded_page(browser, **context_options):
+    """A page in a browser context of its own that records every request's URL (``page.requests``), blocks and
+    records requests to other hosts (``page.external_requests``), and records console errors and uncaught
+    exceptions (``page.console_errors``; ``page.unexpected_errors()``); ``page.close_guarded()`` closes the context
+    and fails the test if the page asked another host for anything. Returns ``(context, page)``."""
+    context = browser.new_context(**context_options)
     pg = context.new_page()
+    pg.requests = []
     pg.external_requests = []
     pg.console_errors = []
 
     def guard(route, request):
+        pg.requests.append(request.url)
         if is_local(request.url):
             route.continue_()
         else:
@@ -119,9 +124,27 @@ def page(browser):
     pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
     pg.on("pageerror", lambda exc: pg.console_errors.append(f"uncaught: {exc}"))
     pg.unexpected_errors = lambda: list(pg.console_errors)
+    pg.close_guarded = functools.partial(close_guarded_page, context, pg)
+    return context, pg
+
+
+def close_guarded_page(context, pg) -> None:
+    """Close the page's context; the test fails if the page asked another host for anything."""
+    context.close()
+    if pg.external_requests:
+        pytest.fail(f"requests to other hosts: {pg.external_requests}")
+
+
+@pytest.fixture(scope="session")
+def guarded_page(browser):
+    """``open_guarded_page`` on the session's browser, for fixtures of a wider scope than ``page``."""
+    return functools.partial(open_guarded_page, browser)
+
+
+@pytest.fixture
+def page(browser):
+    context, pg = open_guarded_page(browser)
     try:
         yield pg
     finally:
-        context.close()
-    if pg.external_requests:
-        pytest.fail(f"requests to other hosts: {pg.external_requests}")
+        close_guarded_page(context, pg)

@@ -53,34 +53,16 @@ def is_local(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def lens_page(browser, site_url):
+def lens_page(guarded_page, site_url):
     """One page on the Try the lens page, recording every request (requests to other hosts are blocked)."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.requests = []
-    page.external_requests = []
-    page.console_errors = []
-
-    def guard(route, request):
-        page.requests.append(request.url)
-        if is_local(request.url):
-            route.continue_()
-        else:
-            page.external_requests.append(request.url)
-            route.abort()
-
-    context.route("**/*", guard)
-    page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: page.console_errors.append(f"uncaught: {exc}"))
+    _, page = guarded_page()
     page.on("response", lambda r: page.console_errors.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     page.goto(site_url + PAGE, wait_until="load")
     page.wait_for_function("() => window.tryLens && /MB/.test(document.querySelector('#tl-load').textContent)")
     try:
         yield page
     finally:
-        context.close()
-    if page.external_requests:
-        pytest.fail(f"requests to other hosts: {page.external_requests}")
+        page.close_guarded()
 
 
 @pytest.fixture(scope="module")
