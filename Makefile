@@ -30,7 +30,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 test: setup lint
-	$(PY) -m pytest -q -ra
+	$(PY) -m pytest -q -ra --durations=25
 
 # The fast tier: tests marked none of real_model, slow, browser (tiny random models; a few minutes). The tiers are
 # defined once, in tests/conftest.py; mutation testing selects with the same --fast.
