@@ -8,60 +8,63 @@ files may carry anything there: every reader here treats a metadata value that i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LensError
 
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
-def nbgrader_meta(cell) -> dict:
+
+def nbgrader_meta(cell: NotebookNode) -> dict:
     """The cell's nbgrader metadata, or ``{}`` (none, or not a dict: a corrupted or forged file)."""
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta if isinstance(meta, dict) else {}
 
 
-def set_meta(cell, meta: dict) -> None:
+def set_meta(cell: NotebookNode, meta: dict) -> None:
     """Give ``cell`` a copy of ``meta`` as its nbgrader metadata."""
     import copy
 
     cell.setdefault("metadata", {})["nbgrader"] = copy.deepcopy(meta)
 
 
-def drop_meta(cell) -> None:
+def drop_meta(cell: NotebookNode) -> None:
     """Remove any nbgrader metadata (a stray or forged grade id must not make a graded cell)."""
     cell.get("metadata", {}).pop("nbgrader", None)
 
 
-def has_corrupt_meta(cell) -> bool:
+def has_corrupt_meta(cell: NotebookNode) -> bool:
     """nbgrader metadata that is there but is not a dict."""
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta is not None and not isinstance(meta, dict)
 
 
-def grade_id(cell) -> str | None:
+def grade_id(cell: NotebookNode) -> str | None:
     gid = nbgrader_meta(cell).get("grade_id")
     return gid if isinstance(gid, str) and gid else None
 
 
-def is_solution(cell) -> bool:
+def is_solution(cell: NotebookNode) -> bool:
     """A cell the learner writes (an exercise), graded or not."""
     return bool(nbgrader_meta(cell).get("solution"))
 
 
-def is_graded_code(cell) -> bool:
+def is_graded_code(cell: NotebookNode) -> bool:
     """A code cell nbgrader scores (``grade: true``)."""
     return cell.get("cell_type") == "code" and bool(nbgrader_meta(cell).get("grade"))
 
 
-def is_test_cell(cell) -> bool:
+def is_test_cell(cell: NotebookNode) -> bool:
     """A graded code cell that is not the learner's: the instructor's tests."""
     return is_graded_code(cell) and not is_solution(cell)
 
 
-def points(cell) -> float:
+def points(cell: NotebookNode) -> float:
     return float(nbgrader_meta(cell).get("points", 0) or 0)
 
 
-def by_grade_id(nb) -> dict[str, Any]:
+def by_grade_id(nb: NotebookNode) -> dict[str, Any]:
     """``grade_id -> cell`` for every cell that has one (the first, if a learner duplicated a cell)."""
     cells: dict[str, Any] = {}
     for cell in nb.cells:
@@ -71,7 +74,7 @@ def by_grade_id(nb) -> dict[str, Any]:
     return cells
 
 
-def read_notebook(path: str | Path):
+def read_notebook(path: str | Path) -> NotebookNode:
     """A notebook of any nbformat version (v3 upgraded) as a v4 node; one ``LensError`` line when it cannot be."""
     import nbformat
 

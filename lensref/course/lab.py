@@ -278,7 +278,7 @@ def _last_line(log: Path) -> str:
     return " ".join((errors or lines or ["no output"])[-1].split())[:240]
 
 
-def _write_json(path: Path, data) -> None:
+def _write_json(path: Path, data: object) -> None:
     text = json.dumps(data, indent=1) + "\n"
     if path.exists() and path.read_text() == text:
         return

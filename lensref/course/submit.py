@@ -18,12 +18,17 @@ import os
 import re
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from ..errors import LensError
 from .notebook_check import nbgrader_meta, read_notebook
 from .release import COURSE_ROOT, PACKAGED
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 _STUDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MATCH_SHARE = 0.5  # share of a course notebook's graded cell ids a submission must carry
@@ -54,7 +59,7 @@ class Submission:
         return f"{verb} {self.member} in {where}"
 
 
-def graded_ids(nb) -> set[str]:
+def graded_ids(nb: NotebookNode) -> set[str]:
     """The grade ids of a notebook's exercise (solution) and test cells."""
     ids = set()
     for cell in nb.cells:
@@ -87,7 +92,7 @@ def course_notebooks(root: Path = COURSE_ROOT) -> dict[CourseNotebook, set[str]]
     return out
 
 
-def identify(nb, where: str, root: Path = COURSE_ROOT) -> CourseNotebook:
+def identify(nb: NotebookNode, where: str, root: Path = COURSE_ROOT) -> CourseNotebook:
     """Which course notebook ``nb`` is a copy of; a one-line :class:`LensError` if none."""
     ids = graded_ids(nb)
     if not ids:
@@ -173,7 +178,7 @@ def _write_zip(target: Path, member: str, data: bytes, student: str) -> bool:
         except zipfile.BadZipFile:
             raise LensError(f"{target}: exists and is not a zip file (move it away or give another --out)") from None
 
-    def write(f):
+    def write(f: IO[bytes]) -> None:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for info, content in kept:
                 z.writestr(info, content)
@@ -189,7 +194,7 @@ def _now() -> tuple[int, int, int, int, int, int]:
     return time.localtime()[:6]
 
 
-def _atomic_write(final: Path, write) -> None:
+def _atomic_write(final: Path, write: Callable[[IO[bytes]], object]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=final.name + ".", suffix=".tmp", dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -12,12 +12,18 @@ from __future__ import annotations
 import dataclasses
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ...errors import LensError
 from . import judge_process
 from .jobs import release_warm, worker_problem
 from .task import GradingTask
 from .worker import grade_task
+
+if TYPE_CHECKING:
+    from distributed import Future as DaskFuture
+
+    from .task import Graded
 
 
 class LocalPool:
@@ -74,7 +80,7 @@ class DaskPool:
         self.slots = sum(w.get("nthreads", 1) for w in workers.values())
         self.address = address
 
-    def submit(self, task: GradingTask):
+    def submit(self, task: GradingTask) -> DaskFuture[Graded]:
         return self.client.submit(
             grade_task, task, pure=False, retries=0, key=f"lensref-grade-{task.student}-{os.urandom(4).hex()}"
         )
@@ -86,7 +92,7 @@ class DaskPool:
         return f"Dask cluster at {self.address} ({self.slots} worker thread(s))"
 
 
-def open_pool(jobs: int | None, scheduler: str | None, warm: bool = True):
+def open_pool(jobs: int | None, scheduler: str | None, warm: bool = True) -> LocalPool | DaskPool:
     """``warm=False`` starts every sandbox cold, when its job comes (the benchmark's "before")."""
     if scheduler:
         return DaskPool(scheduler)

@@ -11,9 +11,13 @@ from __future__ import annotations
 import base64
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import cells
 from .judge import CellVerdict
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'none'; base-uri 'none'"
 STYLE = """
@@ -95,7 +99,9 @@ def visible_part(source: str) -> str:
     return "\n".join(lines).strip("\n")
 
 
-def render(title: str, executed, source, verdicts: dict[str, CellVerdict], notes: list[str]) -> str:
+def render(
+    title: str, executed: NotebookNode, source: NotebookNode, verdicts: dict[str, CellVerdict], notes: list[str]
+) -> str:
     """One notebook's feedback page. ``executed``: the run (untrusted outputs); ``source``: the instructor's notebook."""
     source_cells = cells.by_grade_id(source)
     score = sum(v.points for v in verdicts.values())

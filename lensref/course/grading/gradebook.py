@@ -14,11 +14,16 @@ import sys
 import tempfile
 import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import LensError
+
+if TYPE_CHECKING:
+    from nbgrader.api import Gradebook
 
 
 @dataclass
@@ -59,7 +64,7 @@ _session = threading.local()  # the Gradebook kept open by session() in this thr
 
 
 @contextmanager
-def session(db_url: str):
+def session(db_url: str) -> Iterator[Gradebook]:
     """Keep one Gradebook open for a whole grading run in this thread (one engine: SQLAlchemy compiles each query
     once, not once per student); record() and read() in this thread use it."""
     with _opened(db_url) as gb:
@@ -71,7 +76,7 @@ def session(db_url: str):
 
 
 @contextmanager
-def _opened(db_url: str):
+def _opened(db_url: str) -> Iterator[Gradebook]:
     """nbgrader's Gradebook, without the SQLAlchemy warnings its own submission helpers trigger."""
     from nbgrader.api import Gradebook
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import LensError
 from . import gradebook, sandbox
@@ -31,6 +33,14 @@ from .record import record
 from .report import GradeReport, StudentResult, write_csv
 from .status import Status
 from .task import GradingSetup, GradingTask, make_task
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from distributed import Future as DaskFuture
+
+    from .dispatch import DaskPool, LocalPool
+    from .task import Graded
 
 DEFAULT_TIMEOUT = 60  # seconds per cell
 
@@ -71,7 +81,7 @@ def grade(
     baseline: bool = False,
     jobs: int | None = 1,
     scheduler: str | None = None,
-    progress=print,
+    progress: Callable[[str], object] = print,
     bar: bool = False,
     warm: bool = True,
 ) -> GradeReport:
@@ -180,7 +190,7 @@ def _triage(setup: GradingSetup, student: str, submitted: Path, force: bool) -> 
     return Sent(task, found.notebooks, time.time() - t0, time.thread_time() - cpu0)
 
 
-def _collect(setup: GradingSetup, sent: Sent, future) -> StudentResult:
+def _collect(setup: GradingSetup, sent: Sent, future: Future[Graded] | DaskFuture[Graded]) -> StudentResult:
     """The student's result once its future is done: recorded, or failed with the reason."""
     try:
         graded = future.result()
@@ -200,14 +210,14 @@ def _collect(setup: GradingSetup, sent: Sent, future) -> StudentResult:
 
 def _grade_all(
     setup: GradingSetup,
-    pool,
+    pool: LocalPool | DaskPool,
     students: list[str],
     submitted: Path,
     force: bool,
     baseline: bool,
     results: list[StudentResult],
     bar: bool,
-    progress,
+    progress: Callable[[str], object],
 ) -> None:
     """Keep the pool busy; record strictly in student order (one writer, a fixed order)."""
     from tqdm import tqdm

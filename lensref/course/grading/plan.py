@@ -100,7 +100,7 @@ def parse_test_cell(source: str, where: str) -> tuple[CheckCall, ...]:
     return tuple(calls)
 
 
-def _plain(value):
+def _plain(value: object) -> object:
     """Tuples become lists: options travel as JSON."""
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]

@@ -29,8 +29,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import layout
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 MAX_OUTPUT_CHARS = 20000  # per cell, for the feedback
 
@@ -192,7 +196,7 @@ def write_whole(path: Path, data: bytes) -> str | None:
         return one_line(exc)
 
 
-def write_results(name: str, nb, runs: list[CellRun]) -> None:
+def write_results(name: str, nb: NotebookNode, runs: list[CellRun]) -> None:
     """Leave ``executed/<name>.cells.json`` and ``executed/<name>.ipynb``; what cannot be written (a full disk) is
     one line in the log, and the other file is still tried."""
     import nbformat

@@ -16,8 +16,12 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import cells
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
 
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 
@@ -134,7 +138,7 @@ def read_no_follow(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
         os.close(fd)
 
 
-def read_submission(path: Path):
+def read_submission(path: Path) -> NotebookNode:
     """A submitted notebook of any nbformat version (v3 upgraded) as a v4 node, read without following links."""
     import nbformat
 
@@ -154,7 +158,7 @@ class Prepared:
     learner_code: list[str]  # the learner's own code cells (solution cells and cells they added)
 
 
-def prepare(submission, source, notebook: str) -> Prepared:
+def prepare(submission: NotebookNode, source: NotebookNode, notebook: str) -> Prepared:
     """The notebook to run: the submission, with the source's locked cells and probe calls for its test cells."""
     import copy
 
@@ -163,7 +167,7 @@ def prepare(submission, source, notebook: str) -> Prepared:
     source_cells = cells.by_grade_id(source)
     order = list(source_cells)
 
-    def from_source(gid: str):
+    def from_source(gid: str) -> NotebookNode:
         cell = copy.deepcopy(source_cells[gid])
         if cells.is_graded_code(cell):
             cell.source = probe_source(notebook, gid)

@@ -37,7 +37,9 @@ class GradingSetup:
     wall_s: float  # the whole run's limit: every code cell at its limit, plus start-up
 
     @classmethod
-    def read(cls, assignment: str, root: Path, out: Path, timeout: float, limits: Limits, sandboxed: bool):
+    def read(
+        cls, assignment: str, root: Path, out: Path, timeout: float, limits: Limits, sandboxed: bool
+    ) -> GradingSetup:
         import nbformat
 
         from ..checks import EXERCISES

@@ -25,6 +25,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -120,7 +121,7 @@ class Bank:
     def __len__(self) -> int:
         return len(self.questions)
 
-    def question(self, key) -> Question:
+    def question(self, key: object) -> Question:
         """Look a question up by number (``3``, ``"3"``, ``"q3"``) or id."""
         if isinstance(key, bool):
             raise LensError(f"unknown question {key!r}")
@@ -167,7 +168,7 @@ def load_bank(path: str | Path | None = None) -> Bank:
     return bank_from_dict(data, str(path))
 
 
-def bank_from_dict(data, where: str = "<bank>") -> Bank:
+def bank_from_dict(data: object, where: str = "<bank>") -> Bank:
     """Build a :class:`Bank` from parsed YAML/JSON, checking every field (see the module docstring)."""
     if not isinstance(data, dict):
         raise LensError(f"{where}: a quiz bank must be a mapping with 'id', 'title' and 'questions'")
@@ -188,7 +189,7 @@ def bank_from_dict(data, where: str = "<bank>") -> Bank:
     return Bank(id=bank_id, title=title, questions=tuple(questions), path=where)
 
 
-def _question_from_dict(raw, n: int, where: str) -> Question:
+def _question_from_dict(raw: object, n: int, where: str) -> Question:
     if not isinstance(raw, dict):
         raise LensError(f"{where}: question {n}: must be a mapping with id, question, options, answer")
     qid = raw.get("id")
@@ -252,7 +253,7 @@ def _required_str(d: dict, key: str, at: str) -> str:
     return " ".join(value.split())
 
 
-def _check_section(section, at: str) -> None:
+def _check_section(section: object, at: str) -> None:
     if section not in SECTIONS:
         raise LensError(f"{at}: {section!r} is not a book page (one of {', '.join(SECTIONS)})")
 
@@ -271,8 +272,8 @@ class UniqueKeyLoader(yaml.SafeLoader):
     """A safe YAML loader that rejects a mapping with the same key twice (PyYAML keeps the last)."""
 
 
-def _construct_unique_mapping(loader, node, deep=False):
-    seen = set()
+def _construct_unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in seen:

@@ -102,7 +102,9 @@ def read_responses(path: str | Path) -> tuple[list[str], list[tuple[int, list[st
     return header, rows[1:]
 
 
-def map_columns(bank: Bank, header: list[str], id_column: str | None, where: str):
+def map_columns(
+    bank: Bank, header: list[str], id_column: str | None, where: str
+) -> tuple[int, dict[int, int], tuple[str, ...]]:
     """(learner column index, {question number: column index}, ignored headers)."""
     if id_column is None:
         learner_col = 0

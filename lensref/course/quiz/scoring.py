@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -98,7 +99,7 @@ class AnswerSheet:
 
 
 def resolve_answers(
-    bank: Bank, answers, where: str = "answers", *, allow_unanswered: bool = False
+    bank: Bank, answers: object, where: str = "answers", *, allow_unanswered: bool = False
 ) -> dict[int, Option]:
     """Map question number -> chosen option from ``{question number or id: letter or option text}``.
 
@@ -133,7 +134,7 @@ def resolve_answers(
     return chosen
 
 
-def grade(bank: Bank, answers, where: str = "answers", *, allow_unanswered: bool = False) -> QuizGrade:
+def grade(bank: Bank, answers: object, where: str = "answers", *, allow_unanswered: bool = False) -> QuizGrade:
     chosen = resolve_answers(bank, answers, where, allow_unanswered=allow_unanswered)
     return QuizGrade(bank.id, tuple(QuestionResult.of(q, chosen.get(q.number)) for q in bank.questions))
 
@@ -172,7 +173,7 @@ def sheet_from_data(data: dict, where: str) -> AnswerSheet:
     )
 
 
-def load_answers(path: str | Path):
+def load_answers(path: str | Path) -> dict[Any, Any]:
     """Read a JSON or YAML answers file (by extension; content sniffed otherwise); duplicate keys are errors."""
     path = Path(path)
     text = read_text_file(path, "answers", missing="no such answers file")
@@ -200,8 +201,8 @@ class _DuplicateKey(Exception):
     pass
 
 
-def _unique_pairs(pairs):
-    out = {}
+def _unique_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
     for k, v in pairs:
         if k in out:
             raise _DuplicateKey(k)

@@ -21,8 +21,12 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+from typing import TYPE_CHECKING, Any
 
 from .bank import Bank
+
+if TYPE_CHECKING:
+    from IPython.display import HTML
 
 _CSS = """
 .lensquiz{--lq-fg:var(--pst-color-text-base,#222832);--lq-bg:var(--pst-color-background,#fff);
@@ -325,7 +329,7 @@ def quiz_html(bank: Bank, *, shuffle: bool = True, base_url: str = "") -> str:
     return "\n".join(parts)
 
 
-def display_quiz(bank: Bank | None = None, **kwargs):
+def display_quiz(bank: Bank | None = None, **kwargs: Any) -> HTML:
     """An IPython HTML object of the quiz (what the book page displays); ``bank`` defaults to the course's."""
     from IPython.display import HTML
 
