@@ -1,13 +1,13 @@
-"""Grades do not depend on how they were computed: one mixed class, every assignment, graded four ways.
+"""Grades do not depend on how they were computed: one mixed class, every assignment, graded three ways.
 
 The class: each of the three assignments solved as the instructor did and in another style, two sets of named
 mistakes each, assignments 2 and 3 as released, and three learners who hand in links (a notebook that is a
 symbolic link to the instructor's solution, a hard link to a copy of the solution, an assignment folder that is a
-link to ``solutions/``). It is graded with ``--jobs 1`` (one at a time), the default command (one sandbox per
-core), ``--jobs 4`` (more sandboxes and judges than this machine has cores) and on a real Dask cluster of two
-workers, each judging its own runs. The
+link to ``solutions/``). It is graded with ``--jobs 1`` (one at a time), the default command (one sandbox and one
+judge process per core, at once) and on a real Dask cluster of two workers, each judging its own runs (more judges
+than cores at once: tests/test_grading_judges.py, 50 rounds in four judge processes). The
 CSVs must be byte-identical, the gradebooks row for row the same, and every score the expected one, read from the
-gradebook itself. These run real notebooks on the real model (about 55 runs), so they are marked slow.
+gradebook itself. These run real notebooks on the real model (about 40 runs), so they are marked slow.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 90
 LIMITS = Limits(memory_mb=3072, max_procs=128)
-MODES = ("jobs 1", "default", "jobs 4", "dask")  # default: the command without --jobs (one per core)
+MODES = ("jobs 1", "default", "dask")  # default: the command without --jobs (one per core)
 LINKS = {  # student -> (assignment, what the link does)
     "zak_folder_link": "01-logit-lens",
     "zed_symlink": "01-logit-lens",
@@ -82,7 +82,6 @@ def graded(tmp_path_factory, warm_model_cache):
                 options: dict = {
                     "jobs 1": {"jobs": 1},
                     "default": {"jobs": None},
-                    "jobs 4": {"jobs": 4},
                     "dask": {"scheduler": cluster.address},
                 }[mode]
                 report = grade(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"  before handing in: lensref check {_shown(first)}    then: lensref submit {_shown(first)} --student NAME")
     print("  stop it with Ctrl-C", flush=True)
+    # Ctrl-C stops the server even when this process was started with SIGINT ignored (a shell's background job,
+    # nohup, some CI runners): Python then keeps the inherited "ignore" and Ctrl-C would do nothing.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         server.process.wait()
     except KeyboardInterrupt:

@@ -65,6 +65,8 @@ def test_lensref_lab_command_prints_the_url_and_serves_the_work_folder(tmp_path)
         text=True,
         env=env,
         start_new_session=True,
+        # started as a background job or by a CI runner that ignores SIGINT: Ctrl-C must still stop it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     lines = []
     try:
