@@ -20,22 +20,16 @@ import argparse
 import functools
 import json
 import statistics
+import sys
 import threading
 import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' launch settings)
+
 TEXT = "The Eiffel Tower is located in the city of Paris, which is the capital of France and the home of the Louvre."
 N_TOKENS = 16
 
