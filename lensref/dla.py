@@ -127,7 +127,7 @@ class DLAResult:
         lines += [f"  {c.name:>10}  {c.value:+8.3f}" for c in self.top(top, heads=True)]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The result as JSON data (tensors as lists)."""
         return {
             "model": self.model,

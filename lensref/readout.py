@@ -85,7 +85,9 @@ class _Accumulator:
     """Per-row outputs for ``n_rows`` rows (flattened ``layer * T + position``), filled slice by slice."""
 
     def __init__(self, n_rows: int, T: int, vocab: int, top_k: int, with_target: bool, device: torch.device):
-        new = lambda *shape, dtype=torch.float32: torch.empty(*shape, dtype=dtype, device=device)  # noqa: E731
+        def new(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.empty(*shape, dtype=dtype, device=device)
+
         self.top_z, self.top_ids = new(n_rows, top_k), new(n_rows, top_k, dtype=torch.long)
         self.max_z, self.log_s = new(n_rows), new(n_rows)  # log-sum-exp = max_z + log_s
         self.entropy = new(n_rows)
@@ -229,7 +231,10 @@ def _grid_stats(
     ``normed . (p_final @ W) (+ p_final . b)``: a dot product of width d instead of a pass over the vocabulary.
     When the logits are not linear in the normed state (a soft-cap), the caller passes those sums as ``pf_z``.
     """
-    grid = lambda x: x.view(n_layers_plus, T, *x.shape[1:]).cpu()  # noqa: E731
+
+    def grid(x: torch.Tensor) -> torch.Tensor:
+        return x.view(n_layers_plus, T, *x.shape[1:]).cpu()
+
     lse = acc.max_z + acc.log_s  # log of the softmax's normalizer
     if pf_z is None:
         final_w, final_b = unembed.expected_row(acc.final_p)  # [T, d], [T] or None

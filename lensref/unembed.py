@@ -191,7 +191,8 @@ class Unembed:
 
     def normalize(self, resid: torch.Tensor) -> torch.Tensor:
         """The final norm alone (the readout runs it once, then decodes in blocks)."""
-        return self.norm(resid)
+        normed: torch.Tensor = self.norm(resid)
+        return normed
 
     def unembed_normed(self, normed: torch.Tensor) -> torch.Tensor:
         """The unembedding alone, for states that are already normed (e.g. transformers' last hidden state)."""

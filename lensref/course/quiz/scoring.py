@@ -76,7 +76,7 @@ class QuizGrade:
         partial = f" ({self.answered} of {self.total} answered)" if self.answered < self.total else ""
         return f"score: {self.score}/{self.total}{partial}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "bank": self.bank,
             "score": self.score,
@@ -90,7 +90,7 @@ class QuizGrade:
 class AnswerSheet:
     """One learner's answers as read from a file: a plain answers mapping, or the quiz page's download."""
 
-    answers: dict
+    answers: dict[Any, Any]
     where: str
     from_page: bool = False  # the page's file: questions may be unanswered (scored wrong, as on the page)
     learner: str = ""  # the name typed on the page, if any
@@ -152,7 +152,7 @@ def load_answer_sheet(path: str | Path) -> AnswerSheet:
     return sheet_from_data(data, str(path))
 
 
-def sheet_from_data(data: dict, where: str) -> AnswerSheet:
+def sheet_from_data(data: dict[str, Any], where: str) -> AnswerSheet:
     if data.get("format") != PAGE_FORMAT:
         return AnswerSheet(answers=data, where=where)
     answers, learner, bank_id = data.get("answers"), data.get("learner", ""), data.get("bank")
