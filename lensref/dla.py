@@ -23,6 +23,7 @@ attention output (again exact, as the heads sum to that output). Soft-capped log
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -54,7 +55,7 @@ class Contribution:
 class DLAResult:
     """The logit difference at one position split into the components that wrote it.
 
-    ``embed + attn.sum() + mlp.sum() + constant == logit_diff`` and, per layer,
+    ``embed + attn.sum() + mlp.sum() + constant == model_logit_diff`` and, per layer,
     ``heads[l].sum() + attn_bias[l] == attn[l]``.
     """
 
@@ -71,9 +72,17 @@ class DLAResult:
     heads: torch.Tensor  # [L, H]
     attn_bias: torch.Tensor  # [L], the output projection's bias (zeros if it has none)
     constant: float  # final-norm bias and unembedding bias
-    logit_diff: float  # the model's own logit difference at this position
+    model_logit_diff: float  # the model's own logit difference at this position
     norm_scale: float  # the frozen 1 / sqrt(mean square or variance + eps) of the final residual
     reconstruction_error: float  # max |embed + sum of components - final residual|, a sanity check
+
+    @property
+    def logit_diff(self) -> float:
+        """Deprecated name of :attr:`model_logit_diff`."""
+        warnings.warn(
+            "DLAResult.logit_diff is deprecated; use DLAResult.model_logit_diff", DeprecationWarning, stacklevel=2
+        )
+        return self.model_logit_diff
 
     @property
     def n_layers(self) -> int:
@@ -87,11 +96,11 @@ class DLAResult:
 
     @property
     def total(self) -> float:
-        """The sum of all components (equals ``logit_diff`` up to float rounding)."""
+        """The sum of all components (equals ``model_logit_diff`` up to float rounding)."""
         return self.embed + float(self.attn.sum()) + float(self.mlp.sum()) + self.constant
 
     def components(self) -> list[Contribution]:
-        """Embedding, every attention block and MLP, and the constant: these sum to ``logit_diff``."""
+        """Embedding, every attention block and MLP, and the constant: these sum to ``model_logit_diff``."""
         parts = [Contribution("embed", "embed", self.embed)]
         for layer in range(self.n_layers):
             parts.append(Contribution(f"attn {layer}", "attn", float(self.attn[layer]), layer))
@@ -117,7 +126,7 @@ class DLAResult:
         lines = [
             f"{self.model}: logit {show_token(self.target)} - logit {show_token(self.distractor)} "
             f"after {show_token(self.tokens[self.position])!r}",
-            f"model: {self.logit_diff:.4f}   sum of components: {self.total:.4f}   "
+            f"model: {self.model_logit_diff:.4f}   sum of components: {self.total:.4f}   "
             f"(embed {self.embed:.3f}, attention {float(self.attn.sum()):.3f}, MLPs {float(self.mlp.sum()):.3f}, "
             f"constant {self.constant:.3f})",
             "largest components:",
@@ -135,7 +144,8 @@ class DLAResult:
             "position": self.position,
             "target": {"text": self.target, "id": self.target_id},
             "distractor": {"text": self.distractor, "id": self.distractor_id},
-            "logit_diff": self.logit_diff,
+            "model_logit_diff": self.model_logit_diff,
+            "logit_diff": self.model_logit_diff,  # deprecated key (the same number), removed in 0.3
             "sum_of_components": self.total,
             "norm_scale": self.norm_scale,
             "embed": self.embed,
@@ -226,7 +236,7 @@ def direct_logit_attribution(
         heads=torch.stack(heads).float(),
         attn_bias=torch.tensor(attn_bias, dtype=torch.float32),
         constant=frozen.constant,
-        logit_diff=float(logits[target_id] - logits[distractor_id]),
+        model_logit_diff=float(logits[target_id] - logits[distractor_id]),
         norm_scale=frozen.scale,
         reconstruction_error=float((rebuilt - writes.final.double()).abs().max()),
     )

@@ -3,7 +3,7 @@
 Take the residual state at (layer ``l``, position ``i``) of a *source* prompt, write it over the state of
 a placeholder token in a *target* prompt at layer ``l*``, and let the model continue. With the identity
 target prompt (a few-shot "x -> x" repetition ending in "? ->") the model tends to repeat whatever the
-patched state encodes, so the continuation is a readout of that state in words.
+patched state encodes, so the continuation reads that state out in words (a :class:`Continuation` per layer).
 
 Layers follow :mod:`lensref.residual`: layer 0 is the embedding output (what block 0 reads), layer ``l`` is
 what block ``l`` reads, and layer ``L`` is the last block's output, the input of the final norm. Patching at
@@ -18,6 +18,7 @@ least squares on text both models read.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,14 +35,14 @@ from .tokens import encode_prompt, show_token, token_texts
 
 IDENTITY_PROMPT = "cat -> cat\n1135 -> 1135\nhello -> hello\n? ->"  # the paper's identity prompt
 PLACEHOLDER = "?"
-STOP_TEXTS = (";", "\n")  # the identity prompt's separators: the readout ends at the first one
+STOP_TEXTS = (";", "\n")  # the identity prompt's separators: the answer ends at the first one
 DEFAULT_NEW_TOKENS = 4
 
 __all__ = [
     "IDENTITY_PROMPT",
     "PLACEHOLDER",
     "DEFAULT_NEW_TOKENS",
-    "Readout",
+    "Continuation",
     "PatchscopeResult",
     "find_placeholder",
     "patch_hook",
@@ -51,11 +52,23 @@ __all__ = [
 ]
 
 
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
+
+
+def __getattr__(name: str) -> Any:
+    """``Readout``, the old name of :class:`Continuation`, still imports (with a ``DeprecationWarning``)."""
+    if name == "Readout":
+        _deprecated("lensref.patchscope.Readout", "lensref.patchscope.Continuation")
+        return Continuation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # --- patching -------------------------------------------------------------------------------------------
 
 
 @dataclass
-class Readout:
+class Continuation:
     """What the target model said with the source state of ``layer`` patched in at ``target_layer``."""
 
     layer: int
@@ -79,7 +92,7 @@ class Readout:
 
 @dataclass
 class PatchscopeResult:
-    """One source state read at each source layer: the prompts, the placeholder's position and one readout a layer."""
+    """One source state read at each source layer: the prompts, the placeholder's position and one continuation a layer."""
 
     source_model: str
     target_model: str
@@ -88,7 +101,7 @@ class PatchscopeResult:
     target_prompt: str
     target_tokens: list[str]
     placeholder_position: int
-    readouts: list[Readout]
+    continuations: list[Continuation]
     maps: dict[int, ResidualMap] = field(default_factory=dict, repr=False)
 
     @property
@@ -96,19 +109,45 @@ class PatchscopeResult:
         """The source token whose state was read."""
         return self.source_tokens[self.position]
 
-    def readout(self, layer: int) -> Readout:
-        """The readout of source layer ``layer`` (KeyError if it was not read)."""
-        for readout in self.readouts:
-            if readout.layer == layer:
-                return readout
+    def continuation(self, layer: int) -> Continuation:
+        """The continuation of source layer ``layer`` (KeyError if it was not read)."""
+        for continuation in self.continuations:
+            if continuation.layer == layer:
+                return continuation
         raise KeyError(layer)
 
-    def answers(self) -> dict[int, str]:
-        """Source layer -> its readout's answer."""
-        return {r.layer: r.answer for r in self.readouts}
+    @property
+    def readouts(self) -> list[Continuation]:
+        """Deprecated name of :attr:`continuations`."""
+        _deprecated("PatchscopeResult.readouts", "PatchscopeResult.continuations")
+        return self.continuations
 
-    def to_dict(self) -> dict:
-        """The result as JSON data, each readout with its residual map's summary (or None)."""
+    def readout(self, layer: int) -> Continuation:
+        """Deprecated name of :meth:`continuation`."""
+        _deprecated("PatchscopeResult.readout()", "PatchscopeResult.continuation()")
+        return self.continuation(layer)
+
+    def answers(self) -> dict[int, str]:
+        """Source layer -> its continuation's answer."""
+        return {r.layer: r.answer for r in self.continuations}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON data, each continuation with its residual map's summary (or None).
+
+        ``"readouts"`` repeats ``"continuations"`` under its old name until 0.3 (deprecated).
+        """
+        continuations = [
+            {
+                "layer": r.layer,
+                "target_layer": r.target_layer,
+                "tokens": r.tokens,
+                "text": r.text,
+                "answer": r.answer,
+                "first_prob": r.first_prob,
+                "map": self.maps[r.layer].to_dict() if r.layer in self.maps else None,
+            }
+            for r in self.continuations
+        ]
         return {
             "source_model": self.source_model,
             "target_model": self.target_model,
@@ -118,28 +157,18 @@ class PatchscopeResult:
             "target_prompt": self.target_prompt,
             "target_tokens": self.target_tokens,
             "placeholder_position": self.placeholder_position,
-            "readouts": [
-                {
-                    "layer": r.layer,
-                    "target_layer": r.target_layer,
-                    "tokens": r.tokens,
-                    "text": r.text,
-                    "answer": r.answer,
-                    "first_prob": r.first_prob,
-                    "map": self.maps[r.layer].to_dict() if r.layer in self.maps else None,
-                }
-                for r in self.readouts
-            ],
+            "continuations": continuations,
+            "readouts": continuations,
         }
 
     def format_table(self) -> str:
-        """One line per source layer: the layer it was patched into, the first token's probability, the readout."""
+        """One line per source layer: the layer it was patched into, the first token's probability, the continuation."""
         lines = [
             f"{self.source_model} -> {self.target_model}: {show_token(self.source_token)!r} "
             f"(position {self.position}) read through {self.target_prompt!r}",
-            f"{'layer':>5}  {'-> l*':>5}  {'p(first)':>8}  readout",
+            f"{'layer':>5}  {'-> l*':>5}  {'p(first)':>8}  continuation",
         ]
-        for r in self.readouts:
+        for r in self.continuations:
             lines.append(f"{r.layer:>5}  {r.target_layer:>5}  {r.first_prob:8.3f}  {show_token(r.text)}")
         return "\n".join(lines)
 
@@ -289,8 +318,8 @@ def patchscope(
         vectors.append(vector)
     new_ids, first_prob = generate_patched(target_lm, target_ids, slot, target_layers, torch.stack(vectors), n_tokens)
 
-    readouts = [
-        Readout(layer, dest, token_texts(target_lm.tokenizer, row), prob)
+    continuations = [
+        Continuation(layer, dest, token_texts(target_lm.tokenizer, row), prob)
         for layer, dest, row, prob in zip(layers, target_layers, new_ids, first_prob)
     ]
     return PatchscopeResult(
@@ -301,6 +330,6 @@ def patchscope(
         target_prompt=target_prompt,
         target_tokens=token_texts(target_lm.tokenizer, target_ids),
         placeholder_position=slot,
-        readouts=readouts,
+        continuations=continuations,
         maps={k: v for k, v in maps.items() if k in layers},
     )

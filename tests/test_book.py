@@ -414,9 +414,9 @@ def test_dla_adds_up_and_the_late_layers_write_most(real_lm):
     from lensref.dla import direct_logit_attribution
 
     r = direct_logit_attribution(real_lm, lp.EIFFEL, " Paris", " London")
-    assert abs(r.total - r.logit_diff) < 1e-2
+    assert abs(r.total - r.model_logit_diff) < 1e-2
     late = sum(float(r.attn[l] + r.mlp[l]) for l in range(2 * L_LAYERS // 3, L_LAYERS))
-    assert late / r.logit_diff > 0.5
+    assert late / r.model_logit_diff > 0.5
     assert len(r.components()) - 1 == 1 + 2 * L_LAYERS  # the formula's components; the last is the constant
     assert r.components()[-1].kind == "constant" and r.constant == 0.0  # SmolLM2 has no biases
 

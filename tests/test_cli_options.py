@@ -328,7 +328,7 @@ def test_dla_position_top_json_and_plot(use_tiny, capsys, tmp_path, calls):
     assert lines[0] == "tiny-llama: logit a - logit b after 'l'"
     assert lines[2] == "largest components:" and lines[5] == "largest heads:" and len(lines) == 8
     data = json.loads(out_json.read_text())
-    assert data["position"] == 2 and data["sum_of_components"] == pytest.approx(data["logit_diff"], abs=1e-5)
+    assert data["position"] == 2 and data["sum_of_components"] == pytest.approx(data["model_logit_diff"], abs=1e-5)
     assert out_png.read_bytes().startswith(PNG)
 
 
@@ -381,8 +381,8 @@ def test_patchscope_options(use_tiny, capsys, tmp_path, calls):
     assert lines[0].startswith("tiny-llama -> tiny-llama: 'e' (position 1) read through 'x -> x ; # ->'")
     assert [line.split()[:2] for line in lines[2:]] == [["0", "1"], ["2", "1"], ["3", "1"]]
     data = json.loads(out.read_text())
-    assert [r["layer"] for r in data["readouts"]] == [0, 2, 3]
-    assert all(r["target_layer"] == 1 and len(r["tokens"]) == 3 for r in data["readouts"])
+    assert [r["layer"] for r in data["continuations"]] == [0, 2, 3]
+    assert all(r["target_layer"] == 1 and len(r["tokens"]) == 3 for r in data["continuations"])
 
 
 def test_patchscope_target_model(monkeypatch, capsys, tmp_path):

@@ -24,11 +24,20 @@ def extreme_pair(lm, prompt=PROMPT, position=-1):
     return chr(32 + int(logits.argmax())), chr(32 + int(logits.argmin())), float(logits.max() - logits.min())
 
 
+def test_logit_diff_is_a_deprecated_name_of_model_logit_diff(tiny_lm):
+    """The field and the JSON key were ``logit_diff``; both still answer (the JSON key until 0.3), the field warns."""
+    result = direct_logit_attribution(tiny_lm, PROMPT, "a", "b")
+    with pytest.warns(DeprecationWarning, match="DLAResult.logit_diff is deprecated; use DLAResult.model_logit_diff"):
+        assert result.logit_diff == result.model_logit_diff
+    data = result.to_dict()
+    assert data["logit_diff"] == data["model_logit_diff"] == result.model_logit_diff
+
+
 def test_components_sum_to_the_model_logit_difference(tiny_lm):
     target, distractor, gap = extreme_pair(tiny_lm)
     result = direct_logit_attribution(tiny_lm, PROMPT, target, distractor)
-    assert result.logit_diff == pytest.approx(gap, rel=1e-5)
-    assert abs(result.total - result.logit_diff) <= 1e-5 * abs(result.logit_diff) + 1e-7
+    assert result.model_logit_diff == pytest.approx(gap, rel=1e-5)
+    assert abs(result.total - result.model_logit_diff) <= 1e-5 * abs(result.model_logit_diff) + 1e-7
     assert result.reconstruction_error < 1e-5  # embed + attention + MLP outputs == the final residual
     # every head of a layer plus the projection bias is that layer's attention output
     assert torch.allclose(result.heads.sum(1) + result.attn_bias, result.attn, atol=1e-6)
@@ -52,7 +61,7 @@ def test_biases_go_to_the_constant_and_attention_bias_terms(family):
     target, distractor, _ = extreme_pair(lm)
     result = direct_logit_attribution(lm, PROMPT, target, distractor)
     assert result.reconstruction_error < 1e-5
-    assert result.total == pytest.approx(result.logit_diff, rel=1e-5)
+    assert result.total == pytest.approx(result.model_logit_diff, rel=1e-5)
     assert abs(result.constant) > 1e-3  # the final LayerNorm's bias goes into the constant
     assert result.attn_bias.abs().min() > 1e-4  # each output projection's bias is its own term
     assert torch.allclose(result.heads.sum(1) + result.attn_bias, result.attn, atol=1e-5)
@@ -82,8 +91,8 @@ def test_position_changes_the_attribution():
     first = direct_logit_attribution(lm, PROMPT, "a", "b", position=0)
     last = direct_logit_attribution(lm, PROMPT, "a", "b", position=-1)
     assert first.position == 0 and last.position == len(PROMPT) - 1
-    assert first.total == pytest.approx(first.logit_diff, abs=1e-6)
-    assert abs(first.logit_diff - last.logit_diff) > 1e-4
+    assert first.total == pytest.approx(first.model_logit_diff, abs=1e-6)
+    assert abs(first.model_logit_diff - last.model_logit_diff) > 1e-4
 
 
 @pytest.mark.parametrize(
@@ -126,7 +135,7 @@ def test_cli_report_json_and_plot(monkeypatch, capsys, tmp_path):
     assert lines[0] == "tiny-gpt2: logit a - logit b after 'd'"
     assert lines[2] == "largest components:" and lines[6] == "largest heads:" and len(lines) == 10
     data = json.loads(out_json.read_text())
-    assert data["sum_of_components"] == pytest.approx(data["logit_diff"], abs=1e-6)
+    assert data["sum_of_components"] == pytest.approx(data["model_logit_diff"], abs=1e-6)
     assert len(data["heads"]) == lm.n_layers and len(data["heads"][0]) == 4
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -144,14 +153,14 @@ def test_real_model_attention_23_writes_paris_over_london(real_lm):
     " Paris" over " London" is the attention block of layer 23, where head 4 writes half of it; the MLPs
     of layers 20-29 add most of the rest; heads 0 and 1 of layer 29 write large amounts that cancel."""
     result = direct_logit_attribution(real_lm, EIFFEL, EIFFEL_TARGET, EIFFEL_DISTRACTOR)
-    assert abs(result.total - result.logit_diff) <= 1e-3
-    assert result.logit_diff > 5
+    assert abs(result.total - result.model_logit_diff) <= 1e-3
+    assert result.model_logit_diff > 5
     top = result.top(1)[0]
-    assert (top.kind, top.layer) == ("attn", 23) and top.value > 0.4 * result.logit_diff
+    assert (top.kind, top.layer) == ("attn", 23) and top.value > 0.4 * result.model_logit_diff
     assert int(result.heads[23].argmax()) == 4 and float(result.heads[23, 4]) > 0.4 * float(result.attn[23])
     assert {(c.layer, c.head) for c in result.top(2, heads=True)} == {(29, 0), (29, 1)}
     assert abs(float(result.heads[29, 0] + result.heads[29, 1])) < 0.2 * float(result.heads[29, 1])
-    assert float(result.mlp[20:].sum()) > 0.5 * result.logit_diff
+    assert float(result.mlp[20:].sum()) > 0.5 * result.model_logit_diff
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])

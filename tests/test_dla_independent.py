@@ -244,7 +244,7 @@ def test_every_term_equals_the_hand_derivation(family, position):
     assert result.embed == pytest.approx(ref.embed, rel=2e-5, abs=1e-6)
     assert result.constant == pytest.approx(ref.constant, rel=1e-6, abs=1e-9)
     assert result.norm_scale == pytest.approx(ref.scale, rel=1e-6)
-    assert result.logit_diff == pytest.approx(ref.logit_diff, rel=1e-6, abs=1e-6)
+    assert result.model_logit_diff == pytest.approx(ref.logit_diff, rel=1e-6, abs=1e-6)
     assert result.total == pytest.approx(ref.logit_diff, rel=1e-4, abs=1e-5)
     assert 0 <= result.reconstruction_error < 1e-5
 
@@ -268,8 +268,8 @@ def test_an_unembedding_bias_goes_into_the_constant(family):
     bias = lm.model.get_output_embeddings().bias
     assert float(bias[ord("q")] - bias[ord("x")]) == 2.25  # the bias difference is really there
     assert result.constant == pytest.approx(ref.constant, rel=1e-6)
-    assert result.logit_diff == pytest.approx(ref.logit_diff, rel=1e-6)
-    assert result.total == pytest.approx(result.logit_diff, rel=1e-4, abs=1e-5)
+    assert result.model_logit_diff == pytest.approx(ref.logit_diff, rel=1e-6)
+    assert result.total == pytest.approx(result.model_logit_diff, rel=1e-4, abs=1e-5)
 
 
 def test_swapping_target_and_distractor_negates_every_term():
@@ -305,7 +305,7 @@ def test_components_heads_and_top_follow_the_arrays():
     assert d["target"] == {"text": "q", "id": ord("q")} and d["distractor"] == {"text": "x", "id": ord("x")}
     assert d["heads"] == [[float(v) for v in row] for row in r.heads] and d["attn"] == [float(v) for v in r.attn]
     assert d["mlp"] == [float(v) for v in r.mlp] and d["attn_bias"] == [0.0] * L
-    assert d["sum_of_components"] == r.total and d["logit_diff"] == r.logit_diff
+    assert d["sum_of_components"] == r.total and d["model_logit_diff"] == d["logit_diff"] == r.model_logit_diff
     assert (d["embed"], d["constant"], d["norm_scale"], d["position"]) == (r.embed, r.constant, r.norm_scale, 18)
     assert [c["name"] for c in d["top"]] == [c.name for c in r.top(10)]
     assert [c["name"] for c in d["top_heads"]] == [c.name for c in r.top(10, heads=True)]
@@ -324,7 +324,7 @@ def test_the_report_prints_the_numbers_of_the_result():
     lines = r.format_table(top=2).splitlines()
     assert lines[0] == "tiny-gpt2: logit q - logit x after 'x'"
     assert lines[1] == (
-        f"model: {r.logit_diff:.4f}   sum of components: {r.total:.4f}   (embed {r.embed:.3f}, "
+        f"model: {r.model_logit_diff:.4f}   sum of components: {r.total:.4f}   (embed {r.embed:.3f}, "
         f"attention {float(r.attn.sum()):.3f}, MLPs {float(r.mlp.sum()):.3f}, constant {r.constant:.3f})"
     )
     assert lines[2] == "largest components:" and lines[5] == "largest heads:" and len(lines) == 8

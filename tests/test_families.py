@@ -94,7 +94,7 @@ def test_dla_sums_to_the_real_difference_or_refuses(lm):
             direct_logit_attribution(lm, PROMPT, "a", "b")
         return
     result = direct_logit_attribution(lm, PROMPT, "a", "b")
-    assert abs(result.total - result.logit_diff) < 1e-4, (lm.name, result.total, result.logit_diff)
+    assert abs(result.total - result.model_logit_diff) < 1e-4, (lm.name, result.total, result.model_logit_diff)
     assert torch.allclose(result.heads.sum(1) + result.attn_bias, result.attn, atol=1e-5), lm.name
     assert result.reconstruction_error < 1e-5
 
@@ -131,7 +131,7 @@ def test_patchscope_patching_a_state_into_its_own_place_changes_nothing(lm):
     assert patched == [plain] * len(layers), lm.name
     assert zeroed != [plain]  # a patch does reach the model
     read = patchscope(lm, PROMPT, layers=[0, lm.n_layers], n_tokens=2)  # the whole variant, identity prompt
-    assert [r.layer for r in read.readouts] == [0, lm.n_layers] and all(r.tokens for r in read.readouts)
+    assert [r.layer for r in read.continuations] == [0, lm.n_layers] and all(r.tokens for r in read.continuations)
 
 
 def test_sites_fit_together(lm):

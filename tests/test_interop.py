@@ -82,11 +82,11 @@ def test_every_lens_function_agrees_with_lensref(foreign, lm):
         assert torch.allclose(theirs.logits, ours.logits, atol=1e-5)
     assert torch.allclose(logit_diff(wrapped, PROMPT, "a", "b").diff, logit_diff(lm, PROMPT, "a", "b").diff, atol=1e-5)
     dla = direct_logit_attribution(wrapped, PROMPT, "a", "b")
-    assert abs(dla.total - direct_logit_attribution(lm, PROMPT, "a", "b").logit_diff) < 1e-4
+    assert abs(dla.total - direct_logit_attribution(lm, PROMPT, "a", "b").model_logit_diff) < 1e-4
     read = patchscope(wrapped, PROMPT, layers=[1], n_tokens=2)
-    same = patchscope(lm, PROMPT, layers=[1], n_tokens=2).readouts[0]
-    assert read.readouts[0].tokens == same.tokens
-    assert read.readouts[0].first_prob == pytest.approx(same.first_prob, abs=1e-6)
+    same = patchscope(lm, PROMPT, layers=[1], n_tokens=2).continuations[0]
+    assert read.continuations[0].tokens == same.tokens
+    assert read.continuations[0].first_prob == pytest.approx(same.first_prob, abs=1e-6)
     chunks = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
     config = TrainConfig(max_tokens=24, seq_len=12, steps=1, batch_tokens=8, cache_batch=2)
     lens, _ = train_tuned_lens(wrapped, chunks, config, progress=False)

@@ -53,8 +53,8 @@ def test_layer_0_patch_is_swapping_the_placeholder_token():
     result = patchscope(lm, SOURCE, position=4, layers=[0], n_tokens=3)  # 'c'
     assert result.source_token == "c" and result.placeholder_position == IDENTITY_PROMPT.rindex("?")
     swapped = IDENTITY_PROMPT[: result.placeholder_position] + "c" + IDENTITY_PROMPT[result.placeholder_position + 1 :]
-    assert same(result.readout(0), greedy(lm, encode_prompt(lm.tokenizer, swapped), 3))
-    assert not same(result.readout(0), greedy(lm, encode_prompt(lm.tokenizer, IDENTITY_PROMPT), 3))
+    assert same(result.continuation(0), greedy(lm, encode_prompt(lm.tokenizer, swapped), 3))
+    assert not same(result.continuation(0), greedy(lm, encode_prompt(lm.tokenizer, IDENTITY_PROMPT), 3))
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2", "gpt_neox"])
@@ -71,8 +71,8 @@ def test_cached_generation_matches_patching_every_full_step(family):
         return (hidden, *args[1:]), kwargs
 
     target_ids = encode_prompt(lm.tokenizer, IDENTITY_PROMPT)
-    assert same(result.readout(layer), greedy(lm, target_ids, 3, lm.adapter.blocks[layer], hook))
-    assert not same(result.readout(layer), greedy(lm, target_ids, 3))
+    assert same(result.continuation(layer), greedy(lm, target_ids, 3, lm.adapter.blocks[layer], hook))
+    assert not same(result.continuation(layer), greedy(lm, target_ids, 3))
 
 
 def test_last_layer_patch_goes_through_the_final_norm():
@@ -80,7 +80,7 @@ def test_last_layer_patch_goes_through_the_final_norm():
     lm = tiny_model("qwen2")
     result = patchscope(lm, SOURCE, position=-1, layers=[lm.n_layers], target_prompt="x -> ?", n_tokens=1)
     logits = capture_residuals(lm, encode_prompt(lm.tokenizer, SOURCE)).logits[0, -1]
-    readout = result.readout(lm.n_layers)
+    readout = result.continuation(lm.n_layers)
     assert readout.tokens == [lm.tokenizer.decode([int(logits.argmax())])]
     assert readout.first_prob == pytest.approx(float(torch.softmax(logits, -1).max()), rel=1e-4)
 
@@ -89,19 +89,36 @@ def test_batched_layers_match_one_at_a_time():
     lm = tiny_model("mistral")
     together = patchscope(lm, SOURCE, layers=[0, 1, 2, 3], n_tokens=3)
     for layer in range(4):
-        alone = patchscope(lm, SOURCE, layers=[layer], n_tokens=3).readout(layer)
-        assert together.readout(layer).tokens == alone.tokens
-        assert together.readout(layer).first_prob == pytest.approx(alone.first_prob, rel=1e-5)
-    assert len({round(r.first_prob, 6) for r in together.readouts}) == 4  # each layer's patch differs
+        alone = patchscope(lm, SOURCE, layers=[layer], n_tokens=3).continuation(layer)
+        assert together.continuation(layer).tokens == alone.tokens
+        assert together.continuation(layer).first_prob == pytest.approx(alone.first_prob, rel=1e-5)
+    assert len({round(r.first_prob, 6) for r in together.continuations}) == 4  # each layer's patch differs
 
 
 def test_target_layer_and_to_dict():
     lm = tiny_model("gpt2")
     result = patchscope(lm, SOURCE, layers=[1, 3], target_layer=0, n_tokens=2)
-    assert [r.target_layer for r in result.readouts] == [0, 0]
+    assert [r.target_layer for r in result.continuations] == [0, 0]
     data = json.loads(json.dumps(result.to_dict()))
-    assert data["source_token"] == "t" and [r["layer"] for r in data["readouts"]] == [1, 3]
-    assert all(len(r["tokens"]) == 2 and r["map"] is None for r in data["readouts"])
+    assert data["source_token"] == "t" and [r["layer"] for r in data["continuations"]] == [1, 3]
+    assert all(len(r["tokens"]) == 2 and r["map"] is None for r in data["continuations"])
+
+
+def test_the_old_readout_names_still_work_and_warn():
+    """``Readout``, ``.readouts``, ``.readout(layer)`` and the JSON key ``"readouts"`` are deprecated names (until 0.3)."""
+    import lensref.patchscope as ps
+
+    result = patchscope(tiny_model("gpt2"), SOURCE, layers=[1, 3], n_tokens=2)
+    with pytest.warns(DeprecationWarning, match=r"lensref.patchscope.Readout is deprecated; use .*Continuation"):
+        assert ps.Readout is ps.Continuation
+    with pytest.warns(DeprecationWarning, match=r"PatchscopeResult.readouts is deprecated; use .*continuations"):
+        assert result.readouts == result.continuations
+    with pytest.warns(DeprecationWarning, match=r"PatchscopeResult.readout\(\) is deprecated"):
+        assert result.readout(3) is result.continuation(3)
+    data = result.to_dict()
+    assert data["readouts"] == data["continuations"] and len(data["continuations"]) == 2
+    with pytest.raises(AttributeError):
+        ps.NoSuchName  # noqa: B018
 
 
 def test_fit_affine_recovers_an_exact_map_and_needs_enough_rows():
@@ -130,7 +147,7 @@ def test_cross_width_map_beats_the_baseline_and_patches_through():
     with pytest.raises(LensError, match="the source model is 32 wide and the target model 48"):
         patchscope(source, SOURCE, layers=[1], target_lm=target)
     result = patchscope(source, SOURCE, layers=[1], target_lm=target, maps={1: residual_map}, n_tokens=2)
-    assert result.target_model == "tiny-llama" and result.readout(1).target_layer == 1
+    assert result.target_model == "tiny-llama" and result.continuation(1).target_layer == 1
     state = capture_residuals(source, encode_prompt(source.tokenizer, SOURCE)).states[1, 0, -1]
     mapped = residual_map(state[None])[0]
     slot = result.placeholder_position
@@ -141,7 +158,7 @@ def test_cross_width_map_beats_the_baseline_and_patches_through():
         return (hidden, *args[1:]), kwargs
 
     expected = greedy(target, encode_prompt(target.tokenizer, IDENTITY_PROMPT), 2, target.adapter.blocks[1], hook)
-    assert same(result.readout(1), expected)
+    assert same(result.continuation(1), expected)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +203,7 @@ def test_cli_table_and_json(monkeypatch, capsys, tmp_path):
     assert main(["patchscope", SOURCE, "--position", "4", "--layers", "0-2", "--tokens", "2", "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("tiny-llama -> tiny-llama: 'c' (position 4)") and len(lines) == 2 + 3
-    assert json.loads(out.read_text())["readouts"][2]["layer"] == 2
+    assert json.loads(out.read_text())["continuations"][2]["layer"] == 2
 
 
 @pytest.mark.parametrize(
@@ -223,9 +240,9 @@ def test_cli_target_model_fits_maps(monkeypatch, capsys, tmp_path):
         main(["patchscope", SOURCE, "--layers", "0,3", "--tokens", "1", "--target-model", "wide", "--json", str(out)])
         == 0
     )
-    readouts = json.loads(out.read_text())["readouts"]
-    assert [(r["layer"], r["target_layer"]) for r in readouts] == [(0, 0), (3, 2)]  # same relative depth
-    assert all(r["map"]["shape"] == [32, 48] and 0 < r["map"]["fit_error"] < 1 for r in readouts)
+    continuations = json.loads(out.read_text())["continuations"]
+    assert [(r["layer"], r["target_layer"]) for r in continuations] == [(0, 0), (3, 2)]  # same relative depth
+    assert all(r["map"]["shape"] == [32, 48] and 0 < r["map"]["fit_error"] < 1 for r in continuations)
     assert capsys.readouterr().out.startswith("tiny-llama -> tiny-gpt2:")
 
 

@@ -46,7 +46,7 @@ def plot_dla(result: DLAResult, top: int = 15, title: str | None = None, path: s
     n_components = len(result.components()) - 1  # embedding + attention blocks + MLPs, not the constant
     bars.set_title(
         f"largest {len(parts)} of {n_components} components (+ constant {result.constant:.2f}); "
-        f"sum {result.total:.2f} = model {result.logit_diff:.2f}",
+        f"sum {result.total:.2f} = model {result.model_logit_diff:.2f}",
         fontsize=10,
     )
 
