@@ -9,7 +9,6 @@ from lensref import LensError, capture_residuals, tiny_model
 from lensref.cli import main
 from lensref.corpus import prose_windows
 from lensref.course.examples import EIFFEL
-from lensref.indices import parse_layers, resolve_layer
 from lensref.patchscope import (
     IDENTITY_PROMPT,
     PLACEHOLDER,
@@ -184,18 +183,6 @@ def test_missing_placeholder_is_reported_on_one_line():
     assert "\n" not in message and "is not a token of the target prompt" in message
 
 
-def test_parse_layers():
-    assert parse_layers(None, 3) == [0, 1, 2, 3] and parse_layers("all", 3) == [0, 1, 2, 3]
-    assert parse_layers("0, 2-3, -1", 3) == [0, 2, 3]
-    for bad, message in [
-        ("5", "layer 5 is out of range"),
-        ("a", "cannot read layers 'a'"),
-        ("3-1", "empty layer range"),
-    ]:
-        with pytest.raises(LensError, match=message):
-            parse_layers(bad, 3)
-
-
 def test_cli_table_and_json(monkeypatch, capsys, tmp_path):
     lm = tiny_model("llama")
     monkeypatch.setattr("lensref.commands.patchscope.load_model", lambda *a, **k: lm)
@@ -244,18 +231,6 @@ def test_cli_target_model_fits_maps(monkeypatch, capsys, tmp_path):
     assert [(r["layer"], r["target_layer"]) for r in continuations] == [(0, 0), (3, 2)]  # same relative depth
     assert all(r["map"]["shape"] == [32, 48] and 0 < r["map"]["fit_error"] < 1 for r in continuations)
     assert capsys.readouterr().out.startswith("tiny-llama -> tiny-gpt2:")
-
-
-def test_resolve_layer():
-    """Ints (negative from the end: -1 is layer L) and "middle" (L // 2); anything else is one line."""
-    assert [resolve_layer(s, 3) for s in (0, 1, "middle", -1, -4, 3)] == [0, 1, 1, 3, 0, 3]
-    assert [resolve_layer("middle", n) for n in (3, 4, 30)] == [1, 2, 15]
-    for bad, message in [(4, "layer 4 is out of range"), (-5, "layer -1 is out of range"), (True, "got True")]:
-        with pytest.raises(LensError, match=message) as caught:
-            resolve_layer(bad, 3)
-        assert "\n" not in str(caught.value)
-    with pytest.raises(LensError, match="an int .* or 'middle', got '2'"):
-        resolve_layer("2", 3)
 
 
 @pytest.mark.parametrize("layer", [0, 2])
