@@ -31,7 +31,7 @@ class LocalPool:
         self.slots, self.warm = jobs, warm
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
 
-    def submit(self, task: GradingTask) -> Future:
+    def submit(self, task: GradingTask) -> Future[Graded]:
         threads = max(1, (os.cpu_count() or 1) // self.slots)  # the runs at once share this machine's cores
         task = dataclasses.replace(task, job=dataclasses.replace(task.job, threads=threads))
         return self._pool.submit(grade_task, task, self.warm)
@@ -56,7 +56,7 @@ class DaskPool:
         except ImportError:
             raise LensError("--scheduler needs dask's distributed package (pip install 'dask[distributed]')") from None
         try:
-            self.client = Client(address, timeout=connect_timeout, set_as_default=False)
+            self.client = Client(address, timeout=connect_timeout, set_as_default=False)  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
         except (OSError, TimeoutError) as exc:
             raise LensError(
                 f"no Dask scheduler answers at {address} ({type(exc).__name__}); start one with "
@@ -64,7 +64,7 @@ class DaskPool:
             ) from None
         workers = self.client.scheduler_info().get("workers", {})
         if not workers:
-            self.client.close()
+            self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
             raise LensError(
                 f"the Dask scheduler at {address} has no workers; start `dask worker {address}` on a "
                 "machine with the course installed"
@@ -72,7 +72,7 @@ class DaskPool:
         problems = {w: p for w, p in self.client.run(worker_problem).items() if p}
         if problems:
             worker, problem = sorted(problems.items())[0]
-            self.client.close()
+            self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
             raise LensError(
                 f"Dask worker {worker} cannot grade: {problem}"
                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
@@ -86,7 +86,7 @@ class DaskPool:
         )
 
     def close(self, cancel: bool = False) -> None:
-        self.client.close()
+        self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
 
     def describe(self) -> str:
         return f"Dask cluster at {self.address} ({self.slots} worker thread(s))"

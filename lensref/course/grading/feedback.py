@@ -43,7 +43,8 @@ def _markdown(text: str) -> str:
         return lowered.startswith(SAFE_SCHEMES) or (":" not in lowered.split("/")[0] and not lowered.startswith("//"))
 
     md.validateLink = safe_link  # type: ignore[method-assign]
-    return md.render(text)
+    page: str = md.render(text)  # the HTML renderer's output (markdown-it types render() as Any)
+    return page
 
 
 def _image(data: str, mime: str) -> str | None:
@@ -58,7 +59,7 @@ def _image(data: str, mime: str) -> str | None:
     return None
 
 
-def _outputs(outputs: list) -> str:
+def _outputs(outputs: list[NotebookNode]) -> str:
     parts = []
     for out in outputs or []:
         kind = out.get("output_type")

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ...errors import LensError
 from . import gradebook, sandbox
@@ -226,12 +226,13 @@ def _grade_all(
 
     # --baseline measures one student at a time, nothing else running: the notebook alone, then its grading
     window = 0 if baseline else max(2, 2 * pool.slots)
-    inflight: deque = deque()
+    inflight: deque[tuple[StudentResult | Sent, Future[Graded] | DaskFuture[Graded] | None]] = deque()
     shown = tqdm(total=len(students), unit="submission", disable=not bar, dynamic_ncols=True)
 
     def drain_one() -> None:
         entry, future = inflight.popleft()
-        result = entry if future is None else _collect(setup, entry, future)
+        # a Sent entry always travels with its future, a finished StudentResult with none
+        result = cast(StudentResult, entry) if future is None else _collect(setup, cast(Sent, entry), future)
         results.append(result)
         shown.update(1)
         score = "" if result.score is None else f" {result.score:g}/{result.max_score:g}"

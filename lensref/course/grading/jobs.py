@@ -109,7 +109,7 @@ class WarmSandbox:
     """A sandbox started before its job: the runner warms its kernel and waits for ``job.json``."""
 
     started: Started
-    key: tuple
+    key: tuple[Limits, bool, int]
 
     @classmethod
     def start(cls, limits: Limits, sandboxed: bool, threads: int) -> WarmSandbox:
@@ -140,7 +140,7 @@ class WarmSandbox:
 
 
 _slot = threading.local()  # this thread's next sandbox, already warming
-_idle: set = set()  # every warm sandbox not handed a job yet, for release_warm()
+_idle: set[WarmSandbox] = set()  # every warm sandbox not handed a job yet, for release_warm()
 _idle_lock = threading.Lock()
 
 

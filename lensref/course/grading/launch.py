@@ -79,7 +79,7 @@ def start_sandboxed(
     for_child = (info_w, ready_w, go_r)
     launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(ready_w), str(go_r)]
     cmd = bwrap_command([*launcher, *argv], env, limits.disk_mb, info_fd=info_w)
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     pidfd: int | None = None
     home: Home | None = None
     try:
@@ -126,6 +126,6 @@ def start_on_host(argv: list[str], env: dict[str, str], box: Confinement, files:
     return Started(proc, box, home, LogTail(_output(proc)), None, sandboxed=False)
 
 
-def _output(proc: subprocess.Popen) -> IO[bytes]:
+def _output(proc: subprocess.Popen[bytes]) -> IO[bytes]:
     assert proc.stdout is not None  # popen always pipes it
     return proc.stdout

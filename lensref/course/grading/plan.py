@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ...errors import LensError
 from .. import cells
@@ -23,7 +24,7 @@ from .. import cells
 class CheckCall:
     exercise: str  # e.g. "capture_states" (check_capture_states)
     function: str  # the learner's function the check is given
-    options: dict  # keyword arguments; a tiny model as {"family": ..., "seed": ...} under "lm"
+    options: dict[str, Any]  # keyword arguments; a tiny model as {"family": ..., "seed": ...} under "lm"
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class NotebookPlan:
         return sum(cell.points for cell in self.test_cells)
 
 
-def _model_option(node: ast.AST, where: str) -> dict:
+def _model_option(node: ast.AST, where: str) -> dict[str, Any]:
     """``lensref.tiny_model("gpt2", seed=3)`` -> ``{"family": "gpt2", "seed": 3}``."""
     if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "tiny_model"):
         raise LensError(f'{where}: lm= must be lensref.tiny_model("<family>", seed=<int>)')
@@ -81,7 +82,7 @@ def parse_test_cell(source: str, where: str) -> tuple[CheckCall, ...]:
             and isinstance(call.args[0], ast.Name)
         ):
             raise LensError(f"{line}: a graded test cell may only hold calls checks.check_<name>(<function>, ...)")
-        options: dict = {}
+        options: dict[str, Any] = {}
         for kw in call.keywords:
             if kw.arg is None:
                 raise LensError(f"{line}: no **options in a graded test cell")
@@ -118,7 +119,7 @@ def load_plan(root: Path, assignment: str) -> list[NotebookPlan]:
     folder = Path(root) / "solutions" / assignment
     plans = []
     for path in sorted(folder.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
+        nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
         plan = NotebookPlan(path.stem, path)
         for index, cell in enumerate(nb.cells):
             gid = cells.grade_id(cell)

@@ -26,7 +26,7 @@ def die_with_parent() -> None:
 
 def popen(
     cmd: list[str], box: Confinement, env: dict[str, str], cwd: str | None = None, pass_fds: Sequence[int] = ()
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Start ``cmd`` in a session of its own, confined by ``box``, dying with the grader, its output (stdout and
     stderr together) to a pipe; it stays registered until :func:`stop`."""
 
@@ -50,7 +50,7 @@ def popen(
     return proc
 
 
-def stop(proc: subprocess.Popen, box: Confinement) -> None:
+def stop(proc: subprocess.Popen[bytes], box: Confinement) -> None:
     """Kill the run ``proc`` (its whole tree, through ``box``), reap it and forget it."""
     box.kill(proc.pid)
     proc.wait()

@@ -57,12 +57,12 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=startup_timeout)
 
-    def execute(self, code: str, timeout: float, grace: float, silent: bool = False) -> tuple[str, list]:
+    def execute(self, code: str, timeout: float, grace: float, silent: bool = False) -> tuple[str, list[NotebookNode]]:
         """Run ``code``; returns (status, outputs). status: ok, error, timeout (kernel stuck: restart), died."""
         import nbformat
 
         msg_id = self.kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
-        outputs: list = []
+        outputs: list[NotebookNode] = []
         chars = 0
         status = "ok"
         deadline = time.monotonic() + timeout
@@ -94,11 +94,13 @@ class Kernel:
             if kind == "stream":
                 text = content.get("text", "")[: MAX_OUTPUT_CHARS - chars]
                 chars += len(text)
-                outputs.append(nbformat.v4.new_output("stream", name=content.get("name", "stdout"), text=text))
+                outputs.append(
+                    nbformat.v4.new_output("stream", name=content.get("name", "stdout"), text=text)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+                )
             elif kind in ("display_data", "execute_result"):
                 chars += sum(len(str(v)) for v in content.get("data", {}).values())
                 outputs.append(
-                    nbformat.v4.new_output(
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
                         "display_data", data=content.get("data", {}), metadata=content.get("metadata", {})
                     )
                 )
@@ -106,7 +108,7 @@ class Kernel:
                 if status == "ok":
                     status = "error"
                 outputs.append(
-                    nbformat.v4.new_output(
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
                         "error",
                         ename=str(content.get("ename", ""))[:200],
                         evalue=str(content.get("evalue", ""))[:2000],
@@ -204,7 +206,7 @@ def write_results(name: str, nb: NotebookNode, runs: list[CellRun]) -> None:
     records = json.dumps([asdict(r) for r in runs]).encode()
     for path, data in (
         (layout.executed_cells(name), records),
-        (layout.executed_notebook(name), nbformat.writes(nb).encode()),
+        (layout.executed_notebook(name), nbformat.writes(nb).encode()),  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
     ):
         failed = write_whole(Path(path), data)
         if failed:
@@ -225,7 +227,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
     """Run ``run/<name>.ipynb`` cell by cell and leave what happened under ``executed/``."""
     import nbformat
 
-    nb = nbformat.read(layout.run_notebook(name), as_version=4)
+    nb = nbformat.read(layout.run_notebook(name), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
     timeout, grace = job.cell_timeout, job.interrupt_grace
     startup = job.startup_timeout
     restarts_left = job.max_restarts
@@ -249,7 +251,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
                 done.append(index)
             if status in ("stuck", "died"):
                 cell.outputs.append(
-                    nbformat.v4.new_output(
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
                         "error",
                         ename="CellTimeoutError" if status == "stuck" else "KernelDied",
                         evalue=(
@@ -276,7 +278,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
                         break
             elif status == "timeout":
                 cell.outputs.append(
-                    nbformat.v4.new_output(
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
                         "error",
                         ename="CellTimeoutError",
                         evalue=f"the cell ran past its {timeout:g} s limit",

@@ -34,7 +34,13 @@ class Started:
     """A run already started over its home; :meth:`wait` ends it, reads what it left and reports."""
 
     def __init__(
-        self, proc: subprocess.Popen, box: Confinement, home: Home, log: LogTail, pidfd: int | None, sandboxed: bool
+        self,
+        proc: subprocess.Popen[bytes],
+        box: Confinement,
+        home: Home,
+        log: LogTail,
+        pidfd: int | None,
+        sandboxed: bool,
     ):
         self.proc, self.box, self.home, self._log = proc, box, home, log
         self._pidfd, self.sandboxed = pidfd, sandboxed

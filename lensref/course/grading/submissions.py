@@ -116,7 +116,7 @@ def notebook_problem(path: Path) -> str | None:
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data) or "nbformat" not in data:
         return "is JSON but not a notebook (no 'cells' or 'nbformat')"
     try:
-        nb = nbformat.reads(text, as_version=4)
+        nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
     except Exception as exc:  # nbformat raises several types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"is not a valid notebook ({first[:120]})"
@@ -142,7 +142,8 @@ def read_submission(path: Path) -> NotebookNode:
     """A submitted notebook of any nbformat version (v3 upgraded) as a v4 node, read without following links."""
     import nbformat
 
-    return nbformat.reads(read_no_follow(path).decode("utf-8"), as_version=4)
+    nb: NotebookNode = nbformat.reads(read_no_follow(path).decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+    return nb
 
 
 def probe_source(notebook: str, grade_id: str) -> str:
@@ -168,12 +169,12 @@ def prepare(submission: NotebookNode, source: NotebookNode, notebook: str) -> Pr
     order = list(source_cells)
 
     def from_source(gid: str) -> NotebookNode:
-        cell = copy.deepcopy(source_cells[gid])
+        cell: NotebookNode = copy.deepcopy(source_cells[gid])
         if cells.is_graded_code(cell):
             cell.source = probe_source(notebook, gid)
         return cell
 
-    out: list = []
+    out: list[NotebookNode] = []
     placed: dict[str, int] = {}
     learner_code: list[str] = []
     for cell in submission.cells:
@@ -205,7 +206,7 @@ def prepare(submission: NotebookNode, source: NotebookNode, notebook: str) -> Pr
         out.insert(at, from_source(gid))
         placed = {g: (p + 1 if p >= at else p) for g, p in placed.items()}
         placed[gid] = at
-    nb = nbformat.v4.new_notebook(
+    nb = nbformat.v4.new_notebook(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )
     for i, cell in enumerate(out):

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_JSON_BYTES = 16 * 2**20
 MAX_TENSOR_BYTES = 1024 * 2**20
@@ -21,7 +24,7 @@ class WireError(ValueError):
     """The data is not a plain value this format can carry (one line)."""
 
 
-def encode(value: Any, tensors: dict, depth: int = 0) -> Any:
+def encode(value: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> Any:
     import torch
 
     if depth > MAX_DEPTH:
@@ -57,7 +60,7 @@ def encode(value: Any, tensors: dict, depth: int = 0) -> Any:
     raise WireError(f"a {type(value).__name__}, which is not plain data")
 
 
-def decode(tree: Any, tensors: dict, depth: int = 0) -> Any:
+def decode(tree: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise WireError("nested too deeply")
     if tree is None or isinstance(tree, (bool, int, float, str)):
@@ -98,7 +101,7 @@ def save(stem: Path, value: Any) -> None:
 
     from ...files import replacing
 
-    tensors: dict = {}
+    tensors: dict[str, torch.Tensor] = {}
     tree = encode(value, tensors)
     stem = Path(stem)
     if tensors:
@@ -136,7 +139,7 @@ def loads(text: bytes | None, tensor_bytes: bytes | None = None) -> Any:
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise WireError("the result is not valid JSON") from None
-    tensors: dict = {}
+    tensors: dict[str, torch.Tensor] = {}
     if tensor_bytes is not None:
         if len(tensor_bytes) > MAX_TENSOR_BYTES:
             raise WireError("the returned tensors are too large")
