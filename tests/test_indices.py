@@ -54,6 +54,8 @@ def test_parse_layers():
         ("1-x", "^cannot read layers '1-x'"),
         ("", "^cannot read layers ''"),
         ("3-1", r"^empty layer range '3-1' in '3-1'$"),
+        ("-1-2", "^layer -1 is out of range"),  # a span's start may be negative: it is cut at the next '-'
+        ("1--2", "^empty layer range '1--2'"),  # and its end too: 1 to -2 is empty, not unreadable
     ]:
         one_line_error(parse_layers, bad, 3, match=message)
 
