@@ -88,7 +88,8 @@ def route_export(grade_parser: argparse.ArgumentParser, subparsers: Any) -> None
         args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         if args and args[0] == "export":
-            return subparsers.choices["grade export"].parse_known_args(args[1:], namespace)
+            export_parser: argparse.ArgumentParser = subparsers.choices["grade export"]
+            return export_parser.parse_known_args(args[1:], namespace)
         return parse_grade(args, namespace)
 
     grade_parser.parse_known_args = parse_known_args  # type: ignore[method-assign,assignment]  # on purpose

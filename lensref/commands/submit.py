@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Copy the notebook into ``submitted/<student>/<assignment>/`` for ``lensref grade``."""
-    from ..course.submit import COURSE_ROOT, submit
+    from ..course.release import COURSE_ROOT
+    from ..course.submit import submit
 
     result = submit(args.notebook, args.student, args.out, root=Path(args.course) if args.course else COURSE_ROOT)
     print(result.summary())

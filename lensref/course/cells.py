@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 
-def nbgrader_meta(cell: NotebookNode) -> dict:
+def nbgrader_meta(cell: NotebookNode) -> dict[str, Any]:
     """The cell's nbgrader metadata, or ``{}`` (none, or not a dict: a corrupted or forged file)."""
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta if isinstance(meta, dict) else {}
 
 
-def set_meta(cell: NotebookNode, meta: dict) -> None:
+def set_meta(cell: NotebookNode, meta: dict[str, Any]) -> None:
     """Give ``cell`` a copy of ``meta`` as its nbgrader metadata."""
     import copy
 
@@ -82,7 +82,8 @@ def read_notebook(path: str | Path) -> NotebookNode:
     if not path.is_file():
         raise LensError(f"{path}: no such notebook")
     try:
-        return nbformat.read(path, as_version=4)
+        nb: NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        return nb
     except Exception as exc:  # nbformat raises JSON, validation and OS errors
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise LensError(f"{path}: not a readable notebook ({first})") from None

@@ -69,7 +69,7 @@ class WorkFolder:
 
 @dataclass
 class LabServer:
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     url: str  # open this: it carries the token
     base_url: str  # http://127.0.0.1:PORT/
     token: str
@@ -184,7 +184,8 @@ def lab_config() -> Path:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def check_port(port: int) -> int:

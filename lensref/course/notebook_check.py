@@ -21,7 +21,7 @@ from ..errors import LensError
 from .cells import is_test_cell, nbgrader_meta, read_notebook
 
 if TYPE_CHECKING:
-    from jupyter_client import AsyncKernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbformat import NotebookNode
 
 DEFAULT_TIMEOUT = 300  # seconds a cell may run before it is interrupted (an endless loop, say)
@@ -145,8 +145,8 @@ def check_notebook(
 
 def _kernel_manager() -> AsyncKernelManager:
     """A kernel of the Python running this command (the course's), whatever kernels are installed elsewhere."""
-    from jupyter_client import AsyncKernelManager
     from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
 
     specs = KernelSpecManager(kernel_dirs=[], ensure_native_kernel=True)
     return AsyncKernelManager(kernel_name="python3", kernel_spec_manager=specs)

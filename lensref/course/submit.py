@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from ..errors import LensError
-from .notebook_check import nbgrader_meta, read_notebook
+from .cells import nbgrader_meta, read_notebook
 from .release import COURSE_ROOT, PACKAGED
 
 if TYPE_CHECKING:

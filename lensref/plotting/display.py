@@ -92,7 +92,7 @@ def check_figure(fig: Figure) -> FigureCheck:
         missing.update(ch for ch in raw if not ch.isspace() and ord(ch) not in charmap)
     ambiguous = []
     for ax in fig.axes:
-        styled: dict[tuple, str] = {}
+        styled: dict[tuple[str, str], str] = {}
         for line in ax.get_lines():
             label = str(line.get_label() or "")
             if not label or label.startswith("_"):
@@ -169,4 +169,4 @@ def show(fig: Figure, alt: str, dpi: int = DPI) -> None:
     plt.close(fig)
     if problems:
         raise ValueError("illegible figure: " + "; ".join(problems))
-    display(Image(data=data, format="png"))
+    display(Image(data=data, format="png"))  # type: ignore[no-untyped-call, unused-ignore]  # IPython.display is unannotated

@@ -244,7 +244,7 @@ def _question_from_dict(raw: object, n: int, where: str) -> Question:
     )
 
 
-def _required_str(d: dict, key: str, at: str) -> str:
+def _required_str(d: dict[Any, Any], key: str, at: str) -> str:
     if key not in d or d[key] is None:
         raise LensError(f"{at}: field {key!r} missing")
     value = d[key]
@@ -258,7 +258,7 @@ def _check_section(section: object, at: str) -> None:
         raise LensError(f"{at}: {section!r} is not a book page (one of {', '.join(SECTIONS)})")
 
 
-def _unknown_keys(d: dict, allowed: set[str], at: str) -> None:
+def _unknown_keys(d: dict[Any, Any], allowed: set[str], at: str) -> None:
     extra = sorted(str(k) for k in d if k not in allowed)
     if extra:
         raise LensError(f"{at}: unknown field(s) {', '.join(map(repr, extra))}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import xml.etree.ElementTree as ET
+from typing import Any
 
 from .bank import Bank, Option
 
@@ -108,7 +109,7 @@ def _text(parent: ET.Element, value: str) -> None:
     ET.SubElement(parent, "text").text = value
 
 
-def to_dict(bank: Bank, base_url: str = "") -> dict:
+def to_dict(bank: Bank, base_url: str = "") -> dict[str, Any]:
     """The bank with everything resolved: letters, the correct flag, each option's section and link."""
     return {
         "id": bank.id,
