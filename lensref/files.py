@@ -24,7 +24,7 @@ def _check_folder(path: Path) -> None:
 
 
 @contextmanager
-def replacing(path: str | os.PathLike) -> Iterator[Path]:
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temporary path next to ``path`` to write to; it replaces ``path`` when the block ends, and is deleted if
     the block raises. For writers that want a path (``savefig``, ``save_file``)."""
     path = Path(path)
@@ -40,19 +40,19 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_atomically(path: str | os.PathLike, text: str) -> None:
+def write_atomically(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` via a temporary file and a rename: never a half-written file."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
+def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """``data`` as indented JSON (non-ASCII kept as is), written atomically."""
     write_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 @contextmanager
-def new_folder(folder: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
+def new_folder(folder: str | os.PathLike[str], replace: bool = False) -> Iterator[Path]:
     """A temporary sibling folder to fill; it is renamed to ``folder`` when the block ends, and removed if the block
     raises.
 

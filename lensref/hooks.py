@@ -30,15 +30,16 @@ from torch.utils.hooks import RemovableHandle
 from .errors import LensError
 from .indices import check_layer
 
-PreHook = Callable[[nn.Module, tuple, dict], Any]
-PostHook = Callable[[nn.Module, tuple, Any], Any]
+PreHook = Callable[[nn.Module, tuple[Any, ...], dict[str, Any]], Any]
+PostHook = Callable[[nn.Module, tuple[Any, ...], Any], Any]
 
 
 def residual_site(adapter: Any, layer: int) -> nn.Module:
     """The module whose input is the residual state of ``layer`` (0..L): ``blocks[layer]``, or the final norm
     for ``layer == L``."""
     check_layer(layer, adapter.n_layers)
-    return adapter.blocks[layer] if layer < adapter.n_layers else adapter.final_norm
+    site: nn.Module = adapter.blocks[layer] if layer < adapter.n_layers else adapter.final_norm
+    return site
 
 
 SITES = ("pre", "mid", "post")
@@ -71,12 +72,15 @@ def read_site(hooks: Hooks, adapter: Any, layer: int, site: str, record: Callabl
         check_site(adapter, site)
 
 
-def hidden_input(args: tuple, kwargs: dict) -> torch.Tensor:
+def hidden_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
     """The hidden states a module was called with (positional, or the ``hidden_states`` keyword)."""
-    return args[0] if args else kwargs["hidden_states"]
+    hidden: torch.Tensor = args[0] if args else kwargs["hidden_states"]
+    return hidden
 
 
-def with_hidden_input(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple, dict]:
+def with_hidden_input(
+    args: tuple[Any, ...], kwargs: dict[str, Any], hidden: torch.Tensor
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """``(args, kwargs)`` with the hidden states replaced by ``hidden``: what a pre-hook returns to patch them."""
     if args:
         return (hidden, *args[1:]), kwargs
@@ -86,7 +90,8 @@ def with_hidden_input(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[
 def output_tensor(output: Any) -> torch.Tensor:
     """A module's main output: attention modules return ``(out, weights)``; MLPs and transformers-5 decoder
     layers return a tensor (taking ``output[0]`` of a tensor would silently pick batch row 0)."""
-    return output[0] if isinstance(output, tuple) else output
+    main: torch.Tensor = output[0] if isinstance(output, tuple) else output
+    return main
 
 
 class Hooks:
@@ -182,13 +187,13 @@ def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None 
     }
 
     def record_input(key: str, index: int) -> PreHook:
-        def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+        def hook(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
             found[key][index] = hidden_input(args, kwargs)[0, at].detach()
 
         return hook
 
     def record_output(key: str, index: int) -> PostHook:
-        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+        def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
             # a copy: Falcon adds attention's output into the MLP's output tensor in place after this hook
             out = output_tensor(output)  # OPT's MLP works on [B * T, d]: put the prompt's positions back
             found[key][index] = out.reshape(1, n_positions, out.shape[-1])[0, at].detach().clone()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -106,7 +107,7 @@ class LensResult:
             title += f" (site {self.site}: row l reads block l {SITE_WORDS[self.site]})"
         return "\n".join(layer_table(title, header, self.n_layers, row))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON form documented in the README (``lensref lens --json``)."""
         layers = []
         for layer in range(self.n_layers + 1):
@@ -157,7 +158,7 @@ def logit_lens(
     target_id = None if target is None else single_token_id(lm.tokenizer, target)
     res = capture_residuals(lm, ids, states_only=True, site=site)  # the last layer is decoded from its state too
     stats, logits = read_states(lm, res.states[:, 0], top_k, target_id, translator, chunk_rows, keep_logits)
-    vocab_text = {}
+    vocab_text: dict[int, str] = {}
 
     def text(i: int) -> str:
         if i not in vocab_text:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -89,7 +90,7 @@ class LogitDiffResult:
         lines.append(f"positive from layer {first} on" if first is not None else "not positive at the last layer")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON form ``lensref logitdiff --json`` writes."""
         diff = self.diff
         layers = [

@@ -40,7 +40,7 @@ class LoadedModel:
     # How to make this model again, as data: {"family": None (the default model) or a tiny family, "seed": int};
     # None when it cannot be named (a local folder, a hub id, a tiny model with custom sizes). The course's
     # grading uses it to name a check's model without sending the model itself.
-    recipe: dict | None = field(default=None, compare=False, repr=False)
+    recipe: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -151,7 +151,9 @@ def _convert_gguf(source: str, folder: str) -> None:
     _write_atomically(Path(folder), model, tokenizer)
 
 
-def _finish(name: str, model: nn.Module, tokenizer: Any, device: str, recipe: dict | None = None) -> LoadedModel:
+def _finish(
+    name: str, model: nn.Module, tokenizer: Any, device: str, recipe: dict[str, Any] | None = None
+) -> LoadedModel:
     model.eval()
     model.requires_grad_(False)
     model.to(device)

@@ -47,7 +47,7 @@ class ResidualMap:
         """Map source states ``[..., d_source]`` to target states ``[..., d_target]`` (computed in float64)."""
         return (states.double() @ self.weight.double() + self.bias.double()).to(states.dtype)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The map's layers, fit size, fit error and shape as JSON data (not its weights)."""
         fields = ("source_layer", "target_layer", "n_fit", "fit_error")
         return {**{name: getattr(self, name) for name in fields}, "shape": list(self.weight.shape)}

@@ -22,7 +22,7 @@ def encode_prompt(tokenizer: Any, prompt: str, max_context: int | None = None) -
     """Token ids ``[T]`` as the tokenizer makes them by default (SmolLM2 adds no BOS)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise LensError("the prompt is empty; give some text to read")
-    ids = tokenizer(prompt, return_tensors="pt")["input_ids"][0]
+    ids: torch.Tensor = tokenizer(prompt, return_tensors="pt")["input_ids"][0]
     if max_context is not None and len(ids) > max_context:
         raise LensError(f"the prompt is {len(ids)} tokens long; this model reads at most {max_context}")
     return ids

@@ -13,6 +13,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import LensError
 from ..files import new_folder, write_json
@@ -31,7 +32,7 @@ class Bundle:
     """A finished export: its folder and what its manifest says."""
 
     folder: Path
-    manifest: dict
+    manifest: dict[str, Any]
 
     @property
     def files(self) -> list[Path]:

@@ -39,8 +39,8 @@ OUTPUTS = ("top_ids", "top_probs", "entropy", "kl_to_final", "target_prob", "tar
 class _Graph:
     """Nodes and initializers being collected, with fresh names."""
 
-    nodes: list = field(default_factory=list)
-    inits: list = field(default_factory=list)
+    nodes: list[onnx.NodeProto] = field(default_factory=list)
+    inits: list[onnx.TensorProto] = field(default_factory=list)
     count: int = 0
     weight_bytes: int = 0
     max_weight_error: float = 0.0
@@ -137,7 +137,7 @@ def _check_model(lm: LoadedModel) -> tuple[Any, Any]:
     return model.model, cfg
 
 
-def build_lens_graph(lm: LoadedModel, top_k: int = 5, quantize: bool = True) -> tuple[onnx.ModelProto, dict]:
+def build_lens_graph(lm: LoadedModel, top_k: int = 5, quantize: bool = True) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """The ONNX model of ``lm``'s logit lens and a summary (weight bytes, largest weight error after quantizing)."""
     inner, cfg = _check_model(lm)
     vocab, d = inner.embed_tokens.weight.shape

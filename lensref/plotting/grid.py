@@ -27,7 +27,8 @@ def _cell_values(result: LensResult, colour_by: str) -> np.ndarray:
     if colour_by == "rank":
         if result.target_rank is None:
             raise ValueError("colour_by='rank' needs a result with a target")
-        return np.log10(result.target_rank.numpy().astype(float))
+        log_rank: np.ndarray = np.log10(result.target_rank.numpy().astype(float))
+        return log_rank
     raise ValueError(f"colour_by must be one of {', '.join(COLOURINGS)}, not {colour_by!r}")
 
 

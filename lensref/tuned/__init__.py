@@ -45,7 +45,7 @@ __all__ = [
 def train_and_save(
     lm: LoadedModel,
     config: TrainConfig | str = "full",
-    folder: str | os.PathLike | None = None,
+    folder: str | os.PathLike[str] | None = None,
     extra_texts: list[str] | None = None,
     progress: bool = True,
     source: str = DEFAULT_SOURCE,
@@ -75,7 +75,7 @@ def train_and_save(
 def get_or_train_tuned_lens(
     lm: LoadedModel,
     config: TrainConfig | str = "quick",
-    folder: str | os.PathLike | None = None,
+    folder: str | os.PathLike[str] | None = None,
     progress: bool = False,
     source: str = DEFAULT_SOURCE,
 ) -> TunedLens:

@@ -9,6 +9,7 @@ prediction against the true next token (how good a language model the truncated 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -45,7 +46,7 @@ class LensComparison:
         """Layers 0..L-1 where the tuned lens's held-out KL is not below the logit lens's (the lesson says: none)."""
         return [l for l in range(self.n_layers) if not self.kl_tuned[l] < self.kl_logit[l]]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON form ``lensref tuned eval --json`` writes (with ``model_ce``)."""
         d = asdict(self)
         d["model_ce"] = self.model_ce

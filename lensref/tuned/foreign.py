@@ -27,7 +27,7 @@ PARAMS = "params.pt"
 LENS_TYPE = "linear_tuned_lens"
 
 
-def read_package_lens(folder: str | os.PathLike, lm: LoadedModel) -> TunedLens:
+def read_package_lens(folder: str | os.PathLike[str], lm: LoadedModel) -> TunedLens:
     """The lens the ``tuned-lens`` package saved in ``folder``, as lensref's :class:`TunedLens` for ``lm``."""
     folder = Path(folder)
     config_path, params_path = folder / CONFIG, folder / PARAMS
@@ -66,7 +66,7 @@ def read_package_lens(folder: str | os.PathLike, lm: LoadedModel) -> TunedLens:
     return lens.to(lm.device)
 
 
-def write_package_lens(lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike) -> Path:
+def write_package_lens(lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike[str]) -> Path:
     """Write ``lens`` into ``folder`` in the ``tuned-lens`` package's format (replacing a lens already there)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():

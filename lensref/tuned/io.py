@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -31,7 +32,9 @@ def default_lens_dir(model_name: str) -> Path:
     return cache_dir() / "tuned" / safe
 
 
-def save_tuned_lens(lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike, extra: dict | None = None) -> Path:
+def save_tuned_lens(
+    lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike[str], extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``lens`` for ``lm`` into ``folder`` (replaced whole if it exists); ``extra`` goes into the config."""
     from safetensors.torch import save_file
 
@@ -60,7 +63,7 @@ def save_tuned_lens(lens: TunedLens, lm: LoadedModel, folder: str | os.PathLike,
     return folder
 
 
-def read_config(folder: str | os.PathLike) -> dict:
+def read_config(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The config of the lens in ``folder``, or a one-line error saying why there is none."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -80,7 +83,7 @@ def read_config(folder: str | os.PathLike) -> dict:
     return config
 
 
-def check_matches(config: dict, lm: LoadedModel, where: str) -> None:
+def check_matches(config: dict[str, Any], lm: LoadedModel, where: str) -> None:
     """One-line error if the lens described by ``config`` was trained for another model than ``lm``."""
     have = {"model": lm.name, "n_layers": lm.n_layers, "d_model": lm.adapter.d_model}
     for key, value in have.items():
@@ -92,7 +95,7 @@ def check_matches(config: dict, lm: LoadedModel, where: str) -> None:
             )
 
 
-def load_tuned_lens(folder: str | os.PathLike, lm: LoadedModel) -> TunedLens:
+def load_tuned_lens(folder: str | os.PathLike[str], lm: LoadedModel) -> TunedLens:
     """Load the tuned lens in ``folder`` for ``lm`` (on ``lm``'s device, frozen). The result is a
     :data:`lensref.lens.Translator`: pass it as ``logit_lens(..., translator=lens)``."""
     from safetensors import SafetensorError

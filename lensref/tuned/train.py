@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -62,7 +63,7 @@ PRESETS = {"quick": QUICK, "full": FULL}
 class TrainReport:
     """What one training run did, saved next to the weights."""
 
-    config: dict
+    config: dict[str, Any]
     n_tokens: int  # training positions used (first positions excluded)
     seconds_cache: float
     seconds_least_squares: float
@@ -76,7 +77,7 @@ class TrainReport:
         """The whole training time: caching states, least squares and fine-tuning."""
         return self.seconds_cache + self.seconds_least_squares + self.seconds_finetune
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The report as saved beside the lens (with ``seconds``, without the loss curve)."""
         d = asdict(self)
         d["seconds"] = self.seconds
@@ -177,7 +178,7 @@ def finetune(
         for layer in layers:  # one layer at a time: memory stays at one [batch, vocab] block
             h = states[layer, idx].to(device).float()
             loss = kl_final_to_lens(final_logp, decode(lens.translate(layer, h))).mean() / len(layers)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call, unused-ignore]  # torch leaves Tensor.backward unannotated
             total += loss.detach().item()
         opt.step()
         sched.step()
