@@ -17,6 +17,7 @@ from test_checks_support import graded_statements, hidden_verdict, notebook_solu
 from lensref import LensError, LoadedModel, tiny_model
 from lensref.course import checks
 from lensref.course.checks import EXERCISES, ModelRef, Outcome, run_learner, unwrap
+from lensref.course.checks.reading_the_grid import RanksCase
 from lensref.models import TINY_FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,8 @@ def test_cases_are_json_data_and_seeded(name):
     option_sets = [{}] + [parse(s)[2] for _, _, s in STATEMENTS if parse(s)[0] == name]
     for options in option_sets:
         cases = ex.cases(7, **options)
-        assert cases and json.loads(json.dumps(cases)) == cases
+        assert cases and all(type(c) is ex.case_type for c in cases)
+        assert [ex.case_from_data(json.loads(json.dumps(c.to_data()))) for c in cases] == cases
         assert ex.cases(7, **options) == cases
     assert isinstance(ex.forbidden, tuple) and all(isinstance(f, str) and f for f in ex.forbidden)
     assert ex.name == name
@@ -103,9 +105,9 @@ def _tiny(name: str) -> dict:
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_inputs_are_rebuilt_the_same_from_the_data(name):
     ex = EXERCISES[name]
-    cases = json.loads(json.dumps(ex.cases(3, **_tiny(name))))
+    cases = ex.cases(3, **_tiny(name))
     for case in cases[:6]:
-        first, second = ex.inputs(case), ex.inputs(json.loads(json.dumps(case)))
+        first, second = ex.inputs(case), ex.inputs(ex.case_from_data(json.loads(json.dumps(case.to_data()))))
         assert len(first) == len(second) and all(_same(a, b) for a, b in zip(first, second)), case
         for arg in first:  # a learner editing its input in place cannot change the next case's inputs
             if isinstance(arg, torch.Tensor) and arg.is_floating_point():
@@ -227,9 +229,9 @@ def test_the_judge_reads_numpy_and_lists_as_the_wire_brings_them(solutions):
     ex.judge(case, roundtrip(tuple(ranks)))
     ex.judge(case, roundtrip(torch.tensor(ranks)))
     ex = EXERCISES["classify"]
-    assert "expected a label, got Tensor" in one_line_failure(lambda: ex.judge({"ranks": [1]}, torch.tensor(1)))
+    assert "expected a label, got Tensor" in one_line_failure(lambda: ex.judge(RanksCase((1,)), torch.tensor(1)))
     ex = EXERCISES["settled_layer"]
-    assert ex.judge({"ranks": [2, 1]}, roundtrip(torch.tensor(1))).startswith("right")
+    assert ex.judge(RanksCase((2, 1)), roundtrip(torch.tensor(1))).startswith("right")
 
 
 def test_forbidden_names_exist_in_the_library():

@@ -14,13 +14,13 @@ from test_checks_support import one_line_failure
 from lensref import tiny_model
 from lensref.course.checks import EXERCISES, ModelRef
 from lensref.course.checks import reading_the_grid as grid
-from lensref.course.checks._core import captured
+from lensref.course.checks._core import ModelCase, captured
 from lensref.course.checks.logit_lens import _entropy, _kl
 from lensref.course.checks.variants import PROMPTS_INSIDE, PROMPTS_NEAR_END, patched_logits, resolve_layer
 from lensref.patchscope import IDENTITY_PROMPT
 from lensref.residual_map import fit_affine
 
-LLAMA = ModelRef("llama", 0).to_data()
+LLAMA = ModelCase(ModelRef("llama", 0))  # a case on the tiny Llama
 
 # --- the rank trajectories: every edge case worked out by hand ----------------------------------------------
 
@@ -90,9 +90,9 @@ def test_random_trajectories_reach_every_story_including_those_that_start_at_ran
 def test_grid_cases_are_seeded_and_given_cases_replace_the_draw():
     ex = EXERCISES["classify"]
     assert ex.cases(3) == ex.cases(3) != ex.cases(4)
-    assert ex.cases(3, cases=[[1, 5, 1]]) == [{"ranks": [1, 5, 1]}]
+    assert ex.cases(3, cases=[[1, 5, 1]]) == [grid.RanksCase((1, 5, 1))]
     pairs = EXERCISES["first_top_k_layer"].cases(0, cases=[([3, 2, 2], 1)])
-    assert pairs == [{"ranks": [3, 2, 2], "k": 1}]
+    assert pairs == [grid.RanksCase((3, 2, 2), 1)]
     with pytest.raises(ValueError, match="list of ranks"):
         ex.cases(0, cases=[[0, 2]])
 
@@ -189,8 +189,8 @@ def test_rank_ties_are_really_there():
 def test_statistic_cases_use_another_tensor_rank_too():
     for name in ("to_probs", "top_k", "entropy", "kl_to_final", "target_rank"):
         first, second = EXERCISES[name].cases(0)
-        assert len(first["shape"]) != len(second["shape"]) and first["shape"][-1] == second["shape"][-1], name
-    assert [c["k"] for c in EXERCISES["top_k"].cases(0, k=5)] == [5, 1]
+        assert len(first.shape) != len(second.shape) and first.shape[-1] == second.shape[-1], name
+    assert [c.k for c in EXERCISES["top_k"].cases(0, k=5)] == [5, 1]
 
 
 # --- the model's references, against what the model itself does ----------------------------------------------
@@ -203,7 +203,7 @@ def llama():
 
 def test_captured_states_are_the_embeddings_each_block_output_and_the_final_norm_input(llama):
     ids = llama.tokenizer("abc def", return_tensors="pt")["input_ids"][0]
-    states, logits = captured({"lm": LLAMA}, "abc def")
+    states, logits = captured(LLAMA, "abc def")
     assert torch.equal(states[0], llama.adapter.embed(ids))
     x = states[0][None]
     positions = torch.arange(len(ids))[None]
@@ -216,9 +216,9 @@ def test_captured_states_are_the_embeddings_each_block_output_and_the_final_norm
         llama.adapter.unembed(llama.adapter.final_norm(states[-1])), logits, rtol=1e-4, atol=1e-5
     )
     assert torch.equal(logits, llama.model(input_ids=ids[None]).logits[0])
-    again, _ = captured({"lm": LLAMA}, "abc def")
+    again, _ = captured(LLAMA, "abc def")
     again += 1  # the copies are fresh: editing one changes nothing for the next caller
-    assert torch.equal(captured({"lm": LLAMA}, "abc def")[0], states)
+    assert torch.equal(captured(LLAMA, "abc def")[0], states)
 
 
 def test_patch_reference_at_layer_0_is_a_swapped_embedding(llama):
@@ -238,7 +238,7 @@ def test_patch_reference_invariants(llama):
     prompt = PROMPTS_INSIDE[0]
     ids = llama.tokenizer(prompt, return_tensors="pt")["input_ids"][0]
     clean = llama.model(input_ids=ids[None]).logits[0, -1]
-    states, _ = captured({"lm": LLAMA}, prompt)
+    states, _ = captured(LLAMA, prompt)
     slot = prompt.rindex("?")
     for layer in range(L + 1):  # writing the state the prompt already has changes nothing
         torch.testing.assert_close(
@@ -280,7 +280,7 @@ def test_placeholder_positions_on_the_default_model(real_lm):
 def test_attribution_reference_sums_to_the_models_logit_difference():
     ex = EXERCISES["attribute"]
     cases = ex.cases(2, lm=ModelRef("llama", 5))
-    assert [c["split"] for c in cases] == ["blocks", "writes", "random"]
+    assert [c.split for c in cases] == ["blocks", "writes", "random"]
     for case in cases:
         lm, comps, t, d = ex.inputs(case)
         final = comps.double().sum(0)
@@ -289,7 +289,7 @@ def test_attribution_reference_sums_to_the_models_logit_difference():
         s = 1.0 / math.sqrt(float(final.pow(2).mean()) + norm.variance_epsilon)
         parts = comps.double() @ (s * norm.weight.double() * (w[t] - w[d]))
         ex.judge(case, parts)
-        model = lm.model(input_ids=lm.tokenizer(case["prompt"], return_tensors="pt")["input_ids"]).logits[0, -1]
+        model = lm.model(input_ids=lm.tokenizer(case.prompt, return_tensors="pt")["input_ids"]).logits[0, -1]
         assert float(parts.sum()) == pytest.approx(float(model[t] - model[d]), abs=1e-3)
         one_line_failure(lambda case=case, wrong=parts * 1.05: ex.judge(case, wrong))
 
@@ -318,11 +318,11 @@ def test_answer_rank_window_by_counting_on_the_lens():
     ex = EXERCISES["answer_ranks"]
     lm = tiny_model("gpt2", seed=2)
     for case in ex.cases(0, lm=lm):
-        ids = lm.tokenizer(case["prompt"], return_tensors="pt")["input_ids"][0]
+        ids = lm.tokenizer(case.prompt, return_tensors="pt")["input_ids"][0]
         out = lm.model(input_ids=ids[None], output_hidden_states=True)
         last = [h[0, -1] for h in out.hidden_states[:-1]]  # GPT-2's last hidden state is already normed
         logits = [lm.adapter.decode(h) for h in last] + [out.logits[0, -1]]
-        target = ord(case["answer"])
+        target = ord(case.answer)
         ranks = [1 + sum(float(v) > float(row[target]) for v in row) for row in logits]
         assert ex.judge(case, ranks).startswith("right for")
         assert ranks[-1] == 1 + int((out.logits[0, -1] > out.logits[0, -1, target]).sum())

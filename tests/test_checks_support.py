@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,7 @@ def trusted_side():
 def hidden_verdict(ex: Exercise, fn, seed: int = 0, **options) -> list[str]:
     """Grade ``fn`` as the trusted grader does: cases as JSON, the learner called on rebuilt inputs, its value sent
     back as data, and the judge (which never sees ``fn``) deciding. Raises :class:`CheckFailed` like the check."""
-    cases = json.loads(json.dumps(ex.cases(seed, **options)))
+    cases = [ex.case_from_data(d) for d in json.loads(json.dumps([c.to_data() for c in ex.cases(seed, **options)]))]
     sent = []
     for case in cases:  # the sandbox side
         outcome = run_learner(fn, *ex.inputs(case))
@@ -217,24 +218,30 @@ def test_check_failed_is_one_line(what, hint, message):
 # --- run_check and its helpers --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class XCase(_core.Case):
+    x: int
+
+
 class Recording(Exercise):
     """An exercise with one case that records the seeds and options run_check gives it."""
 
     name = "identity"
+    case_type = XCase
 
     def __init__(self):
         self.calls: list[tuple[int, dict]] = []
 
     def cases(self, seed, **options):
         self.calls.append((seed, options))
-        return [{"x": 1}]
+        return [XCase(1)]
 
     def inputs(self, case):
-        return (case["x"],)
+        return (case.x,)
 
     def judge(self, case, got):
-        if got != case["x"]:
-            raise CheckFailed(self.name, f"expected {case['x']}, got {got}.")
+        if got != case.x:
+            raise CheckFailed(self.name, f"expected {case.x}, got {got}.")
         return "ok"
 
 

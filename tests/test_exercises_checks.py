@@ -18,6 +18,7 @@ from test_checks_support import hidden_verdict, one_line_failure
 from lensref import tiny_model
 from lensref.course import checks
 from lensref.course.checks import EXERCISES, ModelRef, run_check
+from lensref.course.checks.reading_the_grid import RanksCase
 from lensref.patchscope import IDENTITY_PROMPT
 from lensref.tokens import encode_prompt
 
@@ -208,7 +209,7 @@ def test_independent_answers_pass_the_other_checks(capsys):
 def test_patch_readout_passes_on_the_real_model_prompts_too():
     """The placeholder prompts hold a '?' at several positions; the byte tokenizer puts it where the text does."""
     ex = EXERCISES["patch_readout"]
-    prompts = {c["prompt"] for seed in range(4) for c in ex.cases(seed, layers=[1, 2, 3])}
+    prompts = {c.prompt for seed in range(4) for c in ex.cases(seed, layers=[1, 2, 3])}
     assert IDENTITY_PROMPT in prompts and len(prompts) == 4
     positions_from_end = {len(p) - p.rindex("?") for p in prompts}
     assert len(positions_from_end) == 3, positions_from_end  # no fixed offset from the end finds them all
@@ -622,7 +623,7 @@ def test_logit_diff_failure_quotes_the_models_own_difference(llama):
     ex = EXERCISES["logit_diff_by_layer"]
     case = ex.cases(3, lm=ModelRef.of(llama))[0]  # (seed 3: a distractor logit far from 0)
     _, states, t, d = ex.inputs(case)
-    logits = last_logits(llama, case["prompt"])
+    logits = last_logits(llama, case.prompt)
     message = one_line_failure(
         lambda: run_check(ex, lambda lm, s, t, d: logit_diff_by_formula(lm, s, t, d) + 1.0, seed=3, lm=llama)
     )
@@ -681,7 +682,7 @@ def test_attribute_tolerance_and_sums(llama, capsys):
     ex = EXERCISES["attribute"]
     case = ex.cases(3, lm=ModelRef.of(llama))[0]  # (seed 3: a distractor logit far from 0, -0.18)
     _, comps, t, d = ex.inputs(case)
-    logits = last_logits(llama, case["prompt"])
+    logits = last_logits(llama, case.prompt)
     slightly = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) + 0.015 / len(c)  # noqa: E731
     assert "not the logit difference" in fails("attribute", slightly, seeds=(0,), lm=llama)  # a sum 1.5e-2 off
     halved = lambda lm, c, t, d: attribute_by_formula(lm, c, t, d) / 2  # noqa: E731
@@ -717,11 +718,11 @@ def test_attribute_cases(llama):
 
     ex, L = EXERCISES["attribute"], llama.n_layers
     cases = ex.cases(0, lm=ModelRef.of(llama))
-    assert [c["split"] for c in cases] == ["blocks", "writes", "random"] and cases[2]["parts"] == 4
+    assert [c.split for c in cases] == ["blocks", "writes", "random"] and cases[2].parts == 4
     assert [len(ex.inputs(c)[1]) for c in cases] == [L + 1, 2 * L + 1, 4]
     blocks, random_parts = ex.inputs(cases[0])[1], ex.inputs(cases[2])[1]
     assert not torch.allclose(random_parts, blocks) and torch.allclose(random_parts.sum(0), blocks.sum(0), atol=1e-5)
-    seeds = [ex.cases(seed, lm=ModelRef.of(llama))[2]["split_seed"] for seed in range(40)]
+    seeds = [ex.cases(seed, lm=ModelRef.of(llama))[2].split_seed for seed in range(40)]
     assert len(set(seeds)) == 40 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
     assert [resolve_layer("middle", n) for n in (3, 4, 30)] == [1, 2, 15]
 
@@ -788,11 +789,11 @@ def test_patch_readout_cases_and_vectors(llama):
 
     ex = EXERCISES["patch_readout"]
     cases = ex.cases(0, lm=ModelRef.of(llama))
-    assert [c["layer"] for c in cases] == [1, "middle", -3]
+    assert [c.layer for c in cases] == [1, "middle", -3]
     for case in cases:
         _, vector, layer, prompt = ex.inputs(case)
-        states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, case["source"]))
-        assert prompt == case["prompt"] and torch.allclose(vector, states[layer, -1], atol=1e-6)
+        states = capture_via_hidden_states(llama, encode_prompt(llama.tokenizer, case.source))
+        assert prompt == case.prompt and torch.allclose(vector, states[layer, -1], atol=1e-6)
 
 
 def test_patch_readout_hook_left_attached_is_caught_at_once():
@@ -894,7 +895,7 @@ def test_every_exercise_has_at_least_four_wrong_implementations():
 LABEL_CHOICES = "return one of 'corrected', 'stays wrong', 'lost', 'right throughout'."
 
 
-def judged(name: str, case: dict, got) -> str:
+def judged(name: str, case: RanksCase, got) -> str:
     """The one line the judge of ``name`` gives for ``got`` on ``case``."""
     return one_line_failure(lambda: EXERCISES[name].judge(case, got))
 
@@ -918,7 +919,7 @@ def judged(name: str, case: dict, got) -> str:
     ],
 )  # fmt: skip
 def test_first_top_k_layer_diagnoses(ranks, k, got, message):
-    assert judged("first_top_k_layer", {"ranks": ranks, "k": k}, got) == "first_top_k_layer: " + message
+    assert judged("first_top_k_layer", RanksCase(tuple(ranks), k), got) == "first_top_k_layer: " + message
 
 
 @pytest.mark.parametrize(
@@ -935,7 +936,7 @@ def test_first_top_k_layer_diagnoses(ranks, k, got, message):
     ],
 )  # fmt: skip
 def test_settled_layer_diagnoses(ranks, got, message):
-    assert judged("settled_layer", {"ranks": ranks}, got) == f"settled_layer: for ranks={ranks} " + message
+    assert judged("settled_layer", RanksCase(tuple(ranks)), got) == f"settled_layer: for ranks={ranks} " + message
 
 
 @pytest.mark.parametrize(
@@ -950,11 +951,11 @@ def test_settled_layer_diagnoses(ranks, got, message):
     ],
 )  # fmt: skip
 def test_classify_diagnoses(ranks, got, message):
-    assert judged("classify", {"ranks": ranks}, got) == f"classify: for ranks={ranks} " + message
+    assert judged("classify", RanksCase(tuple(ranks)), got) == f"classify: for ranks={ranks} " + message
 
 
 def test_classify_refuses_a_non_label():
-    assert judged("classify", {"ranks": [1]}, 1) == "classify: expected a label, got int. Hint: " + LABEL_CHOICES
+    assert judged("classify", RanksCase((1,)), 1) == "classify: expected a label, got int. Hint: " + LABEL_CHOICES
 
 
 def test_assignment_2_pass_lines_count_what_was_tried(capsys):
@@ -982,9 +983,7 @@ def test_assignment_2_pass_lines_count_what_was_tried(capsys):
 
 def test_first_top_k_layer_draws_other_random_trajectories_for_each_k():
     cases = EXERCISES["first_top_k_layer"].cases(seed=3)
-    drawn = {
-        k: [c["ranks"] for c in cases if c["k"] == k][len(checks.reading_the_grid.EDGE_CASES) :] for k in (1, 2, 5)
-    }
+    drawn = {k: [c.ranks for c in cases if c.k == k][len(checks.reading_the_grid.EDGE_CASES) :] for k in (1, 2, 5)}
     assert len(drawn[1]) == 20 and drawn[1] != drawn[2] != drawn[5] != drawn[1]
 
 
@@ -1117,9 +1116,9 @@ def test_default_cases_of_the_hidden_verdicts():
     assert len(EXERCISES["classify"].cases(0)) == 16 + 40 and len(EXERCISES["settled_layer"].cases(0)) == 16 + 30
     assert len(EXERCISES["first_top_k_layer"].cases(0)) == 3 * (16 + 20)
     answers = EXERCISES["answer_ranks"]
-    assert [c["answer"] for c in answers.cases(0)] == [" down", " furniture"]  # the default model's tokens
-    assert [c["answer"] for c in answers.cases(0, lm=ModelRef("llama", 0))] == ["d", "f"]  # one byte each
-    assert [c["rows"] for c in EXERCISES["lens_logits"].cases(0)] == ["all", "last"]  # one prompt, then its last row
+    assert [c.answer for c in answers.cases(0)] == [" down", " furniture"]  # the default model's tokens
+    assert [c.answer for c in answers.cases(0, lm=ModelRef("llama", 0))] == ["d", "f"]  # one byte each
+    assert [c.rows for c in EXERCISES["lens_logits"].cases(0)] == ["all", "last"]  # one prompt, then its last row
     assert len(EXERCISES["logit_diff_by_layer"].cases(0)) == 1
     assert [len(EXERCISES[name].cases(0)) for name in ("capture_states", "patch_readout", "attribute")] == [2, 3, 3]
 
@@ -1128,16 +1127,16 @@ def test_kl_and_top_k_cases():
     """kl_to_final's second case has another rank ([5, V], or [4, 2, V] after a 2-D first case); top_k's second
     case asks for another k (1, or 3 when k is 1) and never more than the vocabulary."""
     kl_cases, top_k = EXERCISES["kl_to_final"].cases, EXERCISES["top_k"].cases
-    assert [c["shape"] for c in kl_cases(0)] == [[6, 3, 70], [5, 70]]
-    assert [c["shape"] for c in kl_cases(0, shape=(4, 9))] == [[4, 9], [4, 2, 9]]
-    seeds = [c["seed"] for seed in range(40) for c in kl_cases(seed)]
+    assert [c.shape for c in kl_cases(0)] == [(6, 3, 70), (5, 70)]
+    assert [c.shape for c in kl_cases(0, shape=(4, 9))] == [(4, 9), (4, 2, 9)]
+    seeds = [c.seed for seed in range(40) for c in kl_cases(seed)]
     assert len(set(seeds)) == 80 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
     with pytest.raises(ValueError) as info:
         checks.check_kl_to_final(kl_by_hand, shape=(7,))
     assert str(info.value) == "kl_to_final needs logits [L+1, ..., V], got shape [7]"
-    assert [c["k"] for c in top_k(0)] == [5, 1] and [c["k"] for c in top_k(0, k=2)] == [2, 1]
-    assert [c["k"] for c in top_k(0, k=1)] == [1, 3]
-    assert [(c["shape"], c["k"]) for c in top_k(0, k=1, shape=(4, 2))] == [([4, 2], 1), ([2, 3, 2], 2)]
+    assert [c.k for c in top_k(0)] == [5, 1] and [c.k for c in top_k(0, k=2)] == [2, 1]
+    assert [c.k for c in top_k(0, k=1)] == [1, 3]
+    assert [(c.shape, c.k) for c in top_k(0, k=1, shape=(4, 2))] == [((4, 2), 1), ((2, 3, 2), 2)]
 
 
 def test_kl_to_the_last_column_of_2d_logits_is_not_called_the_last_position():
@@ -1235,10 +1234,10 @@ def test_fit_translator_cases():
     """The hidden verdict's default is 300 samples of 12 dimensions; the smallest fits that still pin W and b
     (n = d + 1, down to d = 1) are accepted."""
     ex = EXERCISES["fit_translator"]
-    assert [(c["n"], c["d"]) for c in ex.cases(0)] == [(300, 12)]
+    assert [(c.n, c.d) for c in ex.cases(0)] == [(300, 12)]
     for n, d in ((2, 1), (6, 5)):
-        assert [(c["n"], c["d"]) for c in ex.cases(0, n=n, d=d)] == [(n, d)]
-    seeds = [ex.cases(seed)[0]["seed"] for seed in range(40)]
+        assert [(c.n, c.d) for c in ex.cases(0, n=n, d=d)] == [(n, d)]
+    seeds = [ex.cases(seed)[0].seed for seed in range(40)]
     assert len(set(seeds)) == 40 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
 
 
@@ -1319,7 +1318,7 @@ def test_statistic_cases_shapes_and_seeds():
     from lensref.course.checks.logit_lens import _other_rank, _statistic_cases
 
     assert _other_rank((3, 4, 60)) == [5, 60] and _other_rank((60,)) == [5, 60] and _other_rank((7, 60)) == [2, 3, 60]
-    seeds = [c["seed"] for seed in range(40) for c in _statistic_cases(seed, (2, 9))]
+    seeds = [c.seed for seed in range(40) for c in _statistic_cases(seed, (2, 9))]
     assert len(set(seeds)) == 80 and all(0 <= x < 2**31 for x in seeds) and max(seeds) >= 2**30
     for bad in ((), (0, 3), (2, -1)):
         with pytest.raises(ValueError) as info:
@@ -1371,5 +1370,5 @@ def test_attribute_components_and_pairs(llama):
     pairs = [_pair(llama, seed) for seed in range(60)]
     assert all(a != b and 0 <= min(a, b) and max(a, b) < 512 for a, b in pairs)
     assert max(max(p) for p in pairs) >= 4 * llama.adapter.d_model  # not just the first d ids
-    seeds = [c["pair_seed"] for seed in range(40) for c in _prompt_cases(seed, llama, 2)]
+    seeds = [c.pair_seed for seed in range(40) for c in _prompt_cases(seed, llama, 2)]
     assert len(set(seeds)) == 80 and all(0 <= s < 2**31 for s in seeds) and max(seeds) >= 2**30

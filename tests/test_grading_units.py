@@ -118,10 +118,10 @@ def test_grading_draws_and_warms_cases_through_the_exercise(monkeypatch):
         grading_cases.seed("a1", "ann", "nb", "cell", "0"), calls[0].options
     )
     warmed: list[tuple[str, str]] = []
-    monkeypatch.setattr(_core, "captured", lambda case, prompt: warmed.append((case["lm"]["family"], prompt)))
+    monkeypatch.setattr(_core, "captured", lambda case, prompt: warmed.append((case.lm.family, prompt)))
     for case in drawn[("nb", "cell")][0]:
         patch.warm(case)
-    assert warmed == [("gpt2", c[f]) for c in drawn[("nb", "cell")][0] for f in ("source", "prompt")]
+    assert warmed == [("gpt2", getattr(c, f)) for c in drawn[("nb", "cell")][0] for f in ("source", "prompt")]
     for case in drawn[("nb", "cell")][1]:
         classify.warm(case)
     assert len(warmed) == 2 * len(drawn[("nb", "cell")][0])

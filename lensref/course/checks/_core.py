@@ -2,10 +2,10 @@
 the :class:`Exercise` contract (cases as data, inputs rebuilt from them, a judge of returned values) and the
 visible check that runs them all in one process.
 
-The split lets grading run the learner's code in a sandbox and judge elsewhere: ``cases()`` is plain data
-(``json.dumps`` works), ``inputs(case)`` rebuilds the arguments deterministically on either side, and
-``judge(case, got)`` sees only the returned value (after a JSON/safetensors round trip) and computes its own
-reference. The visible check, :func:`run_check`, does the same steps in the learner's kernel.
+The split lets grading run the learner's code in a sandbox and judge elsewhere: ``cases()`` are typed records
+(:class:`Case`) that travel as plain data, ``inputs(case)`` rebuilds the arguments deterministically on either
+side, and ``judge(case, got)`` sees only the returned value (after a JSON/safetensors round trip) and computes its
+own reference. The visible check, :func:`run_check`, does the same steps in the learner's kernel.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import functools
 import inspect
 import math
 import random
+import types
+import typing
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, Generic, Literal, TypeVar, Union
 
 import numpy as np
 import torch
@@ -59,10 +61,6 @@ def passed(name: str, detail: str) -> None:
     print(f"✓ {name}: {detail}")
 
 
-# A case: plain data (``json.dumps`` works) that names a model, prompts, seeds and sizes
-Case = dict[str, Any]
-
-
 # --- naming a model as data -----------------------------------------------------------------------------
 
 _MODELS: dict[ModelRef, LoadedModel] = {}
@@ -85,11 +83,11 @@ class ModelRef:
             _MODELS[self] = lm
         return lm
 
-    def to_data(self) -> dict:
+    def to_data(self) -> dict[str, Any]:
         return {"family": self.family, "seed": 0 if self.family is None else self.seed}
 
     @staticmethod
-    def from_data(d: dict) -> ModelRef:
+    def from_data(d: Any) -> ModelRef:
         if not isinstance(d, dict) or set(d) != {"family", "seed"}:
             raise LensError(f"a model must be named as {{'family': ..., 'seed': ...}}, got {d!r}")
         family, seed = d["family"], d["seed"]
@@ -100,7 +98,7 @@ class ModelRef:
         return ModelRef(family, seed if family is not None else 0)
 
     @staticmethod
-    def of(lm: LoadedModel | ModelRef | dict | None) -> ModelRef:
+    def of(lm: LoadedModel | ModelRef | dict[str, Any] | None) -> ModelRef:
         """The name of ``lm``: None is the default model; a model made by ``load_model()`` or ``tiny_model()``
         knows its own name (and serves the cases that use that name in this process)."""
         if lm is None:
@@ -126,8 +124,151 @@ def default_lm() -> LoadedModel:
     return ModelRef().load()
 
 
-def model_of(case: Case) -> LoadedModel:
-    return ModelRef.from_data(case["lm"]).load()
+def case_model(lm: LoadedModel | ModelRef | None) -> ModelRef:
+    """The name a case records for ``lm``: :meth:`ModelRef.of`, as its data names it (the default model's seed is
+    0), so the record survives its JSON round trip unchanged."""
+    return ModelRef.from_data(ModelRef.of(lm).to_data())
+
+
+# --- cases: typed records that travel as plain data ---------------------------------------------------------
+
+CaseT = TypeVar("CaseT", bound="Case")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case of an exercise: a frozen record naming a model, prompts, seeds and sizes (never tensors).
+
+    Records rather than dicts, so that each exercise states its cases' fields and types once, and mypy checks every
+    read of them. Grading draws them here, writes :meth:`to_data` (JSON-ready) for the sandbox and the judge
+    process, and rebuilds them there with :meth:`from_data`, which refuses a malformed case in one line: the
+    sandbox/judge boundary is where a wrong field would otherwise surface as a confusing error deep in a judge.
+    Tuples in a record are lists in its data; a model is a :class:`ModelRef`, named as
+    ``{"family": ..., "seed": ...}``.
+    """
+
+    def to_data(self) -> dict[str, Any]:
+        """The record as plain data (``json.dumps`` works)."""
+        return {f.name: _to_plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_data(cls: type[CaseT], d: Any) -> CaseT:
+        """The record :meth:`to_data` gave ``d``; a :class:`LensError` (one line) names what is wrong."""
+        kind = f"a case of type {cls.__name__}"
+        if not isinstance(d, dict):
+            raise LensError(f"{kind} must be a dict of its fields, got {type(d).__name__}")
+        hints = _field_types(cls)
+        unknown, missing = sorted(set(d) - set(hints), key=str), [name for name in hints if name not in d]
+        if unknown:
+            raise LensError(f"{kind} has unknown field(s) {', '.join(map(repr, unknown))}")
+        if missing:
+            raise LensError(f"{kind} is missing field(s) {', '.join(map(repr, missing))}")
+        values = {}
+        for name, hint in hints.items():
+            try:
+                values[name] = _from_plain(hint, d[name])
+            except _Mismatch:
+                raise LensError(f"{kind}: field {name!r} must be {_describe(hint)}, got {_short(d[name])}") from None
+            except LensError as exc:  # a model's own check (an unknown family)
+                raise LensError(f"{kind}: field {name!r}: {exc}") from None
+        return cls(**values)
+
+
+class _Mismatch(Exception):
+    """A value of the wrong type for its field (:meth:`Case.from_data` says which)."""
+
+
+_FIELD_TYPES: dict[type[Case], dict[str, Any]] = {}
+
+
+def _field_types(cls: type[Case]) -> dict[str, Any]:
+    """A record's fields and their types, in order (resolved once per record type)."""
+    found = _FIELD_TYPES.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _FIELD_TYPES[cls] = {f.name: hints[f.name] for f in fields(cls)}
+    return found
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, ModelRef):
+        return value.to_data()
+    if isinstance(value, tuple):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _from_plain(hint: Any, value: Any) -> Any:
+    """``value`` (plain data) as a field of type ``hint``, or :class:`_Mismatch`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is ModelRef:
+        if not isinstance(value, dict) or set(value) != {"family", "seed"}:
+            raise _Mismatch()
+        return ModelRef.from_data(value)
+    if hint is type(None):
+        ok = value is None
+    elif hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif origin is Literal:
+        ok = any(type(value) is type(a) and value == a for a in args)
+    elif origin in (Union, types.UnionType):
+        for arg in args:
+            try:
+                return _from_plain(arg, value)
+            except _Mismatch:
+                pass
+        ok = False
+    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch()
+        return tuple(_from_plain(args[0], v) for v in value)
+    else:  # pragma: no cover - a record declared a field type this function does not know
+        raise TypeError(f"a case field cannot have the type {hint!r}")
+    if not ok:
+        raise _Mismatch()
+    return value
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is ModelRef:
+        return "a model named as {'family': ..., 'seed': ...}"
+    if hint is type(None):
+        return "None"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, args))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        return f"a list of {getattr(args[0], '__name__', args[0])}s"
+    return f"{'an' if hint is int else 'a'} {getattr(hint, '__name__', hint)}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+@dataclass(frozen=True)
+class ModelCase(Case):
+    """A case run on a model: the records whose prompts :func:`captured` reads."""
+
+    lm: ModelRef
+
+
+@dataclass(frozen=True)
+class PromptCase(ModelCase):
+    """A prompt on a model."""
+
+    prompt: str
+
+
+def model_of(case: ModelCase) -> LoadedModel:
+    return case.lm.load()
 
 
 @functools.lru_cache(maxsize=64)
@@ -138,10 +279,10 @@ def _captured(ref: ModelRef, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     return res.states[:, 0].detach().cpu(), res.logits[0].detach().cpu()
 
 
-def captured(case: Case, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
+def captured(case: ModelCase, prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(states [L+1, T, d], logits [T, V])`` of ``prompt`` on the case's model: one forward pass per model and
     prompt per process (fresh copies each call, so a learner that edits its input in place changes nothing)."""
-    states, logits = _captured(ModelRef.from_data(case["lm"]), prompt)
+    states, logits = _captured(case.lm, prompt)
     return states.clone(), logits.clone()
 
 
@@ -223,37 +364,43 @@ def as_returned(value: Any) -> Any:
 # --- the exercise contract ---------------------------------------------------------------------------------
 
 
-class Exercise:
-    """One learner function: its cases as data, the inputs rebuilt from a case, and a judge of its return value.
+class Exercise(Generic[CaseT]):
+    """One learner function: its cases as records, the inputs rebuilt from a case, and a judge of its return value.
 
     ``name`` is the learner's function name (and ``check_<name>``); ``forbidden`` lists library names whose use
-    inside the learner's function means it only calls the reference it was asked to write.
+    inside the learner's function means it only calls the reference it was asked to write; ``case_type`` is the
+    record its cases are (what :meth:`case_from_data` rebuilds).
     """
 
     name: str = ""
     forbidden: tuple[str, ...] = ()
-    # the case fields holding prompts whose forward pass (:func:`captured`) the inputs and the judge reuse
+    case_type: type[CaseT]
+    # the record fields holding prompts whose forward pass (:func:`captured`) the inputs and the judge reuse
     prompt_fields: tuple[str, ...] = ()
 
-    def cases(self, *args: Any, **options: Any) -> list[Case]:
-        """``cases(seed, **options)``: plain data (``json.dumps`` works), deterministic given ``seed``. Each
+    def cases(self, *args: Any, **options: Any) -> list[CaseT]:
+        """``cases(seed, **options)``: records of :attr:`case_type`, deterministic given ``seed``. Each
         exercise declares its options here, typed and with their defaults, once: they are the keyword arguments of
         ``check_<name>`` (:func:`make_check`), with ``lm`` given as a :class:`ModelRef` or None."""
         raise NotImplementedError
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
+    def inputs(self, case: CaseT) -> tuple[Any, ...]:
         """The positional arguments of the learner's function, rebuilt deterministically from ``case``."""
         raise NotImplementedError
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: CaseT, got: Any) -> str:
         """The ✓ detail line if ``got`` is right for ``case``, else raise :class:`CheckFailed` (one line)."""
         raise NotImplementedError
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[CaseT], detail: str) -> str:
         """The visible check's ✓ line after every case passed (default: the last case's detail)."""
         return detail
 
-    def cases_from_data(self, seed: int, options: dict[str, Any]) -> list[Case]:
+    def case_from_data(self, d: Any) -> CaseT:
+        """One case from its plain data (:meth:`Case.to_data`), as the sandbox and the judge process rebuild it."""
+        return self.case_type.from_data(d)
+
+    def cases_from_data(self, seed: int, options: dict[str, Any]) -> list[CaseT]:
         """:meth:`cases` for options given as plain data (as a notebook's ``check_<name>`` call states them; a
         model as ``{"family": ..., "seed": ...}``): what grading draws per learner."""
         options = dict(options)
@@ -261,12 +408,13 @@ class Exercise:
             options["lm"] = ModelRef.of(options["lm"])
         return self.cases(seed, **options)
 
-    def warm(self, case: Case) -> None:
+    def warm(self, case: CaseT) -> None:
         """Run ahead of time the forward passes judging ``case`` will reuse (nothing for a case without a model)."""
-        if isinstance(case, dict) and "lm" in case:
+        if isinstance(case, ModelCase):
             for field in self.prompt_fields:
-                if isinstance(case.get(field), str):
-                    captured(case, case[field])
+                prompt = getattr(case, field)
+                if isinstance(prompt, str):
+                    captured(case, prompt)
 
 
 def _hook_count(lm: LoadedModel) -> int:
@@ -282,7 +430,7 @@ def _hook_count(lm: LoadedModel) -> int:
     )
 
 
-def run_check(ex: Exercise, fn: Callable[..., Any], seed: int | None = None, **options: Any) -> None:
+def run_check(ex: Exercise[Any], fn: Callable[..., Any], seed: int | None = None, **options: Any) -> None:
     """The visible check: every case's inputs, the learner's function, the judge; then one ✓ line.
 
     In the learner's own kernel it also catches a hook left on the model (the hidden verdict sees that only
@@ -310,7 +458,7 @@ def run_check(ex: Exercise, fn: Callable[..., Any], seed: int | None = None, **o
     passed(ex.name, ex.summary(cases, detail))
 
 
-def make_check(ex: Exercise, doc: str) -> Callable[..., None]:
+def make_check(ex: Exercise[Any], doc: str) -> Callable[..., None]:
     """The visible ``check_<name>(fn, ...)`` of ``ex``: its options and their defaults are those of ``ex.cases``
     (declared there once), so the learner's ``help()`` shows them and grading draws the same cases."""
     options = [  # after the seed; the learner passes a model itself, which run_check names as a ModelRef
@@ -344,7 +492,9 @@ def as_tensor(value: Any, name: str, what: str = "a torch.Tensor") -> torch.Tens
     return value
 
 
-def expect_shape(got: torch.Tensor, want: tuple[int, ...], name: str, hints: dict | None = None) -> None:
+def expect_shape(
+    got: torch.Tensor, want: tuple[int, ...], name: str, hints: dict[tuple[int, ...], str] | None = None
+) -> None:
     if tuple(got.shape) == tuple(want):
         return
     hint = (hints or {}).get(tuple(got.shape), "check which dimensions you kept, dropped or swapped.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
@@ -20,8 +21,10 @@ from ._core import (
     CheckFailed,
     Exercise,
     ModelRef,
+    PromptCase,
     as_tensor,
     captured,
+    case_model,
     close,
     expect_shape,
     fresh_prompts,
@@ -35,6 +38,36 @@ from .mistakes import FORGOT_FINAL_NORM, NORMALIZED_TWICE, raise_decode_mistake
 LN2 = math.log(2.0)
 
 
+@dataclass(frozen=True)
+class LogitsCase(Case):
+    """Random logits of ``shape``, drawn from ``seed`` (:func:`random_logits`)."""
+
+    shape: tuple[int, ...]
+    seed: int
+
+
+@dataclass(frozen=True)
+class TopKCase(LogitsCase):
+    """Random logits and the ``k`` to keep."""
+
+    k: int
+
+
+@dataclass(frozen=True)
+class TargetRankCase(LogitsCase):
+    """Random logits (rounded to whole numbers when ``ties``) and the target token's id."""
+
+    target: int
+    ties: bool
+
+
+@dataclass(frozen=True)
+class LensCase(PromptCase):
+    """A prompt's states to decode: every layer and position (``"all"``), or the last position only."""
+
+    rows: Literal["all", "last"]
+
+
 def _other_rank(shape: tuple[int, ...], matrix: tuple[int, ...] = (5,)) -> list[int]:
     """A second shape with the same vocabulary but another number of leading dimensions: a function that
     hard-codes a dimension index (``dim=2``, ``logits[:, -1]``) fails on one of the two."""
@@ -42,31 +75,34 @@ def _other_rank(shape: tuple[int, ...], matrix: tuple[int, ...] = (5,)) -> list[
     return [*matrix, vocab] if len(shape) != len(matrix) + 1 else [2, 3, vocab]
 
 
-def _statistic_cases(seed: int, shape: Sequence[int], extra: Case | None = None) -> list[Case]:
+def _statistic_cases(seed: int, shape: Sequence[int]) -> list[LogitsCase]:
     rng = random.Random(seed)
-    shape = [int(s) for s in shape]
-    if not shape or min(shape) < 1:
-        raise ValueError(f"shape must be a non-empty list of positive sizes, got {shape}")
+    sizes = [int(s) for s in shape]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"shape must be a non-empty list of positive sizes, got {sizes}")
     return [
-        {"shape": shape, "seed": rng.randrange(2**31), **(extra or {})},
-        {"shape": _other_rank(tuple(shape)), "seed": rng.randrange(2**31), **(extra or {})},
+        LogitsCase(tuple(sizes), rng.randrange(2**31)),
+        LogitsCase(tuple(_other_rank(tuple(sizes))), rng.randrange(2**31)),
     ]
 
 
 # --- capture_states ---------------------------------------------------------------------------------
 
 
-class _OnRandomLogits(Exercise):
+class _OnRandomLogits(Exercise[LogitsCase]):
     """An exercise whose learner function takes one tensor of seeded random logits."""
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        return (random_logits(case["shape"], case["seed"]),)
+    case_type = LogitsCase
+
+    def inputs(self, case: LogitsCase) -> tuple[Any, ...]:
+        return (random_logits(case.shape, case.seed),)
 
 
-class CaptureStates(Exercise):
+class CaptureStates(Exercise[PromptCase]):
     """``capture_states(lm, input_ids [T]) -> states [L+1, T, d]``: embeddings, each block's output, pre-final-norm."""
 
     name = "capture_states"
+    case_type = PromptCase
     prompt_fields = ("prompt",)
     forbidden = (
         "capture_residuals",
@@ -77,18 +113,18 @@ class CaptureStates(Exercise):
         "capture_block_writes",
     )
 
-    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 2) -> list[Case]:
-        ref = ModelRef.of(lm).to_data()
-        return [{"lm": ref, "prompt": p} for p in fresh_prompts(n_prompts, random.Random(seed))]
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 2) -> list[PromptCase]:
+        ref = case_model(lm)
+        return [PromptCase(ref, p) for p in fresh_prompts(n_prompts, random.Random(seed))]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
+    def inputs(self, case: PromptCase) -> tuple[Any, ...]:
         lm = model_of(case)
-        return lm, encode_prompt(lm.tokenizer, case["prompt"])
+        return lm, encode_prompt(lm.tokenizer, case.prompt)
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: PromptCase, got: Any) -> str:
         lm, ids = self.inputs(case)
         name, L, d, T = self.name, lm.n_layers, lm.adapter.d_model, len(ids)
-        ref, _ = captured(case, case["prompt"])
+        ref, _ = captured(case, case.prompt)
         got = as_tensor(got, name)
         expect_shape(
             got,
@@ -141,7 +177,7 @@ class CaptureStates(Exercise):
             else f"layer {bad} must be the output of block {bad - 1}.",
         )
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[PromptCase], detail: str) -> str:
         return f"matches the reference on {len(cases)} fresh prompts ({model_of(cases[0]).n_layers + 1} states each)."
 
 
@@ -155,35 +191,34 @@ LENS_LOGITS_HINTS = {
 }
 
 
-class LensLogits(Exercise):
+class LensLogits(Exercise[LensCase]):
     """``lens_logits(lm, states [..., d]) -> logits [..., V]``: the final norm, then the unembedding.
 
     Cases decode every layer and position ``[L+1, T, d]`` and, once, the last position only ``[L+1, d]``."""
 
     name = "lens_logits"
+    case_type = LensCase
     prompt_fields = ("prompt",)
     forbidden = ("decode", "logit_lens", "read_states", "token_logits", "Unembed")
 
-    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[Case]:
-        ref = ModelRef.of(lm).to_data()
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[LensCase]:
+        ref = case_model(lm)
         prompts = fresh_prompts(n_prompts, random.Random(seed))
-        return [{"lm": ref, "prompt": p, "rows": "all"} for p in prompts] + [
-            {"lm": ref, "prompt": prompts[0], "rows": "last"}
-        ]
+        return [LensCase(ref, p, "all") for p in prompts] + [LensCase(ref, prompts[0], "last")]
 
-    def _capture(self, case: Case) -> tuple[LoadedModel, torch.Tensor, torch.Tensor]:
+    def _capture(self, case: LensCase) -> tuple[LoadedModel, torch.Tensor, torch.Tensor]:
         lm = model_of(case)
-        states, model_logits = captured(case, case["prompt"])
-        if case["rows"] == "last":
+        states, model_logits = captured(case, case.prompt)
+        if case.rows == "last":
             states, model_logits = states[:, -1], model_logits[-1]
         return lm, states, model_logits
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
+    def inputs(self, case: LensCase) -> tuple[Any, ...]:
         lm, states, _ = self._capture(case)
         return lm, states
 
     @torch.no_grad()
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: LensCase, got: Any) -> str:
         name = self.name
         lm, states, model_logits = self._capture(case)
         V, d = lm.adapter.unembed.weight.shape
@@ -234,10 +269,10 @@ class ToProbs(_OnRandomLogits):
 
     name = "to_probs"
 
-    def cases(self, seed: int, shape: Sequence[int] = (4, 3, 50)) -> list[Case]:
+    def cases(self, seed: int, shape: Sequence[int] = (4, 3, 50)) -> list[LogitsCase]:
         return _statistic_cases(seed, shape)
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: LogitsCase, got: Any) -> str:
         name = self.name
         (logits,) = self.inputs(case)
         shape = tuple(logits.shape)
@@ -277,21 +312,25 @@ class ToProbs(_OnRandomLogits):
 # --- top_k ---------------------------------------------------------------------------------------
 
 
-class TopK(Exercise):
+class TopK(Exercise[TopKCase]):
     """``top_k(logits [..., V], k) -> (probs [..., k], ids [..., k])``, most likely first."""
 
     name = "top_k"
+    case_type = TopKCase
     forbidden = ("topk_rows",)
 
-    def cases(self, seed: int, k: int = 5, shape: Sequence[int] = (3, 4, 60)) -> list[Case]:
+    def cases(self, seed: int, k: int = 5, shape: Sequence[int] = (3, 4, 60)) -> list[TopKCase]:
         first, second = _statistic_cases(seed, shape)
         other_k = 1 if k != 1 else 3
-        return [{**first, "k": int(k)}, {**second, "k": min(other_k, second["shape"][-1])}]
+        return [
+            TopKCase(first.shape, first.seed, int(k)),
+            TopKCase(second.shape, second.seed, min(other_k, second.shape[-1])),
+        ]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        return random_logits(case["shape"], case["seed"]), case["k"]
+    def inputs(self, case: TopKCase) -> tuple[Any, ...]:
+        return random_logits(case.shape, case.seed), case.k
 
-    def judge(self, case: Case, out: Any) -> str:
+    def judge(self, case: TopKCase, out: Any) -> str:
         name = self.name
         logits, k = self.inputs(case)
         shape = tuple(logits.shape)
@@ -350,8 +389,8 @@ class TopK(Exercise):
             "probs = softmax(logits, -1); take the k largest along the last dimension.",
         )
 
-    def summary(self, cases: list[Case], detail: str) -> str:
-        return f"top-{cases[0]['k']}: the most likely tokens with their probabilities, best first."
+    def summary(self, cases: list[TopKCase], detail: str) -> str:
+        return f"top-{cases[0].k}: the most likely tokens with their probabilities, best first."
 
 
 # --- entropy --------------------------------------------------------------------------------------
@@ -367,10 +406,10 @@ class Entropy(_OnRandomLogits):
 
     name = "entropy"
 
-    def cases(self, seed: int, shape: Sequence[int] = (5, 4, 80)) -> list[Case]:
+    def cases(self, seed: int, shape: Sequence[int] = (5, 4, 80)) -> list[LogitsCase]:
         return _statistic_cases(seed, shape)
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: LogitsCase, got: Any) -> str:
         name = self.name
         (logits,) = self.inputs(case)
         shape = tuple(logits.shape)
@@ -412,15 +451,15 @@ class KLToFinal(_OnRandomLogits):
     name = "kl_to_final"
     forbidden = ("kl_final_to_lens",)
 
-    def cases(self, seed: int, shape: Sequence[int] = (6, 3, 70)) -> list[Case]:
-        shape = [int(s) for s in shape]
-        if len(shape) < 2:
-            raise ValueError(f"kl_to_final needs logits [L+1, ..., V], got shape {shape}")
+    def cases(self, seed: int, shape: Sequence[int] = (6, 3, 70)) -> list[LogitsCase]:
+        sizes = [int(s) for s in shape]
+        if len(sizes) < 2:
+            raise ValueError(f"kl_to_final needs logits [L+1, ..., V], got shape {sizes}")
         rng = random.Random(seed)
-        second = [5, shape[-1]] if len(shape) != 2 else [4, 2, shape[-1]]
-        return [{"shape": shape, "seed": rng.randrange(2**31)}, {"shape": second, "seed": rng.randrange(2**31)}]
+        second = (5, sizes[-1]) if len(sizes) != 2 else (4, 2, sizes[-1])
+        return [LogitsCase(tuple(sizes), rng.randrange(2**31)), LogitsCase(second, rng.randrange(2**31))]
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: LogitsCase, got: Any) -> str:
         name = self.name
         (logits,) = self.inputs(case)
         shape = tuple(logits.shape)
@@ -469,25 +508,26 @@ class KLToFinal(_OnRandomLogits):
 # --- target_rank ------------------------------------------------------------------------------------
 
 
-class TargetRank(Exercise):
+class TargetRank(Exercise[TargetRankCase]):
     """``target_rank(logits [..., V], target_id) -> ranks [...]``, 1 = the most likely token.
 
     The second case has whole-number logits, so the target ties with other tokens: rank = 1 + the number of
     tokens with a strictly larger logit (ties share a rank)."""
 
     name = "target_rank"
+    case_type = TargetRankCase
 
-    def cases(self, seed: int, shape: Sequence[int] = (5, 4, 90)) -> list[Case]:
+    def cases(self, seed: int, shape: Sequence[int] = (5, 4, 90)) -> list[TargetRankCase]:
         cases = _statistic_cases(seed, shape)  # the target id: drawn with the logits, from their seed
-        return [{**c, "target": c["seed"] % c["shape"][-1], "ties": i == 1} for i, c in enumerate(cases)]
+        return [TargetRankCase(c.shape, c.seed, c.seed % c.shape[-1], i == 1) for i, c in enumerate(cases)]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        logits = random_logits(case["shape"], case["seed"])
-        if case["ties"]:
+    def inputs(self, case: TargetRankCase) -> tuple[Any, ...]:
+        logits = random_logits(case.shape, case.seed)
+        if case.ties:
             logits = logits.round()
-        return logits, case["target"]
+        return logits, case.target
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: TargetRankCase, got: Any) -> str:
         name = self.name
         logits, target_id = self.inputs(case)
         shape = tuple(logits.shape)
@@ -513,7 +553,7 @@ class TargetRank(Exercise):
             )
         raise CheckFailed(name, "differs from the reference.", "rank = 1 + the number of tokens with a larger logit.")
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[TargetRankCase], detail: str) -> str:
         return "1 = most likely; matches the reference (ties included)."
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,11 +17,28 @@ import torch
 from ...errors import LensError
 from ...indices import first_layer_holding
 from ...tokens import single_token_id
-from ._core import Case, CheckFailed, Exercise, ModelRef, captured, make_check, model_of
+from ._core import Case, CheckFailed, Exercise, ModelRef, PromptCase, captured, case_model, make_check, model_of
 
 CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT = "corrected", "stays wrong", "lost", "right throughout"
 LABELS = (CORRECTED, STAYS_WRONG, LOST, RIGHT_THROUGHOUT)
-Explain = Callable[[Case, Any, Any], str]  # (case, the answer, the reference) -> the hint
+
+
+@dataclass(frozen=True)
+class RanksCase(Case):
+    """A rank trajectory (1 = top, one rank per layer) and, for ``first_top_k_layer``, the ``k`` to reach."""
+
+    ranks: tuple[int, ...]
+    k: int | None = None
+
+
+@dataclass(frozen=True)
+class AnswerCase(PromptCase):
+    """A prompt on a model and the answer whose rank is read at its last position."""
+
+    answer: str
+
+
+Explain = Callable[[RanksCase, Any, Any], str]  # (case, the answer, the reference) -> the hint
 
 
 # --- the definitions, as the notebook states them ---------------------------------------------------------
@@ -91,9 +109,9 @@ def _trajectories(seed: int, n_random: int, cases: list[Any] | None) -> list[lis
     return [list(c) for c in EDGE_CASES] + [random_ranks(rng) for _ in range(n_random)]
 
 
-def _kinds(cases: list[dict]) -> str:
+def _kinds(cases: list[RanksCase]) -> str:
     """How the visible check's ✓ line describes its trajectories."""
-    drawn = {tuple(c) for c in EDGE_CASES} <= {tuple(case["ranks"]) for case in cases}
+    drawn = {tuple(c) for c in EDGE_CASES} <= {case.ranks for case in cases}
     n = len(cases)
     return f"{n} trajector{'y' if n == 1 else 'ies'}" + (" (edge cases and random ones" if drawn else " (given")
 
@@ -111,20 +129,26 @@ def _as_answer(got: Any, name: str) -> int | str | None:
     return int(got)
 
 
-def _judge_one(name: str, case: Case, got: Any, want: Any, explain: Explain) -> str:
+def _judge_one(name: str, case: RanksCase, got: Any, want: Any, explain: Explain) -> str:
     got = _as_answer(got, name)
+    ranks = list(case.ranks)  # shown as the learner's list
     if got != want:
-        ranks = case["ranks"]
-        args = f"ranks={ranks}" + (f", k={case['k']}" if "k" in case else "")
+        args = f"ranks={ranks}" + (f", k={case.k}" if case.k is not None else "")
         raise CheckFailed(name, f"for {args} you returned {got!r}, expected {want!r}.", explain(case, got, want))
-    return f"right for ranks={case['ranks']}."
+    return f"right for ranks={ranks}."
+
+
+def _k(case: RanksCase) -> int:
+    if case.k is None:
+        raise LensError("a first_top_k_layer case needs k")
+    return case.k
 
 
 # --- first_top_k_layer ------------------------------------------------------------------------------------
 
 
-def _explain_first(case: Case, got: Any, want: Any) -> str:
-    ranks, k = case["ranks"], case["k"]
+def _explain_first(case: RanksCase, got: Any, want: Any) -> str:
+    ranks, k = list(case.ranks), _k(case)
     if want is None:
         return f"the target never reaches the top {k} here: return None."
     if k > 1 and got is not None and got == reference_first_top_k_layer(ranks, 1):
@@ -138,38 +162,40 @@ def _explain_first(case: Case, got: Any, want: Any) -> str:
     return f"the first layer whose rank is at most {k}."
 
 
-class FirstTopKLayer(Exercise):
+class FirstTopKLayer(Exercise[RanksCase]):
     """``first_top_k_layer(ranks, k) -> int | None``: the first layer where the rank is at most ``k``."""
 
     name = "first_top_k_layer"
+    case_type = RanksCase
     forbidden = ("reference_first_top_k_layer",)
 
-    def cases(self, seed: int, n_random: int = 20, cases: list[Any] | None = None) -> list[Case]:
+    def cases(self, seed: int, n_random: int = 20, cases: list[Any] | None = None) -> list[RanksCase]:
         if cases is not None:
             pairs = []
             for c in cases:
                 if not isinstance(c, (list, tuple)) or len(c) != 2 or not isinstance(c[1], int):
                     raise LensError(f"each first_top_k_layer case is (ranks, k), got {c!r}")
-                pairs.append({"ranks": _ranks_list(c[0], "ranks"), "k": int(c[1])})
+                pairs.append(RanksCase(tuple(_ranks_list(c[0], "ranks")), int(c[1])))
             return pairs
-        return [{"ranks": ranks, "k": k} for k in K_VALUES for ranks in _trajectories(seed + k, n_random, None)]
+        return [RanksCase(tuple(ranks), k) for k in K_VALUES for ranks in _trajectories(seed + k, n_random, None)]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        return list(case["ranks"]), case["k"]
+    def inputs(self, case: RanksCase) -> tuple[Any, ...]:
+        return list(case.ranks), _k(case)
 
-    def judge(self, case: Case, got: Any) -> str:
-        return _judge_one(self.name, case, got, reference_first_top_k_layer(case["ranks"], case["k"]), _explain_first)
+    def judge(self, case: RanksCase, got: Any) -> str:
+        want = reference_first_top_k_layer(list(case.ranks), _k(case))
+        return _judge_one(self.name, case, got, want, _explain_first)
 
-    def summary(self, cases: list[Case], detail: str) -> str:
-        ks = sorted({c["k"] for c in cases})
+    def summary(self, cases: list[RanksCase], detail: str) -> str:
+        ks = sorted({_k(c) for c in cases})
         return f"right on {_kinds(cases)}, k = {', '.join(map(str, ks))})."
 
 
 # --- settled_layer ------------------------------------------------------------------------------------
 
 
-def _explain_settled(case: Case, got: Any, want: Any) -> str:
-    ranks = case["ranks"]
+def _explain_settled(case: RanksCase, got: Any, want: Any) -> str:
+    ranks = list(case.ranks)
     if want is None:
         return "the target is not top-1 at the last layer, so it never settles: return None."
     if got is None:
@@ -186,29 +212,30 @@ def _explain_settled(case: Case, got: Any, want: Any) -> str:
     return "the first layer from which the rank is 1 at every later layer."
 
 
-class SettledLayer(Exercise):
+class SettledLayer(Exercise[RanksCase]):
     """``settled_layer(ranks) -> int | None``: the first layer from which the target stays top-1 to the end."""
 
     name = "settled_layer"
+    case_type = RanksCase
     forbidden = ("reference_settled_layer", "first_layer_holding")
 
-    def cases(self, seed: int, n_random: int = 30, cases: list[Any] | None = None) -> list[Case]:
-        return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
+    def cases(self, seed: int, n_random: int = 30, cases: list[Any] | None = None) -> list[RanksCase]:
+        return [RanksCase(tuple(ranks)) for ranks in _trajectories(seed, n_random, cases)]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        return (list(case["ranks"]),)
+    def inputs(self, case: RanksCase) -> tuple[Any, ...]:
+        return (list(case.ranks),)
 
-    def judge(self, case: Case, got: Any) -> str:
-        return _judge_one(self.name, case, got, reference_settled_layer(case["ranks"]), _explain_settled)
+    def judge(self, case: RanksCase, got: Any) -> str:
+        return _judge_one(self.name, case, got, reference_settled_layer(list(case.ranks)), _explain_settled)
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[RanksCase], detail: str) -> str:
         return f"right on {_kinds(cases)})."
 
 
 # --- classify ------------------------------------------------------------------------------------
 
 
-def _explain_classify(case: Case, got: Any, want: Any) -> str:
+def _explain_classify(case: RanksCase, got: Any, want: Any) -> str:
     if got not in LABELS:
         return f"return one of {', '.join(repr(x) for x in LABELS)}."
     return {
@@ -219,28 +246,29 @@ def _explain_classify(case: Case, got: Any, want: Any) -> str:
     }[want]
 
 
-class Classify(Exercise):
+class Classify(Exercise[RanksCase]):
     """``classify(ranks) -> str``: 'corrected', 'stays wrong', 'lost' or 'right throughout'."""
 
     name = "classify"
+    case_type = RanksCase
     forbidden = ("reference_classify",)
 
-    def cases(self, seed: int, n_random: int = 40, cases: list[Any] | None = None) -> list[Case]:
-        return [{"ranks": ranks} for ranks in _trajectories(seed, n_random, cases)]
+    def cases(self, seed: int, n_random: int = 40, cases: list[Any] | None = None) -> list[RanksCase]:
+        return [RanksCase(tuple(ranks)) for ranks in _trajectories(seed, n_random, cases)]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        return (list(case["ranks"]),)
+    def inputs(self, case: RanksCase) -> tuple[Any, ...]:
+        return (list(case.ranks),)
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: RanksCase, got: Any) -> str:
         if got is not None and not isinstance(got, str):
             raise CheckFailed(
                 self.name,
                 f"expected a label, got {type(got).__name__}.",
                 f"return one of {', '.join(repr(x) for x in LABELS)}.",
             )
-        return _judge_one(self.name, case, got, reference_classify(case["ranks"]), _explain_classify)
+        return _judge_one(self.name, case, got, reference_classify(list(case.ranks)), _explain_classify)
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[RanksCase], detail: str) -> str:
         return f"right on {_kinds(cases)})."
 
 
@@ -263,22 +291,23 @@ def rank_window(logits: torch.Tensor, target: int) -> tuple[list[int], list[int]
 
 
 @torch.no_grad()
-def _rank_window(case: dict) -> tuple[list[int], list[int]]:
+def _rank_window(case: AnswerCase) -> tuple[list[int], list[int]]:
     """The answer's rank window at the last position, layer by layer, on the case's model."""
     lm = model_of(case)
-    target = single_token_id(lm.tokenizer, case["answer"])
-    return rank_window(lm.adapter.decode(captured(case, case["prompt"])[0][:, -1]), target)
+    target = single_token_id(lm.tokenizer, case.answer)
+    return rank_window(lm.adapter.decode(captured(case, case.prompt)[0][:, -1]), target)
 
 
-class AnswerRanks(Exercise):
+class AnswerRanks(Exercise[AnswerCase]):
     """``answer_ranks(lm, prompt, answer) -> list[int]``: the answer's rank at the last position, layer by layer."""
 
     name = "answer_ranks"
+    case_type = AnswerCase
     prompt_fields = ("prompt",)
     forbidden = ("reference_first_top_k_layer", "reference_settled_layer", "reference_classify", "first_layer_holding")
 
-    def cases(self, seed: int, lm: ModelRef | None = None, cases: list[Any] | None = None) -> list[Case]:
-        ref = ModelRef.of(lm)
+    def cases(self, seed: int, lm: ModelRef | None = None, cases: list[Any] | None = None) -> list[AnswerCase]:
+        ref = case_model(lm)
         pairs = cases
         if pairs is None:  # the byte tokenizer of tiny models has one token per character
             pairs = [(p, a if ref.family is None else a.strip()[0]) for p, a in DEFAULT_ANSWER_CASES]
@@ -286,13 +315,13 @@ class AnswerRanks(Exercise):
         for pair in pairs:
             if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not all(isinstance(x, str) for x in pair):
                 raise LensError(f"each answer_ranks case is (prompt, answer), got {pair!r}")
-            out.append({"lm": ref.to_data(), "prompt": pair[0], "answer": pair[1]})
+            out.append(AnswerCase(ref, pair[0], pair[1]))
         return out
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        return model_of(case), case["prompt"], case["answer"]
+    def inputs(self, case: AnswerCase) -> tuple[Any, ...]:
+        return model_of(case), case.prompt, case.answer
 
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: AnswerCase, got: Any) -> str:
         name = self.name
         lm, prompt, answer = self.inputs(case)
         low, high = _rank_window(case)
@@ -325,7 +354,7 @@ class AnswerRanks(Exercise):
             "read the last position (-1) with the target's rank (1 = top).",
         )
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[AnswerCase], detail: str) -> str:
         return f"matches the reference on {len(cases)} prompt{'s' if len(cases) != 1 else ''}."
 
 

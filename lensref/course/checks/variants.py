@@ -9,7 +9,8 @@ References come from the library: the lens decode (``adapter.decode``), the froz
 from __future__ import annotations
 
 import random
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 
@@ -27,9 +28,12 @@ from ._core import (
     Case,
     CheckFailed,
     Exercise,
+    ModelCase,
     ModelRef,
+    PromptCase,
     as_tensor,
     captured,
+    case_model,
     close,
     expect_shape,
     fresh_prompts,
@@ -56,10 +60,46 @@ def _pair(lm: LoadedModel, pair_seed: int) -> tuple[int, int]:
     return a, b
 
 
-def _prompt_cases(seed: int, lm: ModelRef | None, n_prompts: int) -> list[Case]:
+@dataclass(frozen=True)
+class PairCase(PromptCase):
+    """A prompt, and the seed that draws a target and a distractor token (:func:`_pair`)."""
+
+    pair_seed: int
+
+
+@dataclass(frozen=True)
+class AttributionCase(PairCase):
+    """A prompt's last-position residual split into components: per block, per attention/MLP write, or at random
+    into ``parts`` vectors drawn from ``split_seed`` (both None for the other splits)."""
+
+    split: Literal["blocks", "writes", "random"]
+    parts: int | None = None
+    split_seed: int | None = None
+
+
+@dataclass(frozen=True)
+class PatchCase(ModelCase):
+    """The last state of ``source`` at ``layer`` (an int, or ``"middle"``), patched at the placeholder of
+    ``prompt``."""
+
+    layer: int | str
+    source: str
+    prompt: str
+
+
+@dataclass(frozen=True)
+class TranslatorCase(Case):
+    """``n`` samples of ``d``-dimensional inputs and outputs of a noisy affine map, drawn from ``seed``."""
+
+    n: int
+    d: int
+    seed: int
+
+
+def _prompt_cases(seed: int, lm: ModelRef | None, n_prompts: int) -> list[PairCase]:
     rng = random.Random(seed)
-    ref = ModelRef.of(lm).to_data()
-    return [{"lm": ref, "prompt": p, "pair_seed": rng.randrange(2**31)} for p in fresh_prompts(n_prompts, rng)]
+    ref = case_model(lm)
+    return [PairCase(ref, p, rng.randrange(2**31)) for p in fresh_prompts(n_prompts, rng)]
 
 
 def _states(lm: LoadedModel, prompt: str) -> Residuals:
@@ -75,22 +115,23 @@ LOGIT_DIFF_HINTS = {
 }
 
 
-class LogitDiffByLayer(Exercise):
+class LogitDiffByLayer(Exercise[PairCase]):
     """``logit_diff_by_layer(lm, states [L+1, T, d], target_id, distractor_id) -> [L+1, T]``."""
 
     name = "logit_diff_by_layer"
+    case_type = PairCase
     prompt_fields = ("prompt",)
     forbidden = ("logit_diff", "token_logits", "Unembed")
 
-    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[Case]:
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[PairCase]:
         return _prompt_cases(seed, lm, n_prompts)
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
+    def inputs(self, case: PairCase) -> tuple[Any, ...]:
         lm = model_of(case)
-        return (lm, captured(case, case["prompt"])[0], *_pair(lm, case["pair_seed"]))
+        return (lm, captured(case, case.prompt)[0], *_pair(lm, case.pair_seed))
 
     @torch.no_grad()
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: PairCase, got: Any) -> str:
         name = self.name
         lm, states, t, d = self.inputs(case)
         logits = lm.adapter.decode(states)
@@ -121,7 +162,7 @@ class LogitDiffByLayer(Exercise):
             raise CheckFailed(
                 name, "that is a difference of probabilities, not of logits.", "subtract the logits themselves."
             )
-        final = captured(case, case["prompt"])[1]
+        final = captured(case, case.prompt)[1]
         raise CheckFailed(
             name,
             f"differs from the reference (max error {max_err(got, ref):.3g}); at the last layer "
@@ -151,37 +192,40 @@ def _random_split(final: torch.Tensor, n_parts: int, seed: int) -> torch.Tensor:
     return torch.cat([parts, (final.double() - parts.sum(0))[None]]).to(final.dtype)
 
 
-class Attribute(Exercise):
+class Attribute(Exercise[AttributionCase]):
     """``attribute(lm, components [C, d], target_id, distractor_id) -> [C]`` summing to the logit difference.
 
     Components are the per-block writes, the per-attention/MLP writes, and a random split of the final residual."""
 
     name = "attribute"
+    case_type = AttributionCase
     prompt_fields = ("prompt",)
     forbidden = ("direct_logit_attribution", "frozen_norm_direction", "frozen_direction", "Unembed")
 
-    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[Case]:
-        cases = [{**c, "split": "blocks"} for c in _prompt_cases(seed, lm, n_prompts)]
+    def cases(self, seed: int, lm: ModelRef | None = None, n_prompts: int = 1) -> list[AttributionCase]:
+        cases = [AttributionCase(c.lm, c.prompt, c.pair_seed, "blocks") for c in _prompt_cases(seed, lm, n_prompts)]
         first = cases[0]
         return cases + [
-            {**first, "split": "writes"},
-            {**first, "split": "random", "parts": 4, "split_seed": random.Random(seed).randrange(2**31)},
+            AttributionCase(first.lm, first.prompt, first.pair_seed, "writes"),
+            AttributionCase(first.lm, first.prompt, first.pair_seed, "random", 4, random.Random(seed).randrange(2**31)),
         ]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
+    def inputs(self, case: AttributionCase) -> tuple[Any, ...]:
         lm = model_of(case)
         if isinstance(lm.adapter.final_norm, torch.nn.LayerNorm):  # the exercise's formula has no centring
             raise LensError("check_attribute needs a model with an RMSNorm final norm (Llama-style)")
-        if case["split"] == "writes":
-            comps = _write_components(lm, case["prompt"])
+        if case.split == "writes":
+            comps = _write_components(lm, case.prompt)
         else:
-            comps = residual_deltas(captured(case, case["prompt"])[0][:, -1])
-            if case["split"] == "random":
-                comps = _random_split(comps.sum(0), case["parts"], case["split_seed"])
-        return (lm, comps, *_pair(lm, case["pair_seed"]))
+            comps = residual_deltas(captured(case, case.prompt)[0][:, -1])
+            if case.split == "random":
+                if case.parts is None or case.split_seed is None:
+                    raise LensError("a random split needs parts and split_seed")
+                comps = _random_split(comps.sum(0), case.parts, case.split_seed)
+        return (lm, comps, *_pair(lm, case.pair_seed))
 
     @torch.no_grad()
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: AttributionCase, got: Any) -> str:
         name = self.name
         lm, comps, t, d = self.inputs(case)
         final = comps.sum(0)
@@ -246,7 +290,7 @@ class Attribute(Exercise):
             "use one direction for every component.",
         )
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[AttributionCase], detail: str) -> str:
         return f"the parts add up to the model's logit difference and match the reference ({len(cases)} splits)."
 
 
@@ -258,39 +302,40 @@ PROMPTS_NEAR_END = (IDENTITY_PROMPT, "Where? Here.\ncat -> cat\n? ->")
 PROMPTS_INSIDE = ("dog -> dog\n? -> ?\nred -> red\n42 -> 42\nsun ->", "x -> x\n? ->\nmoon -> moon\n12 ->")
 
 
-class PatchReadout(Exercise):
+class PatchReadout(Exercise[PatchCase]):
     """``patch_readout(lm, vector [d], layer, prompt) -> logits [V]`` with ``vector`` at the last '?' in ``layer``."""
 
     name = "patch_readout"
+    case_type = PatchCase
     prompt_fields = ("source", "prompt")
     forbidden = ("patchscope", "generate_patched", "patched_logits", "patch_hook")
 
-    def cases(self, seed: int, lm: ModelRef | None = None, layers: list[int | str] | None = None) -> list[Case]:
+    def cases(self, seed: int, lm: ModelRef | None = None, layers: list[int | str] | None = None) -> list[PatchCase]:
         rng = random.Random(seed)
-        ref = ModelRef.of(lm).to_data()
-        specs = [1, MIDDLE, -3] if layers is None else list(layers)
+        ref = case_model(lm)
+        specs: list[int | str] = [1, MIDDLE, -3] if layers is None else list(layers)
         if not specs or not all(s == MIDDLE or (isinstance(s, int) and not isinstance(s, bool)) for s in specs):
             raise LensError(f"layers must be a non-empty list of ints (negative: from the end), got {layers!r}")
         if len(specs) == 1:  # one layer: read it through both kinds of target prompt
             specs = specs * 2
         return [
-            {
-                "lm": ref,
-                "layer": spec,
-                "source": rng.choice(FRESH_PROMPTS),
-                "prompt": (PROMPTS_NEAR_END, PROMPTS_INSIDE)[i % 2][(seed + i // 2) % 2],
-            }
+            PatchCase(
+                ref,
+                layer=spec,
+                source=rng.choice(FRESH_PROMPTS),
+                prompt=(PROMPTS_NEAR_END, PROMPTS_INSIDE)[i % 2][(seed + i // 2) % 2],
+            )
             for i, spec in enumerate(specs)
         ]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
+    def inputs(self, case: PatchCase) -> tuple[Any, ...]:
         lm = model_of(case)
-        layer = resolve_layer(case["layer"], lm.n_layers)
-        vector = captured(case, case["source"])[0][layer, -1]
-        return lm, vector, layer, case["prompt"]
+        layer = resolve_layer(case.layer, lm.n_layers)
+        vector = captured(case, case.source)[0][layer, -1]
+        return lm, vector, layer, case.prompt
 
     @torch.no_grad()
-    def judge(self, case: Case, got: Any) -> str:
+    def judge(self, case: PatchCase, got: Any) -> str:
         name = self.name
         lm, vector, layer, prompt = self.inputs(case)
         L = lm.n_layers
@@ -352,11 +397,11 @@ class PatchReadout(Exercise):
             "replace the residual state at the placeholder position with the vector, at that layer only.",
         )
 
-    def summary(self, cases: list[Case], detail: str) -> str:
+    def summary(self, cases: list[PatchCase], detail: str) -> str:
         n_layers = model_of(cases[0]).n_layers
         return (
-            f"matches the reference at {len({resolve_layer(c['layer'], n_layers) for c in cases})} layer(s) on "
-            f"{len({c['prompt'] for c in cases})} target prompts and leaves the model unhooked."
+            f"matches the reference at {len({resolve_layer(c.layer, n_layers) for c in cases})} layer(s) on "
+            f"{len({c.prompt for c in cases})} target prompts and leaves the model unhooked."
         )
 
 
@@ -372,26 +417,27 @@ def _fit_close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return close(a, b, atol=FIT_ATOL)
 
 
-class FitTranslator(Exercise):
+class FitTranslator(Exercise[TranslatorCase]):
     """``fit_translator(x [N, d], y [N, d]) -> (W [d, d], b [d])`` minimizing ||x @ W + b - y||²."""
 
     name = "fit_translator"
+    case_type = TranslatorCase
     forbidden = ("fit_affine", "fit_residual_map", "fit_residual_maps", "least_squares_init")
 
-    def cases(self, seed: int, n: int = 300, d: int = 12) -> list[Case]:
+    def cases(self, seed: int, n: int = 300, d: int = 12) -> list[TranslatorCase]:
         if not (isinstance(n, int) and isinstance(d, int) and 1 <= d and n >= d + 1):
             raise LensError(f"fit_translator needs n >= d + 1 >= 2 samples, got n={n}, d={d}")
-        return [{"n": n, "d": d, "seed": random.Random(seed).randrange(2**31)}]
+        return [TranslatorCase(n, d, random.Random(seed).randrange(2**31))]
 
-    def inputs(self, case: Case) -> tuple[Any, ...]:
-        n, d = case["n"], case["d"]
-        gen = torch.Generator().manual_seed(case["seed"])
+    def inputs(self, case: TranslatorCase) -> tuple[Any, ...]:
+        n, d = case.n, case.d
+        gen = torch.Generator().manual_seed(case.seed)
         x = torch.randn(n, d, generator=gen) * 2 + 3
         true_w = torch.randn(d, d, generator=gen)
         y = x @ true_w + torch.randn(d, generator=gen) * 5 + 0.1 * torch.randn(n, d, generator=gen)
         return x, y
 
-    def judge(self, case: Case, out: Any) -> str:
+    def judge(self, case: TranslatorCase, out: Any) -> str:
         name = self.name
         x, y = self.inputs(case)
         d = x.shape[1]

@@ -1,7 +1,8 @@
 """The verdict: the grader compares what the sandbox recorded with references it computes itself.
 
 This runs in the grader's own process, which never runs learner code: it reads the recorded answers as data
-(:mod:`.wire`), rebuilds each case's inputs, and lets the exercise's judge compute its reference and diagnose.
+(:mod:`.wire`), rebuilds each case's inputs from its record, and lets the exercise's judge compute its reference
+and diagnose.
 A test cell earns its points when every check call in it passes on every case (as the visible check would);
 otherwise 0, with the first failure's one-line diagnosis for the feedback.
 """
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .plan import TestCell
+
+if TYPE_CHECKING:
+    from ..checks import Case
 
 
 @dataclass
@@ -40,7 +45,7 @@ def _why_missing(status: str | None, error: str) -> str:
 
 def judge_cell(
     cell: TestCell,
-    cases: list[list[dict]],
+    cases: list[list[Case]],
     files: Mapping[str, bytes],
     cell_status: str | None,
     uses_reference: dict[str, list[str]],

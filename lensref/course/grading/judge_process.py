@@ -11,6 +11,7 @@ the same whichever process, machine or order judged it.
 While the sandbox runs, the judge process already computes the model passes the judgment will need
 (:meth:`JudgeProcess.warm`). Messages are pickles over the process's stdin/stdout, between trusted processes only:
 learner code never runs in either, and what the run left reaches the judge as bytes inside :class:`.jobs.JobResult`.
+The cases cross as plain data (:func:`.cases.as_data`) and are rebuilt, and so validated, on the other side.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import pickle
 import subprocess
 import sys
 import threading
-from typing import IO
+from dataclasses import replace
+from typing import IO, Any
 
+from . import cases
 from .jobs import JobResult
+from .plan import TestCell
 from .task import Graded, JudgeSpec
 
 
@@ -50,7 +54,7 @@ class JudgeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: tuple[Any, ...]) -> None:
         assert self.proc.stdin is not None
         pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.proc.stdin.flush()
@@ -60,20 +64,21 @@ class JudgeProcess:
         and their cases go: a few kilobytes, which fit the pipe, so this never waits for a judge process that is
         still starting."""
         try:
-            self._send(("warm", spec.test_cells, spec.cases))
+            self._send(("warm", spec.test_cells, cases.as_data(spec.cases)))
         except (BrokenPipeError, OSError):
             pass  # it died: judge() says so and a fresh process takes over
 
     def judge(self, spec: JudgeSpec, run: JobResult) -> Graded:
         assert self.proc.stdout is not None
         try:
-            self._send(("judge", spec, run))
+            self._send(("judge", replace(spec, cases={}), cases.as_data(spec.cases), run))
             kind, value = pickle.load(self.proc.stdout)
         except (BrokenPipeError, EOFError, OSError, pickle.UnpicklingError) as exc:
             raise JudgeFailed(f"the judge process stopped ({type(exc).__name__}, exit {self.proc.poll()})") from None
         if kind != "graded":
             raise JudgeFailed(f"the judgment raised {value}")
-        return value
+        graded: Graded = value
+        return graded
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -149,14 +154,15 @@ def _same_start() -> None:
     torch.manual_seed(0)
 
 
-def _warm(cells: tuple, drawn: dict) -> None:
+def _warm(cells: tuple[TestCell, ...], drawn: dict[cases.CellKey, cases.CellData]) -> None:
     from ..checks import EXERCISES
 
     for cell in cells:
         for call, call_cases in zip(cell.calls, drawn.get((cell.notebook, cell.grade_id), ())):
-            for case in call_cases:
+            for data in call_cases:
                 try:
-                    EXERCISES[call.exercise].warm(case)
+                    exercise = EXERCISES[call.exercise]
+                    exercise.warm(exercise.case_from_data(data))
                 except Exception as exc:  # the judgment meets the same problem and reports it
                     print(f"judge warm-up: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
 
@@ -179,7 +185,9 @@ def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
             continue
         _same_start()
         try:
-            reply: tuple = ("graded", judge_run(message[1], message[2]))
+            spec: JudgeSpec = message[1]
+            spec = replace(spec, cases=cases.from_data(spec.test_cells, message[2]))
+            reply: tuple[str, Any] = ("graded", judge_run(spec, message[3]))
         except Exception as exc:  # a bug in a judge: reported for this submission, the process serves the next
             reply = ("error", f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}")
         pickle.dump(reply, outbox, protocol=pickle.HIGHEST_PROTOCOL)

@@ -1,11 +1,11 @@
 """The grading cell inside the sandbox: call the learner's functions on the grader's cases, write what they return.
 
 Each graded test cell of the notebook the sandbox runs is replaced by ``record(notebook, grade_id, globals())``.
-It reads ``cases/<notebook>/<grade_id>.json`` (written by the grader), rebuilds each case's inputs, calls the
-learner's function, and writes every outcome (a value, or the one-line error it raised) to
-``outputs/<notebook>/<grade_id>`` as JSON + safetensors. It decides nothing: whatever the learner's code does to
-this module, to the checks or to torch only changes what is written here, and the grader outside compares that
-with a reference it computes itself.
+It reads ``cases/<notebook>/<grade_id>.json`` (written by the grader), rebuilds each case (its exercise's
+``case_from_data``) and the case's inputs, calls the learner's function, and writes every outcome (a value, or the
+one-line error it raised) to ``outputs/<notebook>/<grade_id>`` as JSON + safetensors. It decides nothing: whatever
+the learner's code does to this module, to the checks or to torch only changes what is written here, and the grader
+outside compares that with a reference it computes itself.
 
 ``outputs/`` has room of its own, beside the learner's capped home; answers that cannot be written all the same (a
 learner who filled ``outputs/`` too) are one line in the cell's output and in the log (that test then has no
@@ -22,7 +22,7 @@ from typing import Any
 from . import layout
 
 
-def record(notebook: str, grade_id: str, namespace: dict) -> None:
+def record(notebook: str, grade_id: str, namespace: dict[str, Any]) -> None:
     from ..checks import EXERCISES, run_learner
 
     plan = json.loads(Path(layout.cases(notebook, grade_id)).read_text())
@@ -30,14 +30,14 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
     for call in plan["calls"]:
         exercise = EXERCISES[call["exercise"]]
         fn = namespace.get(call["function"])
-        outcomes: list[dict] = []
+        outcomes: list[dict[str, Any]] = []
         if call["function"] not in namespace:  # its cell never ran (stuck, crashed) or it was never written
             missing = f"NameError: name {call['function']!r} is not defined"
             results.append([{"error": missing} for _ in call["cases"]])
             continue
         for case in call["cases"]:
             try:
-                args = exercise.inputs(case)
+                args = exercise.inputs(exercise.case_from_data(case))
             except Exception as exc:  # the kernel was tampered with: nothing to record for this case
                 outcomes.append(
                     {
@@ -52,7 +52,7 @@ def record(notebook: str, grade_id: str, namespace: dict) -> None:
     _save(Path(layout.answers_stem(notebook, grade_id)), grade_id, results)
 
 
-def _save(stem: Path, grade_id: str, results: list) -> None:
+def _save(stem: Path, grade_id: str, results: list[list[dict[str, Any]]]) -> None:
     """Write the answers, or say in one line why they could not be written."""
     from safetensors import SafetensorError
 
@@ -73,7 +73,7 @@ def _failed(grade_id: str, why: str) -> None:
     print(f"probe: {line}", file=sys.__stderr__, flush=True)  # the kernel's own stderr: the grader's log
 
 
-def _write_answers(stem: Path, results: list) -> None:
+def _write_answers(stem: Path, results: list[list[dict[str, Any]]]) -> None:
     from . import wire
 
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def _write_answers(stem: Path, results: list) -> None:
         print(f"note: {exc}")
 
 
-def _plain_or_error(value: Any) -> dict:
+def _plain_or_error(value: Any) -> dict[str, Any]:
     from . import wire
 
     try:
