@@ -185,14 +185,16 @@ def find_placeholder(tokenizer: Any, ids: torch.Tensor, placeholder: str) -> int
 
 
 def patch_hook(
-    rows: torch.Tensor, positions: int | torch.Tensor, vectors: torch.Tensor, active: dict | None = None
+    rows: torch.Tensor, positions: int | torch.Tensor, vectors: torch.Tensor, active: dict[str, bool] | None = None
 ) -> PreHook:
     """A forward pre-hook on a residual site that writes ``vectors`` over ``hidden_states[rows, positions]`` (a
     batch row per entry of ``rows``; ``positions`` one index for all rows or one per row; ``vectors`` one per row
     or one for all). With ``active``, only while ``active["on"]``: later generation steps pass through (the key/value
     cache of the first step already carries the patch)."""
 
-    def hook(module: torch.nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+    def hook(
+        module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         if active is not None and not active["on"]:
             return None
         hidden = hidden_input(args, kwargs).clone()
@@ -212,7 +214,8 @@ def patched_logits(
     hook = patch_hook(torch.arange(len(positions)), torch.tensor(positions), vector)
     with Hooks() as hooks:
         hooks.pre(residual_site(lm.adapter, layer), hook)
-        return lm.model(input_ids=ids[None].repeat(len(positions), 1)).logits[:, -1]
+        logits: torch.Tensor = lm.model(input_ids=ids[None].repeat(len(positions), 1)).logits[:, -1]
+    return logits
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:
