@@ -27,16 +27,22 @@ if TYPE_CHECKING:
 
 
 class LocalPool:
+    """Sandboxes on this machine, jobs at a time (--jobs N); each slot's next sandbox warms up ahead unless
+    ``warm=False``."""
+
     def __init__(self, jobs: int, warm: bool = True):
         self.slots, self.warm = jobs, warm
         self._pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lensref-grade")
 
     def submit(self, task: GradingTask) -> Future[Graded]:
+        """Run and judge ``task`` in one of the pool's slots; the runs at once share this machine's cores."""
         threads = max(1, (os.cpu_count() or 1) // self.slots)  # the runs at once share this machine's cores
         task = dataclasses.replace(task, job=dataclasses.replace(task.job, threads=threads))
         return self._pool.submit(grade_task, task, self.warm)
 
     def close(self, cancel: bool = False) -> None:
+        """Wait for the runs in flight (or kill every sandbox: ``cancel=True``), then stop the warm sandboxes and judge
+        processes."""
         from . import sandbox
 
         if cancel:
@@ -46,10 +52,13 @@ class LocalPool:
         judge_process.release_all()
 
     def describe(self) -> str:
+        """The pool in words, for the grading run's first line."""
         return f"{self.slots} local sandbox(es) at a time"
 
 
 class DaskPool:
+    """An existing Dask cluster (``--scheduler ADDRESS``), checked on connecting: it has workers and each can grade."""
+
     def __init__(self, address: str, connect_timeout: float = 10.0):
         try:
             from distributed import Client
@@ -81,14 +90,17 @@ class DaskPool:
         self.address = address
 
     def submit(self, task: GradingTask) -> DaskFuture[Graded]:
+        """Send ``task`` to run and be judged on a worker; a task that fails is reported, never retried."""
         return self.client.submit(
             grade_task, task, pure=False, retries=0, key=f"lensref-grade-{task.student}-{os.urandom(4).hex()}"
         )
 
     def close(self, cancel: bool = False) -> None:
+        """Disconnect from the cluster (its scheduler and workers keep running)."""
         self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
 
     def describe(self) -> str:
+        """The cluster in words, for the grading run's first line."""
         return f"Dask cluster at {self.address} ({self.slots} worker thread(s))"
 
 

@@ -144,6 +144,7 @@ def render(
 
 
 def write(path: Path, text: str) -> None:
+    """Write a page's ``text`` to ``path`` atomically, making its folder if need be."""
     from ...files import write_atomically
 
     path.parent.mkdir(parents=True, exist_ok=True)

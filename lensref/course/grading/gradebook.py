@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class StoredScores:
+    """A submission's scores as the gradebook holds them: the total, the maximum and the points per graded cell."""
+
     score: float
     max_score: float
     cells: dict[str, float] = field(default_factory=dict)  # "notebook:grade_id" -> points
@@ -77,7 +79,7 @@ def session(db_url: str) -> Iterator[Gradebook]:
 
 @contextmanager
 def _opened(db_url: str) -> Iterator[Gradebook]:
-    """nbgrader's Gradebook, without the SQLAlchemy warnings its own submission helpers trigger."""
+    """The ``Gradebook`` of nbgrader, without the SQLAlchemy warnings its own submission helpers trigger."""
     from nbgrader.api import Gradebook
 
     kept = getattr(_session, "open", None)
@@ -116,6 +118,7 @@ def record(db_url: str, assignment: str, student: str, points: dict[tuple[str, s
 
 
 def read(db_url: str, assignment: str, student: str) -> StoredScores | None:
+    """What the gradebook holds for ``student``'s submission of ``assignment``, or None if it has none."""
     from nbgrader.api import MissingEntry
 
     with _opened(db_url) as gb:

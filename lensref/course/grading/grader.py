@@ -54,6 +54,7 @@ def course_root() -> Path:
 
 
 def assignments(root: Path | None = None) -> list[str]:
+    """The course's assignments: the folders of ``solutions/`` that hold a notebook, in name order."""
     folder = (root or course_root()) / "solutions"
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.ipynb"))) if folder.is_dir() else []
 

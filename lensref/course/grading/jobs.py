@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class Job:
+    """One submission's run as data: the files handed to the sandbox (:mod:`.layout`), its limits and time limit."""
+
     student: str
     files: dict[str, bytes]
     limits: Limits
@@ -42,6 +44,9 @@ class Job:
 
 @dataclass
 class JobResult:
+    """What a run left, as data: its result files (size-capped: ``truncated`` if some were left out), its time and how
+    it ended."""
+
     student: str
     files: dict[str, bytes] = field(default_factory=dict)
     seconds: float = 0.0
@@ -113,6 +118,7 @@ class WarmSandbox:
 
     @classmethod
     def start(cls, limits: Limits, sandboxed: bool, threads: int) -> WarmSandbox:
+        """A sandbox started now on idle CPU, its runner warming a kernel until a job is handed over."""
         from . import sandbox
 
         # the warm-up gets only idle CPU, so it never slows the run in progress
@@ -121,6 +127,7 @@ class WarmSandbox:
         return cls(started, (limits, sandboxed, threads))
 
     def run(self, job: Job) -> JobResult:
+        """Hand ``job`` to this sandbox and wait for the run to end (its warm-up counted until the kernel was ready)."""
         started = self.started
         since = time.monotonic()
         warm_s = since - started.started  # busy warming until the warm mark appeared, idle after
@@ -136,6 +143,7 @@ class WarmSandbox:
         return _result(job, started.wait(job.wall_s, since=since), warm_s)
 
     def discard(self) -> None:
+        """Kill this sandbox unused (it does not fit the next job's limits, or warm sandboxes are being released)."""
         self.started.kill()
 
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class CellVerdict:
+    """One test cell's verdict: its points (all or none) and the ✓ or ✗ line of each check call, for the feedback."""
+
     notebook: str
     grade_id: str
     points: float
@@ -29,6 +31,7 @@ class CellVerdict:
 
     @property
     def passed(self) -> bool:
+        """Whether the cell earned all its points."""
         return self.points == self.max_points
 
 

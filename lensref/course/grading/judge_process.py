@@ -41,6 +41,8 @@ def _die_with_parent() -> None:
 
 
 class JudgeProcess:
+    """A judge process, as the thread that owns it sees it: warm it, have it judge a run, close it."""
+
     def __init__(self) -> None:
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
         self.proc = subprocess.Popen(
@@ -52,6 +54,7 @@ class JudgeProcess:
         )
 
     def alive(self) -> bool:
+        """Whether the process is still running."""
         return self.proc.poll() is None
 
     def _send(self, message: tuple[Any, ...]) -> None:
@@ -69,6 +72,8 @@ class JudgeProcess:
             pass  # it died: judge() says so and a fresh process takes over
 
     def judge(self, spec: JudgeSpec, run: JobResult) -> Graded:
+        """``run`` judged in the process, from the same start as every judgment; :class:`JudgeFailed` if the process
+        stopped or the judgment raised."""
         assert self.proc.stdout is not None
         try:
             self._send(("judge", replace(spec, cases={}), cases.as_data(spec.cases), run))
@@ -81,6 +86,7 @@ class JudgeProcess:
         return graded
 
     def close(self) -> None:
+        """End the process: its input closed, then killed if it has not exited within 10 s."""
         if self.proc.stdin is not None:
             try:
                 self.proc.stdin.close()
@@ -168,6 +174,8 @@ def _warm(cells: tuple[TestCell, ...], drawn: dict[cases.CellKey, cases.CellData
 
 
 def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
+    """The judge process's loop: warm or judge each message from ``inbox``, answering judgments on ``outbox``, until
+    ``inbox`` ends (then 0, the exit status)."""
     import torch
 
     from ...models import quiet_transformers
@@ -195,6 +203,8 @@ def serve(inbox: IO[bytes], outbox: IO[bytes]) -> int:
 
 
 def main() -> int:
+    """``python -m lensref.course.grading.judge_process``: serve stdin, answer on a copy of stdout; anything printed
+    goes to stderr."""
     outbox = os.fdopen(os.dup(1), "wb")  # the channel; anything printed goes to stderr instead
     os.dup2(2, 1)
     return serve(sys.stdin.buffer, outbox)

@@ -72,7 +72,8 @@ def _reach_home(log: LogTail, info_r: int, ready_r: int, limits: Limits) -> tupl
 def start_sandboxed(
     argv: list[str], limits: Limits, env: dict[str, str], box: Confinement, files: dict[str, bytes]
 ) -> Started:
-    """bwrap over a fresh tmpfs home: the launcher waits while the files go in through the home's descriptor."""
+    """A run started under bwrap over a fresh tmpfs home: the launcher waits while the files go in
+    through the home's descriptor."""
     info_r, info_w = os.pipe()
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()

@@ -33,18 +33,22 @@ TMP = ".tmp"  # the sandbox's /tmp points here, so it falls under the home's dis
 
 
 def run_notebook(notebook: str) -> str:
+    """``run/<notebook>.ipynb``: the notebook the runner runs."""
     return f"{RUN}/{notebook}.ipynb"
 
 
 def cases(notebook: str, grade_id: str) -> str:
+    """``cases/<notebook>/<grade_id>.json``: the cases the grader drew for one test cell's probe."""
     return f"{CASES}/{notebook}/{grade_id}.json"
 
 
 def executed_notebook(notebook: str) -> str:
+    """``executed/<notebook>.ipynb``: the notebook as it ran, with its outputs (for the feedback page)."""
     return f"{EXECUTED}/{notebook}.ipynb"
 
 
 def executed_cells(notebook: str) -> str:
+    """``executed/<notebook>.cells.json``: what happened to each cell of the run."""
     return f"{EXECUTED}/{notebook}.cells.json"
 
 
@@ -54,6 +58,7 @@ def answers_stem(notebook: str, grade_id: str) -> str:
 
 
 def answers(notebook: str, grade_id: str) -> tuple[str, str]:
+    """The probe's two files for one test cell: ``outputs/<notebook>/<grade_id>.json`` and ``.safetensors``."""
     stem = answers_stem(notebook, grade_id)
     return f"{stem}.json", f"{stem}.safetensors"
 
@@ -80,10 +85,12 @@ class JobSpec:
     startup_timeout: float = 120
 
     def to_bytes(self) -> bytes:
+        """The contents of ``job.json``."""
         return json.dumps({**asdict(self), "notebooks": list(self.notebooks)}).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JobSpec:
+        """The spec in ``job.json``'s contents (a limit it leaves out at its default)."""
         raw = json.loads(data)
         return cls(
             notebooks=tuple(str(n) for n in raw["notebooks"]),

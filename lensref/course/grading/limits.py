@@ -22,6 +22,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 @dataclass(frozen=True)
 class Limits:
+    """What one sandboxed run may use: resident memory, processes, and disk (the size of its home)."""
+
     memory_mb: int = 4096
     max_procs: int = 256
     disk_mb: int = 1024  # everything a sandboxed run may write, /tmp included (the size of its tmpfs home)
@@ -51,6 +53,7 @@ class Confinement:
         self.limits = limits
 
     def preexec(self) -> None:
+        """In the child before it execs: no core dumps, and (rlimits only) caps on address space and processes."""
         mem = self.limits.memory_mb * 2**20
         if self.kind == "rlimits":
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -67,12 +70,14 @@ class Confinement:
             pass
 
     def oom_kills(self) -> int:
+        """How many of the run's processes the kernel killed for memory (rlimits cannot tell: 0)."""
         return 0
 
     def set_low_priority(self, low: bool) -> None:
         """Give the run only idle CPU (a warm-up) or its full share again; without a cpu control group, no-op."""
 
     def close(self) -> None:
+        """Release what the confinement holds (rlimits hold nothing)."""
         pass
 
     def describe(self, disk: str) -> str:
@@ -107,6 +112,8 @@ class CgroupConfinement(Confinement):
 
     @classmethod
     def create(cls, limits: Limits) -> CgroupConfinement | None:
+        """A control group of its own for one run, its limits set; None where none can be made (no permission, no
+        controllers to delegate)."""
         name = f"lensref-grade-{uuid.uuid4().hex[:12]}"
         made: dict[str, Path] = {}
         try:
@@ -140,6 +147,7 @@ class CgroupConfinement(Confinement):
             return None
 
     def preexec(self) -> None:
+        """In the child before it execs: join the control group, then the rlimits' part."""
         pid = str(os.getpid())
         for path in self.dirs.values():
             (path / "cgroup.procs").write_text(pid)
@@ -155,6 +163,7 @@ class CgroupConfinement(Confinement):
         return pids
 
     def kill(self, pid: int | None) -> None:
+        """Kill the run's process group, then whatever is left in its control group (v2: ``cgroup.kill``)."""
         super().kill(pid)
         kill_file = self.dirs.get("unified", Path("/nonexistent")) / "cgroup.kill"
         if kill_file.exists():
@@ -171,6 +180,7 @@ class CgroupConfinement(Confinement):
             time.sleep(0.05)
 
     def oom_kills(self) -> int:
+        """The control group's OOM kills (v1 without an ``oom_kill`` count: 1 if the memory limit was ever hit)."""
         try:
             if self.version == 2:
                 events = (self.dirs["unified"] / "memory.events").read_text().split()
@@ -183,6 +193,7 @@ class CgroupConfinement(Confinement):
             return 0
 
     def set_low_priority(self, low: bool) -> None:
+        """Give the control group idle-only CPU weight (a warm-up) or its normal weight again."""
         # a control group of its own is scheduled as one unit beside the grader's (autogroups do not apply)
         if self.version == 2:
             target, value = self.dirs["unified"] / "cpu.weight", "1" if low else "100"
@@ -196,6 +207,7 @@ class CgroupConfinement(Confinement):
             pass
 
     def close(self) -> None:
+        """Kill what is left in the control group, then remove its folders."""
         if self._pids():
             self.kill(None)
         for path in self.dirs.values():
@@ -207,6 +219,7 @@ class CgroupConfinement(Confinement):
                     time.sleep(0.05)
 
     def describe(self, disk: str) -> str:
+        """The control group and its limits in words, ``disk`` last."""
         memory = f"{self.limits.memory_mb} MB resident memory"
         return f"{self.kind}: {memory}, {self.limits.max_procs} processes, {disk}"
 

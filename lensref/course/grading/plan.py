@@ -22,6 +22,8 @@ from .. import cells
 
 @dataclass(frozen=True)
 class CheckCall:
+    """One ``checks.check_<name>(...)`` call of a test cell: its exercise, the learner function, its options."""
+
     exercise: str  # e.g. "capture_states" (check_capture_states)
     function: str  # the learner's function the check is given
     options: dict[str, Any]  # keyword arguments; a tiny model as {"family": ..., "seed": ...} under "lm"
@@ -29,6 +31,8 @@ class CheckCall:
 
 @dataclass(frozen=True)
 class TestCell:
+    """A graded test cell: its points, earned when every one of its check calls passes."""
+
     notebook: str
     grade_id: str
     points: float
@@ -37,6 +41,8 @@ class TestCell:
 
 @dataclass
 class NotebookPlan:
+    """What one notebook of the assignment grades: its test cells, and the grade ids of its solution cells."""
+
     name: str  # the notebook's stem, e.g. "logit_lens"
     path: Path
     test_cells: list[TestCell] = field(default_factory=list)
@@ -44,6 +50,7 @@ class NotebookPlan:
 
     @property
     def max_score(self) -> float:
+        """The notebook's points: its test cells' together."""
         return sum(cell.points for cell in self.test_cells)
 
 

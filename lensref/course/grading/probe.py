@@ -23,6 +23,7 @@ from . import layout
 
 
 def record(notebook: str, grade_id: str, namespace: dict[str, Any]) -> None:
+    """The probe: call the learner's functions on this test cell's cases and write every outcome."""
     from ..checks import EXERCISES, run_learner
 
     plan = json.loads(Path(layout.cases(notebook, grade_id)).read_text())

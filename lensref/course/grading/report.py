@@ -13,6 +13,8 @@ from .status import Status
 
 @dataclass
 class StudentResult:
+    """One student's line of the report: how the submission ended, its score, and its time and what it went to."""
+
     student: str
     status: Status
     score: float | None = None
@@ -28,6 +30,8 @@ class StudentResult:
 
 @dataclass
 class GradeReport:
+    """A grading run's outcome: every student's result, and where the CSV, feedback pages and gradebook are."""
+
     assignment: str
     results: list[StudentResult]
     csv_path: Path
@@ -37,10 +41,12 @@ class GradeReport:
     confinement: str = ""
 
     def instructor_cpu_per_submission(self) -> float | None:
+        """The instructor's machine's CPU seconds per graded submission, on average (None if none was graded)."""
         run = [r.instructor_cpu_s for r in self.results if r.status == Status.GRADED]
         return sum(run) / len(run) if run else None
 
     def summary(self) -> str:
+        """The report in words: a line per student, the instructor's CPU, and where the outputs are."""
         lines = [
             f"{self.assignment}: {len(self.results)} submission(s), {self.seconds:.1f} s"
             + (f"; sandbox limits: {self.confinement}" if self.confinement else "")

@@ -41,6 +41,9 @@ MAX_OUTPUT_CHARS = 20000  # per cell, for the feedback
 
 @dataclass
 class CellRun:
+    """What happened to one code cell of the run: its status, its time, and how many earlier cells were replayed after
+    the kernel was restarted for it."""
+
     index: int
     status: str  # ok, error, timeout, died, skipped
     seconds: float = 0.0
@@ -48,6 +51,8 @@ class CellRun:
 
 
 class Kernel:
+    """A fresh Python kernel in the working folder: :meth:`execute` runs a cell in it, :meth:`close` shuts it down."""
+
     def __init__(self, startup_timeout: float):
         from jupyter_client.manager import KernelManager
 
@@ -118,6 +123,7 @@ class Kernel:
         return status, outputs
 
     def close(self) -> None:
+        """Stop the kernel and its channels (one already gone is fine)."""
         import zmq
 
         try:
@@ -292,6 +298,8 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m lensref.course.grading.runner``: run the job's notebooks, each in a kernel of its own. With
+    ``--warm IDLE_S`` the first kernel starts before ``job.json`` comes (nothing is run if none comes in time)."""
     argv = sys.argv[1:] if argv is None else argv
     kernel = None
     if argv[:1] == ["--warm"]:

@@ -48,9 +48,11 @@ class Started:
         self._result: SandboxRun | None = None
 
     def alive(self) -> bool:
+        """Whether the run's first process is still running."""
         return self.proc.poll() is None
 
     def set_low_priority(self, low: bool) -> None:
+        """Give the run only idle CPU (a warm-up) or its full share again."""
         self.box.set_low_priority(low)
 
     def hand_over(self, files: dict[str, bytes]) -> None:

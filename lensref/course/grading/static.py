@@ -19,6 +19,8 @@ SUSPICIOUS_ATTRIBUTES = {"sys.modules", "os.system", "os.fork", "os.kill", "os._
 
 @dataclass
 class CodeReport:
+    """What reading a submission's code found: forbidden names each exercise reaches, and what is worth a human look."""
+
     uses_reference: dict[str, list[str]] = field(default_factory=dict)  # exercise -> forbidden names it reaches
     review: list[str] = field(default_factory=list)  # one line per construct worth a human look
 

@@ -6,6 +6,8 @@ from enum import Enum
 
 
 class Status(str, Enum):
+    """How a submission's grading ended (its ``status`` column)."""
+
     GRADED = "graded"  # run, judged and recorded in the gradebook
     UNCHANGED = "unchanged"  # graded before and not changed since (``--force`` regrades it)
     MISSING = "missing"  # no notebook of the expected name (or several candidates)

@@ -28,6 +28,8 @@ MAX_NOTEBOOK_BYTES = 50 * 2**20
 
 @dataclass
 class Found:
+    """A student's notebooks for an assignment: the file to grade per expected name, notes, or why none is graded."""
+
     notebooks: dict[str, Path] = field(default_factory=dict)  # expected name -> the file to grade
     notes: list[str] = field(default_factory=list)
     problem: str | None = None  # nothing to grade: why, in one line
@@ -147,6 +149,7 @@ def read_submission(path: Path) -> NotebookNode:
 
 
 def probe_source(notebook: str, grade_id: str) -> str:
+    """The code a graded test cell becomes: the probe records this cell's answers."""
     return (
         f"import lensref.course.grading.probe as _lensref_probe\n"
         f"_lensref_probe.record({notebook!r}, {grade_id!r}, globals())"
@@ -155,6 +158,8 @@ def probe_source(notebook: str, grade_id: str) -> str:
 
 @dataclass
 class Prepared:
+    """The notebook the sandbox runs, and the learner's own code cells (read, never run, by :mod:`.static`)."""
+
     notebook: object  # the v4 notebook the sandbox runs
     learner_code: list[str]  # the learner's own code cells (solution cells and cells they added)
 

@@ -40,6 +40,8 @@ class GradingSetup:
     def read(
         cls, assignment: str, root: Path, out: Path, timeout: float, limits: Limits, sandboxed: bool
     ) -> GradingSetup:
+        """The run's fixed inputs for ``assignment``: its plans and source notebooks under ``root``, the
+        forbidden names, the limits, and the whole run's time limit."""
         import nbformat
 
         from ..checks import EXERCISES
@@ -64,13 +66,16 @@ class GradingSetup:
 
     @property
     def db_url(self) -> str:
+        """The gradebook's SQLAlchemy URL (``gradebook.db`` in the output folder)."""
         return f"sqlite:///{self.out / 'gradebook.db'}"
 
     @property
     def notebooks(self) -> list[str]:
+        """The assignment's notebooks by name, in plan order."""
         return [p.name for p in self.plans]
 
     def spec(self, max_restarts: int = 3) -> layout.JobSpec:
+        """The ``job.json`` every submission's run gets."""
         return layout.JobSpec(tuple(self.notebooks), self.timeout, max_restarts=max_restarts)
 
 
@@ -93,6 +98,8 @@ class JudgeSpec:
 
 @dataclass
 class GradingTask:
+    """One student's task: the sandbox's job, and what the judge needs for its run."""
+
     student: str
     job: Job
     judge: JudgeSpec

@@ -25,6 +25,8 @@ class WireError(ValueError):
 
 
 def encode(value: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> Any:
+    """``value`` as a JSON tree, its tensors moved into ``tensors`` by key (a view copied); :class:`WireError` for
+    anything that is not plain data."""
     import torch
 
     if depth > MAX_DEPTH:
@@ -61,6 +63,8 @@ def encode(value: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> Any:
 
 
 def decode(tree: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> Any:
+    """The value a JSON tree stands for, its tensors taken from ``tensors``; :class:`WireError` for an unknown shape
+    or marker."""
     if depth > MAX_DEPTH:
         raise WireError("nested too deeply")
     if tree is None or isinstance(tree, (bool, int, float, str)):
