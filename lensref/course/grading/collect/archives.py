@@ -31,6 +31,8 @@ _OS_CLUTTER = {"__MACOSX", "Thumbs.db", "desktop.ini"}
 
 @dataclass(frozen=True)
 class Member:
+    """One member of an input, as its listing describes it: its name, kind and sizes, and how to open it."""
+
     name: str  # '/'-separated path inside the archive, or relative to the folder
     kind: str  # FILE, DIRECTORY, SYMLINK, HARDLINK or SPECIAL
     declared_size: int  # what the zip header (or the file system) says
@@ -41,6 +43,8 @@ class Member:
 
 @dataclass(frozen=True)
 class Archive:
+    """An input listed: a zip's or a folder's members (a loose notebook is a folder of one)."""
+
     path: Path  # as the instructor named it (a zip found in a folder: the folder's path / its place in it)
     members: list[Member]
     is_zip: bool
@@ -166,7 +170,7 @@ def find_inputs(paths: list[Path], skip: Path) -> list[Input]:
 
 
 def path_parts(name: str) -> list[str]:
-    """A member's name split at ``/`` and ``\\`` (a zip made on Windows may use either)."""
+    r"""A member's name split at ``/`` and ``\`` (a zip made on Windows may use either)."""
     return name.replace("\\", "/").split("/")
 
 
@@ -176,6 +180,7 @@ def is_clutter(name: str) -> bool:
 
 
 def kind_problem(member: Member) -> str | None:
+    """Why a member of this kind is refused (a link or a special file), or None for a file or folder."""
     if member.kind == SYMLINK:
         return "is a symbolic link: not followed, nothing written"
     if member.kind == HARDLINK:
@@ -186,6 +191,8 @@ def kind_problem(member: Member) -> str | None:
 
 
 def path_problem(name: str) -> str | None:
+    """Why a member's name is refused (control characters, an absolute path, ``..``, empty or ``.`` parts), or
+    None."""
     if any(not c.isprintable() for c in name):
         return "has control characters in its name"
     if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):

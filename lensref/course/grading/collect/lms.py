@@ -46,6 +46,7 @@ class LmsIdentity:
     late: bool = False  # Canvas's LATE marker
 
     def describe(self) -> str:
+        """The identity in words, for the collection report: the LMS's id, the name it gave, LATE if it said so."""
         who = f"{'Moodle participant' if self.lms == 'moodle' else 'Canvas user'} {self.lms_id}"
         return ", ".join(part for part in (who, shown(self.name), "LATE" if self.late else "") if part)
 

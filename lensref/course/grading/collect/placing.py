@@ -31,6 +31,8 @@ from .text import shown
 
 @dataclass(frozen=True)
 class Context:
+    """What every member is placed against: the course root, its assignments, and ``--assignment`` if given."""
+
     root: Path
     known: list[str]  # the course's assignments
     assignment: str | None  # --assignment
@@ -38,6 +40,9 @@ class Context:
 
 @dataclass(frozen=True)
 class Placement:
+    """A member's place from its path: the layout it follows, its student (LMS downloads: named later), its
+    assignment."""
+
     layout: str  # "submit", "moodle" or "canvas"
     student: str | None  # None for LMS downloads: named once the run's identities are all known
     assignment: str  # from the path (submit layout) or --assignment
@@ -107,6 +112,7 @@ class Candidate:
 
     @property
     def key(self) -> tuple[str, str]:
+        """The student and assignment this candidate would be collected for: what hand-ins conflict on."""
         return self.student, self.course_notebook.assignment
 
 

@@ -54,6 +54,8 @@ class TooBig(Exception):
 
 @dataclass(frozen=True)
 class ReadLimits:
+    """The limits one member is read under: the size its header declared, its compressed size, the run's total left."""
+
     declared: int
     compressed: int | None
     total_left: int  # what the run's total still allows

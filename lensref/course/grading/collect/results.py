@@ -12,6 +12,8 @@ from .text import count, shown
 
 @dataclass(frozen=True)
 class Collected:
+    """A notebook collected, or found unchanged: where it went and where it came from."""
+
     student: str
     assignment: str
     notebook: str
@@ -25,9 +27,11 @@ class Collected:
 
     @property
     def relpath(self) -> str:
+        """Where the notebook went, under ``submitted/``."""
         return f"{self.student}/{self.assignment}/{self.notebook}.ipynb"
 
     def line(self) -> str:
+        """The report's line for this notebook."""
         notes = [note for note in (self.identity and self.identity.describe(), self.replaced and "replaced") if note]
         extra = f" ({'; '.join(notes)})" if notes else ""
         verb = "unchanged" if self.unchanged else "collected"
@@ -36,17 +40,23 @@ class Collected:
 
 @dataclass(frozen=True)
 class Refused:
+    """A member (or a whole archive) that was refused, and why in one line."""
+
     archive: Path
     member: str  # "" for the archive as a whole
     reason: str
 
     def line(self) -> str:
+        """The report's line for this refusal."""
         member = shown(self.member) if self.member else "(every member)"
         return f"refused {shown(str(self.archive))}: {member}: {self.reason}"
 
 
 @dataclass
 class CollectReport:
+    """What a collection run did: the notebooks collected and unchanged, the refusals, and the counts left out and
+    ignored."""
+
     submitted: Path
     collected: list[Collected] = field(default_factory=list)
     unchanged: list[Collected] = field(default_factory=list)  # collected before, byte for byte: nothing written
@@ -57,13 +67,16 @@ class CollectReport:
 
     @property
     def exit_status(self) -> int:
+        """The command's exit status: 1 if anything was refused, else 0."""
         return 1 if self.refused else 0
 
     def lines(self) -> list[str]:
+        """The report in lines: the notebooks collected or unchanged, the refusals, the summary."""
         done = [c.line() for c in self.collected + self.unchanged]
         return done + [r.line() for r in self.refused] + [self.summary()]
 
     def summary(self) -> str:
+        """The run in one line: how many notebooks of how many students, unchanged, refused, left out, ignored."""
         students = len({c.student for c in self.collected})
         parts = [f"collected {count(len(self.collected), 'notebook')} of {count(students, 'student')}"]
         if self.unchanged:

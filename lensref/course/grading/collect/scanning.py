@@ -38,27 +38,34 @@ def _extension_problem(name: str) -> str | None:
 
 @dataclass
 class Scan:
+    """One scan over the inputs: it refuses into the report, counts what it ignores or leaves out, and gathers the
+    candidates."""
+
     ctx: Context
     reader: Reader
     report: CollectReport  # gets the refusals and the counts of ignored and left-out members
     candidates: list[Candidate] = field(default_factory=list)
 
     def refuse(self, archive: Path, member: str, reason: str) -> None:
+        """Record one refusal for the report."""
         self.report.refused.append(Refused(archive, member, reason))
 
     def input(self, item: Input) -> None:
+        """Scan one input (a zip is opened only while its members are scanned)."""
         if isinstance(item, Archive):
             return self.archive(item)
         with opened(item) as archive:
             self.archive(archive)
 
     def archive(self, archive: Archive) -> None:
+        """Scan an archive's members (one with too many is refused whole)."""
         if archive.too_many:
             return self.refuse(archive.path, "", f"holds more than {MAX_MEMBERS} members: not read")
         for member in archive.members:
             self.member(archive, member)
 
     def member(self, archive: Archive, member: Member) -> None:
+        """One member to its outcome: ignored, left out, refused with its reason, or read and kept as a candidate."""
         if member.kind == DIRECTORY:
             if is_clutter(member.name.rstrip("/")):
                 self.report.ignored += 1
