@@ -56,6 +56,8 @@ _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class Option:
+    """One of a question's options: its letter and text, the explanation shown for it, the book page teaching it."""
+
     letter: str
     text: str
     explanation: str
@@ -64,6 +66,7 @@ class Option:
 
     @property
     def section_title(self) -> str:
+        """The title of the book page teaching this option."""
         return SECTIONS[self.section]
 
     def section_url(self, base: str = "") -> str:
@@ -73,6 +76,8 @@ class Option:
 
 @dataclass(frozen=True)
 class Question:
+    """One question of the bank: its number, stable id, text and options (exactly one of them correct)."""
+
     number: int  # 1-based position in the bank
     id: str
     text: str
@@ -81,10 +86,12 @@ class Question:
 
     @property
     def answer(self) -> Option:
+        """The correct option."""
         return next(o for o in self.options if o.correct)
 
     @property
     def label(self) -> str:
+        """How messages name the question: ``question 3 (lens-definition)``."""
         return f"question {self.number} ({self.id})"
 
     def option(self, choice: str) -> Option:
@@ -113,6 +120,8 @@ class Question:
 
 @dataclass(frozen=True)
 class Bank:
+    """A quiz bank as loaded and checked: its id, title and questions, in order."""
+
     id: str
     title: str
     questions: tuple[Question, ...]
@@ -265,6 +274,7 @@ def _unknown_keys(d: dict[Any, Any], allowed: set[str], at: str) -> None:
 
 
 def one_line(exc: Exception) -> str:
+    """An exception's message on one line (a YAML or JSON parser's spans several)."""
     return " ".join(str(exc).split())
 
 

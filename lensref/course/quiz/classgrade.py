@@ -37,6 +37,8 @@ _SKIP_LEARNERS = ("overall average",)  # Moodle appends a summary row
 
 @dataclass(frozen=True)
 class LearnerScore:
+    """One learner's row: the letter chosen per question (None: unanswered) and whether each is right."""
+
     learner: str
     line: int  # line of the CSV file (0 for a learner read from an answers file)
     chosen: tuple[str | None, ...]  # letter per question, None when unanswered
@@ -45,15 +47,20 @@ class LearnerScore:
 
     @property
     def score(self) -> int:
+        """How many questions the learner got right."""
         return sum(self.correct)
 
     @property
     def total(self) -> int:
+        """How many questions there are."""
         return len(self.correct)
 
 
 @dataclass(frozen=True)
 class QuestionStats:
+    """How the class answered one question: who answered, who was right, the count per letter, the most chosen
+    wrong option."""
+
     number: int
     id: str
     answer: str
@@ -67,11 +74,14 @@ class QuestionStats:
 
     @property
     def share_correct(self) -> float:
+        """The share of learners who chose the right answer (0 when there are none)."""
         return self.n_correct / self.learners if self.learners else 0.0
 
 
 @dataclass(frozen=True)
 class ClassGrade:
+    """A class's quiz results: each learner's score and each question's statistics, and the columns ignored."""
+
     bank: str
     learners: tuple[LearnerScore, ...]
     questions: tuple[QuestionStats, ...]
@@ -79,6 +89,7 @@ class ClassGrade:
 
     @property
     def mean_score(self) -> float:
+        """The learners' mean score, in questions right."""
         return sum(l.score for l in self.learners) / len(self.learners)
 
 
@@ -253,6 +264,7 @@ def _stats(bank: Bank, learners: list[LearnerScore]) -> list[QuestionStats]:
 
 
 def learners_csv(result: ClassGrade) -> str:
+    """The per-learner CSV: the score, total and percent, then 1 or 0 per question."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     n = len(result.questions)
@@ -263,6 +275,7 @@ def learners_csv(result: ClassGrade) -> str:
 
 
 def questions_csv(result: ClassGrade) -> str:
+    """The per-question CSV: the answer, how many were right, the most chosen wrong option, the count per letter."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     letters = sorted({k for q in result.questions for k in q.counts})

@@ -21,6 +21,7 @@ _GIFT_SPECIAL = "\\~=#{}:"
 
 
 def render(bank: Bank, fmt: str, base_url: str = "") -> str:
+    """The bank in a text format: ``gift``, ``moodle-xml`` or ``json``."""
     if fmt == "gift":
         return to_gift(bank, base_url)
     if fmt == "moodle-xml":
@@ -31,6 +32,7 @@ def render(bank: Bank, fmt: str, base_url: str = "") -> str:
 
 
 def render_package(bank: Bank, fmt: str, base_url: str = "") -> bytes:
+    """The bank as a package (a zip's bytes): ``qti``."""
     if fmt == "qti":
         from ..lms.qti import qti_package
 
@@ -39,6 +41,7 @@ def render_package(bank: Bank, fmt: str, base_url: str = "") -> bytes:
 
 
 def gift_escape(text: str) -> str:
+    """``text`` with GIFT's special characters backslash-escaped."""
     return "".join("\\" + c if c in _GIFT_SPECIAL else c for c in text)
 
 
@@ -49,11 +52,13 @@ def _see_also(option: Option, base_url: str) -> str:
 
 
 def plain_feedback(option: Option, base_url: str = "") -> str:
+    """An option's feedback as plain text: the verdict, its explanation, and the lesson that teaches it."""
     verdict = "Correct." if option.correct else "Not quite."
     return f"{verdict} {option.explanation} ({_see_also(option, base_url)})"
 
 
 def to_gift(bank: Bank, base_url: str = "") -> str:
+    """The bank in Moodle's GIFT format, in a category named after it, with feedback on every option."""
     lines = [
         f"// {bank.title}",
         f"// Generated from the quiz bank {bank.id!r} by `lensref quiz export`.",
@@ -72,6 +77,7 @@ def to_gift(bank: Bank, base_url: str = "") -> str:
 
 
 def html_feedback(option: Option, base_url: str = "") -> str:
+    """An option's feedback as HTML: the verdict, its explanation, and the lesson (a link with ``base_url``)."""
     verdict = "Correct." if option.correct else "Not quite."
     text = f"<p>{verdict} {html.escape(option.explanation)}</p>"
     title = html.escape(option.section_title)
@@ -82,6 +88,7 @@ def html_feedback(option: Option, base_url: str = "") -> str:
 
 
 def to_moodle_xml(bank: Bank, base_url: str = "") -> str:
+    """The bank as Moodle XML, in a category named after it, with feedback on every option."""
     quiz = ET.Element("quiz")
     cat = ET.SubElement(quiz, "question", type="category")
     _text(ET.SubElement(cat, "category"), f"$course$/top/{bank.title}")
@@ -139,4 +146,5 @@ def to_dict(bank: Bank, base_url: str = "") -> dict[str, Any]:
 
 
 def to_json(bank: Bank, base_url: str = "") -> str:
+    """The bank's plain JSON form (:func:`to_dict`), for anything else."""
     return json.dumps(to_dict(bank, base_url), indent=1, ensure_ascii=False) + "\n"

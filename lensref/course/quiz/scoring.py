@@ -26,6 +26,8 @@ PAGE_FORMAT = "lensref-quiz-answers"  # the "format" field of the online quiz's 
 
 @dataclass(frozen=True)
 class QuestionResult:
+    """One question's outcome: the option chosen (or none), the right one, and the chosen option's explanation."""
+
     number: int
     id: str
     chosen: str | None  # letter; None when the question was left unanswered (page files only)
@@ -38,6 +40,7 @@ class QuestionResult:
 
     @classmethod
     def of(cls, question: Question, chosen: Option | None) -> QuestionResult:
+        """The outcome of ``question`` when ``chosen`` (None: left unanswered) was picked."""
         ans = question.answer
         if chosen is None:
             return cls(question.number, question.id, None, "", ans.letter, ans.text, False, "", ans.section)
@@ -56,19 +59,24 @@ class QuestionResult:
 
 @dataclass(frozen=True)
 class QuizGrade:
+    """One learner's grade on a bank: a result per question, in order."""
+
     bank: str
     results: tuple[QuestionResult, ...]
 
     @property
     def score(self) -> int:
+        """How many questions are right."""
         return sum(r.correct for r in self.results)
 
     @property
     def total(self) -> int:
+        """How many questions the bank has."""
         return len(self.results)
 
     @property
     def answered(self) -> int:
+        """How many questions were answered (fewer only for the page's file)."""
         return sum(r.chosen is not None for r in self.results)
 
     def score_line(self) -> str:
@@ -77,6 +85,7 @@ class QuizGrade:
         return f"score: {self.score}/{self.total}{partial}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The grade as plain data: the score, total and answered count, and every question's result."""
         return {
             "bank": self.bank,
             "score": self.score,
@@ -135,6 +144,8 @@ def resolve_answers(
 
 
 def grade(bank: Bank, answers: object, where: str = "answers", *, allow_unanswered: bool = False) -> QuizGrade:
+    """Grade an answers mapping (``{question number or id: letter or option text}``); every question must be answered
+    unless ``allow_unanswered``."""
     chosen = resolve_answers(bank, answers, where, allow_unanswered=allow_unanswered)
     return QuizGrade(bank.id, tuple(QuestionResult.of(q, chosen.get(q.number)) for q in bank.questions))
 
@@ -153,6 +164,8 @@ def load_answer_sheet(path: str | Path) -> AnswerSheet:
 
 
 def sheet_from_data(data: dict[str, Any], where: str) -> AnswerSheet:
+    """The answer sheet in a file's data: the quiz page's download (checked field by field), else a plain answers
+    mapping."""
     if data.get("format") != PAGE_FORMAT:
         return AnswerSheet(answers=data, where=where)
     answers, learner, bank_id = data.get("answers"), data.get("learner", ""), data.get("bank")
