@@ -28,6 +28,7 @@ def assignment_column(roster: Roster, column: str) -> str:
 
 
 def canvas_grades_csv(rows: list[GradeRow], roster: Roster, column: str) -> str:
+    """Canvas's grade import file: a Points Possible row, then each student's ids, section and score in ``column``."""
     header = [*CANVAS_COLUMNS, assignment_column(roster, column)]
     max_score = max(r.total.max_score for r in rows)
     lines = [[POINTS_POSSIBLE, "", "", "", "", points(max_score)]]

@@ -11,6 +11,8 @@ from ..grading import gradebook
 
 @dataclass(frozen=True)
 class StudentTotal:
+    """One student's total for the assignment, as the gradebook holds it."""
+
     student: str  # the student's folder under submitted/, nbgrader's student id
     score: float
     max_score: float

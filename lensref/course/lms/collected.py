@@ -20,6 +20,9 @@ _FORMULA_GUARD = ("'=", "'+", "'-", "'@", "'\t", "'\r")  # report.spreadsheet_sa
 
 @dataclass(frozen=True)
 class CollectedFrom:
+    """Where a student's notebook came from: the manifest's last row for it (the LMS, the id and name it gave, the
+    member)."""
+
     student: str
     notebook: str
     lms: str  # "moodle", "canvas" or "submit"

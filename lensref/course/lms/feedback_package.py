@@ -31,6 +31,8 @@ _MOODLE_FOLDER = "{name}_{participant}_assignfeedback_file_"
 
 @dataclass(frozen=True)
 class FeedbackPage:
+    """One feedback page the grader wrote: its student, notebook and file."""
+
     student: str
     notebook: str
     path: Path
@@ -38,6 +40,8 @@ class FeedbackPage:
 
 @dataclass(frozen=True)
 class FeedbackPackage:
+    """The zip's members (each page under the name the LMS files it by), and the students left out, with why."""
+
     members: dict[str, Path]  # name in the zip -> page
     unmatched: tuple[str, ...]  # "<student>: <why>", one per student left out
 
@@ -90,6 +94,7 @@ def package_feedback(
 
 
 def zip_bytes(package: FeedbackPackage) -> bytes:
+    """The package as a zip's bytes, its members in name order."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, path in sorted(package.members.items()):

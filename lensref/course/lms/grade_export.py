@@ -28,6 +28,9 @@ GRADE_FORMATS = ("canvas", "moodle", "csv")
 
 @dataclass(frozen=True)
 class ExportResult:
+    """What an export did: the file, how many students or pages it holds, who was left out, and whether it was
+    written (not while anyone is left out, unless skipped)."""
+
     path: Path
     count: int  # students (grades) or pages (feedback) in the file
     unmatched: tuple[str, ...]  # one line each
@@ -36,11 +39,15 @@ class ExportResult:
 
 @dataclass(frozen=True)
 class ExportPlaces:
+    """Where the exports read from: the grading run's output and the collected submissions."""
+
     graded: Path  # where lensref grade wrote gradebook.db and feedback/
     submitted: Path  # where lensref collect wrote collected.csv
 
 
 def default_output(places: ExportPlaces, fmt: str, assignment: str, feedback: bool) -> Path:
+    """The export's file when ``--out`` is not given: ``<fmt>-grades-<a>.csv`` or ``<fmt>-feedback-<a>.zip``
+    beside the gradebook."""
     return places.graded / (f"{fmt}-feedback-{assignment}.zip" if feedback else f"{fmt}-grades-{assignment}.csv")
 
 
@@ -63,6 +70,8 @@ def export_grades(
     column: str,
     skip_unmatched: bool,
 ) -> ExportResult:
+    """Write the assignment's grades as ``fmt``'s import file, students matched to the roster; nothing is written
+    while a student is unmatched, unless ``skip_unmatched``."""
     if fmt not in GRADE_FORMATS:
         raise LensError(f"unknown grade format {fmt!r} (one of {', '.join(GRADE_FORMATS)})")
     if fmt != "csv" and roster_path is None:
@@ -94,6 +103,8 @@ def export_grades(
 def export_feedback(
     assignment: str, fmt: str, places: ExportPlaces, out: Path, *, skip_unmatched: bool
 ) -> ExportResult:
+    """Write the assignment's feedback pages as ``fmt``'s bulk-upload zip; nothing is written while a page has no
+    LMS identity, unless ``skip_unmatched``."""
     if fmt not in FEEDBACK_FORMATS:
         raise LensError(f"--feedback is packaged for {' or '.join(FEEDBACK_FORMATS)}, not {fmt!r}")
     pages = feedback_pages(places.graded / "feedback", assignment)

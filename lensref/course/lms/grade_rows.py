@@ -14,6 +14,8 @@ from .roster import RosterEntry
 
 @dataclass(frozen=True)
 class GradeRow:
+    """A student's total and, when a roster was given, their roster entry."""
+
     total: StudentTotal
     entry: RosterEntry | None = None
 

@@ -28,6 +28,8 @@ from .roster import Roster, RosterEntry
 
 @dataclass(frozen=True)
 class Matching:
+    """The roster entry of each student folder matched, and the folders matched by none."""
+
     matched: dict[str, RosterEntry]  # student folder -> roster entry
     unmatched: tuple[str, ...]  # student folders in no roster entry
 
@@ -53,6 +55,8 @@ def _matches(student: str, record: CollectedFrom | None, entry: RosterEntry) -> 
 
 
 def match_students(students: Iterable[str], roster: Roster, collected: dict[str, CollectedFrom]) -> Matching:
+    """Each student folder's roster entry (the first rule that applies); two entries for one folder, or one entry
+    for two folders, is an error."""
     matched: dict[str, RosterEntry] = {}
     unmatched = []
     taken: dict[int, str] = {}  # roster line -> student

@@ -16,6 +16,8 @@ _FIELDS = {"Email address": "email", "Username": "username", "ID number": "id_nu
 
 
 def identifier_column(rows: list[GradeRow]) -> str:
+    """The user field the import identifies students by: the first of Email address, Username and ID number that
+    every row's roster entry has."""
     for label in MOODLE_IDENTIFIERS:
         if all(r.entry is not None and getattr(r.entry, _FIELDS[label]) for r in rows):
             return label
@@ -26,6 +28,7 @@ def identifier_column(rows: list[GradeRow]) -> str:
 
 
 def moodle_grades_csv(rows: list[GradeRow], column: str) -> str:
+    """Moodle's grade import file: the identifier column, then each student's score in ``column``."""
     identifier = identifier_column(rows)
     field = _FIELDS[identifier]
     return csv_text(

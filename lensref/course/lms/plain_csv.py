@@ -9,6 +9,7 @@ COLUMNS = ["student", "name", "id", "email", "score", "max_score"]
 
 
 def plain_grades_csv(rows: list[GradeRow]) -> str:
+    """The plain grade CSV: a row per student, with their roster name and id when a roster was given."""
     return csv_text(
         COLUMNS,
         (

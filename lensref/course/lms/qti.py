@@ -60,6 +60,7 @@ def identifier(*parts: str) -> str:
 
 
 def option_ident(question: Question, letter: str) -> str:
+    """The XML id of ``question``'s option ``letter``."""
     return identifier(f"q{question.number:02d}", letter)
 
 

@@ -33,6 +33,8 @@ PLAIN_COLUMNS = ("student", "name", "id", "email", "username", "id_number", "sis
 
 @dataclass(frozen=True)
 class RosterEntry:
+    """One student of the roster: their line, name and the ids the LMS knows them by."""
+
     line: int  # in the roster file
     name: str  # as the LMS shows it: Canvas "Last, First", Moodle "First Last"
     lms_id: str = ""  # Canvas's user id
@@ -52,16 +54,20 @@ class RosterEntry:
 
 @dataclass(frozen=True)
 class Roster:
+    """A roster as read: its file, kind (``canvas``, ``moodle`` or ``plain``), header and students."""
+
     path: Path
     kind: str  # "canvas", "moodle" or "plain"
     header: tuple[str, ...]
     entries: tuple[RosterEntry, ...]
 
     def describe(self, entry: RosterEntry) -> str:
+        """How messages name ``entry``: the roster's file name, its line and the student's name."""
         return f"{self.path.name} line {entry.line} ({entry.name or entry.student})"
 
 
 def read_roster(path: str | Path) -> Roster:
+    """The roster in the CSV at ``path``, its kind told by its header; two lines with one id are an error."""
     path = Path(path)
     text = read_text_file(path, "roster", encoding="utf-8-sig", missing="no such roster file")
     try:
@@ -91,6 +97,7 @@ def read_roster(path: str | Path) -> Roster:
 
 
 def roster_kind(header: tuple[str, ...]) -> str | None:
+    """The roster's kind from its header (``canvas``, ``moodle`` or ``plain``), or None if it is none of them."""
     if all(c in header for c in ("Student", "ID", "Section")):
         return "canvas"
     if all(c in header for c in MOODLE_NAME_COLUMNS) or "Email address" in header:
