@@ -35,12 +35,13 @@ def drop_meta(cell: NotebookNode) -> None:
 
 
 def has_corrupt_meta(cell: NotebookNode) -> bool:
-    """nbgrader metadata that is there but is not a dict."""
+    """Whether the cell has nbgrader metadata that is not a dict."""
     meta = cell.get("metadata", {}).get("nbgrader")
     return meta is not None and not isinstance(meta, dict)
 
 
 def grade_id(cell: NotebookNode) -> str | None:
+    """The cell's nbgrader ``grade_id``, or None where it has no usable one (missing, empty or not a string)."""
     gid = nbgrader_meta(cell).get("grade_id")
     return gid if isinstance(gid, str) and gid else None
 
@@ -61,6 +62,7 @@ def is_test_cell(cell: NotebookNode) -> bool:
 
 
 def points(cell: NotebookNode) -> float:
+    """The points nbgrader gives the cell (0 when it gives none)."""
     return float(nbgrader_meta(cell).get("points", 0) or 0)
 
 

@@ -30,6 +30,8 @@ PASS, FAIL = "✓", "✗"
 
 @dataclass(frozen=True)
 class ExerciseResult:
+    """One exercise's line of ``lensref check``: its test cell, points, and whether its visible check passed."""
+
     grade_id: str  # the test cell's nbgrader id, e.g. "test_capture_states"
     name: str  # the exercise, e.g. "capture_states"
     points: float
@@ -38,31 +40,39 @@ class ExerciseResult:
 
     @property
     def score(self) -> float:
+        """The exercise's points if it passed, else 0."""
         return self.points if self.passed else 0.0
 
     def line(self) -> str:
+        """The exercise's line: ✓ or ✗, points, and the check's message."""
         return f"{PASS if self.passed else FAIL} {self.score:g}/{self.points:g}  {self.message}"
 
 
 @dataclass(frozen=True)
 class NotebookCheck:
+    """What ``lensref check`` found in one notebook: every exercise's result and how long the run took."""
+
     path: Path
     exercises: tuple[ExerciseResult, ...]
     seconds: float
 
     @property
     def passed(self) -> bool:
+        """Whether every exercise passed."""
         return all(e.passed for e in self.exercises)
 
     @property
     def score(self) -> float:
+        """The points the exercises that passed earned."""
         return sum(e.score for e in self.exercises)
 
     @property
     def max_score(self) -> float:
+        """The notebook's points: every exercise's together."""
         return sum(e.points for e in self.exercises)
 
     def summary(self) -> str:
+        """The run in one line: the points, how many exercises pass, the seconds."""
         n_ok = sum(e.passed for e in self.exercises)
         return (
             f"visible checks: {self.score:g}/{self.max_score:g} points, {n_ok} of {len(self.exercises)} "
@@ -71,6 +81,7 @@ class NotebookCheck:
 
 
 def exercise_name(grade_id: str) -> str:
+    """The exercise a test cell checks: its grade id without ``test_``."""
     return grade_id[len("test_") :] if grade_id.startswith("test_") else grade_id
 
 

@@ -34,6 +34,8 @@ def release_folder(root: Path = COURSE_ROOT) -> Path:
 
 
 def released_notebooks(release: Path | None = None) -> list[Path]:
+    """The released notebooks (``<assignment>/<notebook>.ipynb`` under ``release``, or the release folder),
+    sorted; an error if there are none."""
     folder = release_folder() if release is None else release
     notebooks = sorted(folder.glob("*/*.ipynb"))
     if not notebooks:

@@ -36,16 +36,21 @@ MATCH_SHARE = 0.5  # share of a course notebook's graded cell ids a submission m
 
 @dataclass(frozen=True)
 class CourseNotebook:
+    """One of the course's notebooks: its assignment and its name in ``solutions/<assignment>/``."""
+
     assignment: str  # e.g. "01-logit-lens"
     notebook: str  # the file name's stem in solutions/<assignment>/, e.g. "logit_lens"
 
     @property
     def relpath(self) -> str:
+        """``<assignment>/<notebook>.ipynb``: where the notebook goes under a student's folder."""
         return f"{self.assignment}/{self.notebook}.ipynb"
 
 
 @dataclass(frozen=True)
 class Submission:
+    """One hand-in as written: the student, the notebook, the zip or folder and the member in it."""
+
     student: str
     course_notebook: CourseNotebook
     target: Path  # the zip or folder written
@@ -54,6 +59,7 @@ class Submission:
     is_zip: bool
 
     def summary(self) -> str:
+        """The hand-in in one line: what was added (or replaced) where."""
         verb = "replaced" if self.replaced else "added"
         where = f"{self.target} (zip)" if self.is_zip else f"{self.target}/"
         return f"{verb} {self.member} in {where}"
@@ -114,6 +120,8 @@ def identify(nb: NotebookNode, where: str, root: Path = COURSE_ROOT) -> CourseNo
 
 
 def check_student(student: str) -> str:
+    """``student`` if it can be a student's folder name (1-64 letters, digits, ``.``, ``_``, ``-`` or ``@``), else
+    an error."""
     if not _STUDENT.match(student or ""):
         raise LensError(
             f"--student {student!r}: use 1-64 letters, digits, '.', '_', '-' or '@', starting with "
@@ -123,6 +131,7 @@ def check_student(student: str) -> str:
 
 
 def default_output(student: str) -> Path:
+    """The zip a hand-in goes into by default: ``submission-<student>.zip``."""
     return Path(f"submission-{student}.zip")
 
 
