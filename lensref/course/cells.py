@@ -84,7 +84,7 @@ def read_notebook(path: str | Path) -> NotebookNode:
     if not path.is_file():
         raise LensError(f"{path}: no such notebook")
     try:
-        nb: NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        nb: NotebookNode = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
         return nb
     except Exception as exc:  # nbformat raises JSON, validation and OS errors
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__

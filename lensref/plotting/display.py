@@ -169,4 +169,4 @@ def show(fig: Figure, alt: str, dpi: int = DPI) -> None:
     plt.close(fig)
     if problems:
         raise ValueError("illegible figure: " + "; ".join(problems))
-    display(Image(data=data, format="png"))  # type: ignore[no-untyped-call, unused-ignore]  # IPython.display is unannotated
+    display(Image(data=data, format="png"))  # type: ignore[no-untyped-call]  # IPython.display is unannotated

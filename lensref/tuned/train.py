@@ -178,7 +178,7 @@ def finetune(
         for layer in layers:  # one layer at a time: memory stays at one [batch, vocab] block
             h = states[layer, idx].to(device).float()
             loss = kl_final_to_lens(final_logp, decode(lens.translate(layer, h))).mean() / len(layers)
-            loss.backward()  # type: ignore[no-untyped-call, unused-ignore]  # torch leaves Tensor.backward unannotated
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             total += loss.detach().item()
         opt.step()
         sched.step()

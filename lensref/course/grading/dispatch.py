@@ -65,7 +65,7 @@ class DaskPool:
         except ImportError:
             raise LensError("--scheduler needs dask's distributed package (pip install 'dask[distributed]')") from None
         try:
-            self.client = Client(address, timeout=connect_timeout, set_as_default=False)  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
+            self.client = Client(address, timeout=connect_timeout, set_as_default=False)  # type: ignore[no-untyped-call]  # distributed is unannotated
         except (OSError, TimeoutError) as exc:
             raise LensError(
                 f"no Dask scheduler answers at {address} ({type(exc).__name__}); start one with "
@@ -73,7 +73,7 @@ class DaskPool:
             ) from None
         workers = self.client.scheduler_info().get("workers", {})
         if not workers:
-            self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
+            self.client.close()  # type: ignore[no-untyped-call]  # distributed is unannotated
             raise LensError(
                 f"the Dask scheduler at {address} has no workers; start `dask worker {address}` on a "
                 "machine with the course installed"
@@ -81,7 +81,7 @@ class DaskPool:
         problems = {w: p for w, p in self.client.run(worker_problem).items() if p}
         if problems:
             worker, problem = sorted(problems.items())[0]
-            self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
+            self.client.close()  # type: ignore[no-untyped-call]  # distributed is unannotated
             raise LensError(
                 f"Dask worker {worker} cannot grade: {problem}"
                 + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
@@ -97,7 +97,7 @@ class DaskPool:
 
     def close(self, cancel: bool = False) -> None:
         """Disconnect from the cluster (its scheduler and workers keep running)."""
-        self.client.close()  # type: ignore[no-untyped-call, unused-ignore]  # distributed is unannotated
+        self.client.close()  # type: ignore[no-untyped-call]  # distributed is unannotated
 
     def describe(self) -> str:
         """The cluster in words, for the grading run's first line."""

@@ -68,7 +68,7 @@ def executed_notebook(files: Mapping[str, bytes], notebook: str, run_nb: Noteboo
     if data is None or len(data) >= MAX_EXECUTED_BYTES:
         return run_nb
     try:
-        nb: NotebookNode = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        nb: NotebookNode = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
         return nb
     except (UnicodeDecodeError, NotJSONError, ValidationError, ValueError, KeyError, TypeError, AttributeError):
         return run_nb  # broken or forged: the feedback shows the cells without outputs
@@ -93,7 +93,7 @@ def judge_run(spec: JudgeSpec, run: JobResult) -> Graded:
     records: dict[str, bytes] = {}
     pages: dict[str, str] = {}
     for notebook, run_bytes in spec.run_notebooks.items():
-        run_nb = nbformat.reads(run_bytes.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        run_nb = nbformat.reads(run_bytes.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
         statuses = cell_statuses(files, notebook, run_nb)
         mine: dict[str, CellVerdict] = {}
         for cell in (c for c in spec.test_cells if c.notebook == notebook):
@@ -104,11 +104,11 @@ def judge_run(spec: JudgeSpec, run: JobResult) -> Graded:
             points[(notebook, cell.grade_id)] = verdict.points
         verdicts += mine.values()
         shown = executed_notebook(files, notebook, run_nb)
-        executed[notebook] = nbformat.writes(shown).encode()  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        executed[notebook] = nbformat.writes(shown).encode()  # type: ignore[no-untyped-call]  # nbformat is unannotated
         record = files.get(layout.executed_cells(notebook))
         if record is not None and len(record) < MAX_CELL_RECORDS_BYTES:
             records[notebook] = record
-        source = nbformat.reads(spec.sources[notebook].decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        source = nbformat.reads(spec.sources[notebook].decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
         title = f"{spec.assignment} / {notebook}: feedback for {spec.student}"
         pages[notebook] = feedback.render(title, shown, source, mine, notes)
     return Graded(

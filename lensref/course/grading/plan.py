@@ -126,7 +126,7 @@ def load_plan(root: Path, assignment: str) -> list[NotebookPlan]:
     folder = Path(root) / "solutions" / assignment
     plans = []
     for path in sorted(folder.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
         plan = NotebookPlan(path.stem, path)
         for index, cell in enumerate(nb.cells):
             gid = cells.grade_id(cell)

@@ -100,12 +100,12 @@ class Kernel:
                 text = content.get("text", "")[: MAX_OUTPUT_CHARS - chars]
                 chars += len(text)
                 outputs.append(
-                    nbformat.v4.new_output("stream", name=content.get("name", "stdout"), text=text)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+                    nbformat.v4.new_output("stream", name=content.get("name", "stdout"), text=text)  # type: ignore[no-untyped-call]  # nbformat is unannotated
                 )
             elif kind in ("display_data", "execute_result"):
                 chars += sum(len(str(v)) for v in content.get("data", {}).values())
                 outputs.append(
-                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call]  # nbformat is unannotated
                         "display_data", data=content.get("data", {}), metadata=content.get("metadata", {})
                     )
                 )
@@ -113,7 +113,7 @@ class Kernel:
                 if status == "ok":
                     status = "error"
                 outputs.append(
-                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call]  # nbformat is unannotated
                         "error",
                         ename=str(content.get("ename", ""))[:200],
                         evalue=str(content.get("evalue", ""))[:2000],
@@ -212,7 +212,7 @@ def write_results(name: str, nb: NotebookNode, runs: list[CellRun]) -> None:
     records = json.dumps([asdict(r) for r in runs]).encode()
     for path, data in (
         (layout.executed_cells(name), records),
-        (layout.executed_notebook(name), nbformat.writes(nb).encode()),  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        (layout.executed_notebook(name), nbformat.writes(nb).encode()),  # type: ignore[no-untyped-call]  # nbformat is unannotated
     ):
         failed = write_whole(Path(path), data)
         if failed:
@@ -233,7 +233,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
     """Run ``run/<name>.ipynb`` cell by cell and leave what happened under ``executed/``."""
     import nbformat
 
-    nb = nbformat.read(layout.run_notebook(name), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+    nb = nbformat.read(layout.run_notebook(name), as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
     timeout, grace = job.cell_timeout, job.interrupt_grace
     startup = job.startup_timeout
     restarts_left = job.max_restarts
@@ -257,7 +257,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
                 done.append(index)
             if status in ("stuck", "died"):
                 cell.outputs.append(
-                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call]  # nbformat is unannotated
                         "error",
                         ename="CellTimeoutError" if status == "stuck" else "KernelDied",
                         evalue=(
@@ -284,7 +284,7 @@ def run_notebook(name: str, job: layout.JobSpec, kernel: Kernel | None = None) -
                         break
             elif status == "timeout":
                 cell.outputs.append(
-                    nbformat.v4.new_output(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+                    nbformat.v4.new_output(  # type: ignore[no-untyped-call]  # nbformat is unannotated
                         "error",
                         ename="CellTimeoutError",
                         evalue=f"the cell ran past its {timeout:g} s limit",

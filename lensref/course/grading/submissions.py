@@ -118,7 +118,7 @@ def notebook_problem(path: Path) -> str | None:
     if not isinstance(data, dict) or ("cells" not in data and "worksheets" not in data) or "nbformat" not in data:
         return "is JSON but not a notebook (no 'cells' or 'nbformat')"
     try:
-        nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        nb = nbformat.reads(text, as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
     except Exception as exc:  # nbformat raises several types
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"is not a valid notebook ({first[:120]})"
@@ -144,7 +144,7 @@ def read_submission(path: Path) -> NotebookNode:
     """A submitted notebook of any nbformat version (v3 upgraded) as a v4 node, read without following links."""
     import nbformat
 
-    nb: NotebookNode = nbformat.reads(read_no_follow(path).decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+    nb: NotebookNode = nbformat.reads(read_no_follow(path).decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]  # nbformat is unannotated
     return nb
 
 
@@ -211,7 +211,7 @@ def prepare(submission: NotebookNode, source: NotebookNode, notebook: str) -> Pr
         out.insert(at, from_source(gid))
         placed = {g: (p + 1 if p >= at else p) for g, p in placed.items()}
         placed[gid] = at
-    nb = nbformat.v4.new_notebook(  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+    nb = nbformat.v4.new_notebook(  # type: ignore[no-untyped-call]  # nbformat is unannotated
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )
     for i, cell in enumerate(out):

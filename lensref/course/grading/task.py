@@ -48,7 +48,7 @@ class GradingSetup:
 
         plans = tuple(load_plan(root, assignment))
         sources = {p.name: p.path.read_bytes() for p in plans}
-        parsed = {name: nbformat.reads(data.decode("utf-8"), as_version=4) for name, data in sources.items()}  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        parsed = {name: nbformat.reads(data.decode("utf-8"), as_version=4) for name, data in sources.items()}  # type: ignore[no-untyped-call]  # nbformat is unannotated
         code_cells = sum(1 for nb in parsed.values() for c in nb.cells if c.cell_type == "code")
         return cls(
             assignment,
@@ -134,7 +134,7 @@ def make_task(setup: GradingSetup, student: str, notebooks: dict[str, Path], not
     for plan in setup.plans:
         prepared = prepare(read_submission(notebooks[plan.name]), setup.source_notebooks[plan.name], plan.name)
         learner_code += prepared.learner_code
-        run_notebooks[plan.name] = nbformat.writes(prepared.notebook).encode()  # type: ignore[no-untyped-call, unused-ignore]  # nbformat is unannotated
+        run_notebooks[plan.name] = nbformat.writes(prepared.notebook).encode()  # type: ignore[no-untyped-call]  # nbformat is unannotated
     files = layout.job_files(setup.spec(), run_notebooks, cases.probe_files(list(setup.plans), drawn))
     job = Job(student, files, setup.limits, setup.wall_s, setup.sandboxed)
     spec = JudgeSpec(

@@ -335,7 +335,7 @@ def display_quiz(bank: Bank | None = None, **kwargs: Any) -> HTML:
 
     from .bank import load_bank
 
-    return HTML(quiz_html(bank if bank is not None else load_bank(), **kwargs))  # type: ignore[no-untyped-call, unused-ignore]  # IPython's HTML is unannotated
+    return HTML(quiz_html(bank if bank is not None else load_bank(), **kwargs))  # type: ignore[no-untyped-call]  # IPython's HTML is unannotated
 
 
 def jupyterquiz_questions(bank: Bank, base_url: str = "") -> list[dict[str, Any]]:
