@@ -64,6 +64,67 @@ def test_a_malformed_case_is_refused_in_one_line_naming_the_field(cls, data, mes
     assert message in text and "\n" not in text, text
 
 
+DEFAULT_LM = {"family": None, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "cls, data, message",
+    [
+        (
+            PatchCase,
+            {"lm": DEFAULT_LM, "layer": 1.5, "source": "x", "prompt": "y"},
+            "a case of type PatchCase: field 'layer' must be an int or a str, got 1.5",
+        ),
+        (
+            PatchCase,
+            {"lm": DEFAULT_LM, "layer": 1, "source": 3, "prompt": "y"},
+            "a case of type PatchCase: field 'source' must be a str, got 3",
+        ),
+        (
+            RanksCase,
+            {"ranks": "12", "k": None},
+            "a case of type RanksCase: field 'ranks' must be a list of ints, got '12'",
+        ),
+        (
+            AttributionCase,
+            {"lm": DEFAULT_LM, "prompt": "a", "pair_seed": 1, "split": "blocks", "parts": "2", "split_seed": None},
+            "a case of type AttributionCase: field 'parts' must be an int or None, got '2'",
+        ),
+        (
+            TopKCase,
+            {"shape": [3], "seed": None, "k": 1},
+            "a case of type TopKCase: field 'seed' must be an int, got None",
+        ),
+        (
+            LensCase,
+            {"lm": DEFAULT_LM, "prompt": "a", "rows": "x" * 200},  # a long value is cut to 80 characters
+            "a case of type LensCase: field 'rows' must be one of 'all', 'last', got '" + "x" * 76 + "...",
+        ),
+        (
+            LensCase,
+            {"lm": DEFAULT_LM, "prompt": "a", "rows": "x" * 78},  # 80 characters with its quotes: kept whole
+            "a case of type LensCase: field 'rows' must be one of 'all', 'last', got '" + "x" * 78 + "'",
+        ),
+    ],
+)
+def test_the_whole_message_names_the_field_what_it_must_be_and_what_it_got(cls, data, message):
+    with pytest.raises(LensError) as info:
+        cls.from_data(data)
+    assert str(info.value) == message
+
+
+def test_options_as_data_draw_the_same_cases_as_the_options_themselves():
+    """What grading draws from a notebook's stated options (a model as data) is what the visible check draws."""
+    patch, classify = EXERCISES["patch_readout"], EXERCISES["classify"]
+    options = {"lm": {"family": "gpt2", "seed": 4}, "layers": [1, -1]}
+    given = json.loads(json.dumps(options))
+    assert patch.cases_from_data(5, given) == patch.cases(5, lm=ModelRef("gpt2", 4), layers=[1, -1])
+    assert given == options  # the caller's options are left as they were
+    assert patch.cases_from_data(5, {"lm": None}) == patch.cases(5) == patch.cases_from_data(5, {})
+    assert classify.cases_from_data(5, {"n_random": 3}) == classify.cases(5, n_random=3)
+    assert len(classify.cases(5, n_random=3)) != len(classify.cases(5))
+
+
 def test_grading_draws_records_and_sends_them_as_data():
     """What the sandbox reads and what crosses the judge-process pipe is the records' data; rebuilt, it is them."""
     from pathlib import Path

@@ -17,6 +17,7 @@ from test_checks_support import graded_statements, hidden_verdict, notebook_solu
 from lensref import LensError, LoadedModel, tiny_model
 from lensref.course import checks
 from lensref.course.checks import EXERCISES, ModelRef, Outcome, run_learner, unwrap
+from lensref.course.checks._core import make_check
 from lensref.course.checks.reading_the_grid import RanksCase
 from lensref.models import TINY_FAMILIES
 
@@ -266,8 +267,18 @@ CHECK_SIGNATURES = {
 @pytest.mark.parametrize("name", sorted(EXERCISES))
 def test_each_check_takes_its_options_and_defaults_from_the_exercise_cases(name, monkeypatch):
     """Defaults are declared once, on ``cases``: the visible check shows the same names and defaults (typed), and
-    passes every option (given by position or keyword, or left out) to ``cases`` as it would be given there."""
-    check = getattr(checks, f"check_{name}")
+    passes every option (given by position or keyword, or left out) to ``cases`` as it would be given there.
+    The check is made again here (as the checks module made it on import), so that what is tested is
+    ``make_check`` itself, run now, and not only the functions it made before the test began."""
+    imported = getattr(checks, f"check_{name}")
+    check = make_check(EXERCISES[name], imported.__doc__)
+    assert inspect.signature(check) == inspect.signature(imported)
+    assert (check.__name__, check.__qualname__, check.__module__) == (
+        imported.__name__,
+        imported.__qualname__,
+        imported.__module__,
+    )
+    assert check.__module__ == type(EXERCISES[name]).__module__ and check.__qualname__ == f"check_{name}"
     signature = inspect.signature(check)
     cases_params = list(inspect.signature(EXERCISES[name].cases).parameters.values())[1:]
     unmodel = [p.replace(annotation="lm") if p.name == "lm" else p for p in cases_params]
