@@ -125,6 +125,24 @@ def test_options_as_data_draw_the_same_cases_as_the_options_themselves():
     assert len(classify.cases(5, n_random=3)) != len(classify.cases(5))
 
 
+def test_warm_runs_the_forward_pass_of_each_prompt_field_and_nothing_else(monkeypatch):
+    from lensref.course.checks import _core
+
+    seen: list[tuple[Case, str]] = []
+    monkeypatch.setattr(_core, "captured", lambda case, prompt: seen.append((case, prompt)))
+    patch = EXERCISES["patch_readout"]
+    case = patch.cases(3, lm=ModelRef("llama", 0))[0]
+    patch.warm(case)
+    assert seen == [(case, case.source), (case, case.prompt)]
+    seen.clear()
+    for name in ("top_k", "classify", "fit_translator"):  # no model, nothing to run ahead
+        EXERCISES[name].warm(EXERCISES[name].cases(3)[0])
+    assert seen == []
+    for name in sorted(EXERCISES):  # an exercise with prompt fields has cases that name a model
+        cases = EXERCISES[name].cases(3)
+        assert not EXERCISES[name].prompt_fields or all(isinstance(c, _core.ModelCase) for c in cases), name
+
+
 def test_grading_draws_records_and_sends_them_as_data():
     """What the sandbox reads and what crosses the judge-process pipe is the records' data; rebuilt, it is them."""
     from pathlib import Path

@@ -410,11 +410,9 @@ class Exercise(Generic[CaseT]):
 
     def warm(self, case: CaseT) -> None:
         """Run ahead of time the forward passes judging ``case`` will reuse (nothing for a case without a model)."""
-        if isinstance(case, ModelCase):
-            for field in self.prompt_fields:
-                prompt = getattr(case, field)
-                if isinstance(prompt, str):
-                    captured(case, prompt)
+        for field in self.prompt_fields:  # only exercises whose cases name a model declare prompt fields
+            assert isinstance(case, ModelCase), f"{self.name} has prompt fields but its cases name no model"
+            captured(case, getattr(case, field))
 
 
 def _hook_count(lm: LoadedModel) -> int:
