@@ -105,12 +105,35 @@ DEFAULT_LM = {"family": None, "seed": 0}
             {"lm": DEFAULT_LM, "prompt": "a", "rows": "x" * 78},  # 80 characters with its quotes: kept whole
             "a case of type LensCase: field 'rows' must be one of 'all', 'last', got '" + "x" * 78 + "'",
         ),
+        (
+            PromptCase,
+            {"lm": {"family": None}, "prompt": "a"},
+            "a case of type PromptCase: field 'lm' must be a model named as {'family': ..., 'seed': ...}, "
+            "got {'family': None}",
+        ),
+        (TopKCase, {"shape": [3]}, "a case of type TopKCase is missing field(s) 'seed', 'k'"),
+        (
+            TopKCase,
+            {"shape": [3], "seed": 1, "k": 5, "b": 0, 2: 0},  # keys sorted as text, so any key can be named
+            "a case of type TopKCase has unknown field(s) 2, 'b'",
+        ),
     ],
 )
 def test_the_whole_message_names_the_field_what_it_must_be_and_what_it_got(cls, data, message):
     with pytest.raises(LensError) as info:
         cls.from_data(data)
     assert str(info.value) == message
+
+
+def test_a_record_with_a_field_type_the_data_cannot_hold_is_a_bug_of_the_record():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Odd(Case):
+        x: float
+
+    with pytest.raises(TypeError, match=r"^a case field cannot have the type <class 'float'>$"):
+        Odd.from_data({"x": 1.0})
 
 
 def test_options_as_data_draw_the_same_cases_as_the_options_themselves():

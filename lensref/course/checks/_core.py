@@ -178,16 +178,10 @@ class _Mismatch(Exception):
     """A value of the wrong type for its field (:meth:`Case.from_data` says which)."""
 
 
-_FIELD_TYPES: dict[type[Case], dict[str, Any]] = {}
-
-
 def _field_types(cls: type[Case]) -> dict[str, Any]:
-    """A record's fields and their types, in order (resolved once per record type)."""
-    found = _FIELD_TYPES.get(cls)
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        found = _FIELD_TYPES[cls] = {f.name: hints[f.name] for f in fields(cls)}
-    return found
+    """A record's fields and their types, in order."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in fields(cls)}
 
 
 def _to_plain(value: Any) -> Any:
@@ -221,12 +215,12 @@ def _from_plain(hint: Any, value: Any) -> Any:
                 return _from_plain(arg, value)
             except _Mismatch:
                 pass
-        ok = False
-    elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        raise _Mismatch()
+    elif origin is tuple:  # records hold only tuples of any length, tuple[X, ...]
         if not isinstance(value, (list, tuple)):
             raise _Mismatch()
         return tuple(_from_plain(args[0], v) for v in value)
-    else:  # pragma: no cover - a record declared a field type this function does not know
+    else:  # a record declared a field type this function does not know: the record's bug, not the data's
         raise TypeError(f"a case field cannot have the type {hint!r}")
     if not ok:
         raise _Mismatch()
@@ -244,8 +238,8 @@ def _describe(hint: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
     if origin is tuple:
-        return f"a list of {getattr(args[0], '__name__', args[0])}s"
-    return f"{'an' if hint is int else 'a'} {getattr(hint, '__name__', hint)}"
+        return f"a list of {args[0].__name__}s"
+    return f"{'an' if hint is int else 'a'} {hint.__name__}"
 
 
 def _short(value: Any) -> str:
