@@ -207,12 +207,12 @@ def read_states(
             )
     pf_z = None
     if not unembed.linear_in_normed:  # soft-capped logits: sum_v p_final(v) z_v needs the logits themselves
-        pf_z = torch.empty(n_rows, dtype=torch.float64, device=dev)
+        parts = []
         for first in range(0, n_rows, chunk_rows):
             last = min(first + chunk_rows, n_rows)
             block = unembed.logits_into(normed[first:last], logits[: last - first])
-            at = torch.arange(first, last, device=dev) % T
-            pf_z[first:last] = (block * acc.final_p[at]).sum(-1, dtype=torch.float64)
+            parts.append((block * acc.final_p[torch.arange(first, last) % T]).sum(1, dtype=torch.float64))
+        pf_z = torch.cat(parts)
     stats = _grid_stats(acc, unembed, normed, n_layers_plus, T, pf_z)
     return stats, (kept.view(n_layers_plus, T, vocab).cpu() if kept is not None else None)
 
@@ -244,7 +244,8 @@ def _grid_stats(
     pf_logp = (pf_z - lse.double()).view(n_layers_plus, T)  # sum_v p_final(v) log p_row(v), as sum p_final = 1
     kl = (pf_logp[-1] - pf_logp).clamp_min(0.0).float()  # sum p_f log p_f - sum p_f log p_row
     target_prob = target_rank = None
-    if acc.target_z is not None and acc.larger is not None:
+    if acc.target_z is not None:  # with a target, both of its buffers exist
+        assert acc.larger is not None
         target_prob = grid(torch.exp(acc.target_z - lse))
         target_rank = grid(acc.larger.long() + 1)
     return GridStats(
