@@ -106,6 +106,11 @@ DEFAULT_LM = {"family": None, "seed": 0}
             "a case of type LensCase: field 'rows' must be one of 'all', 'last', got '" + "x" * 78 + "'",
         ),
         (
+            LensCase,
+            {"lm": DEFAULT_LM, "prompt": "a", "rows": "x" * 79},  # 81 characters: cut
+            "a case of type LensCase: field 'rows' must be one of 'all', 'last', got '" + "x" * 76 + "...",
+        ),
+        (
             PromptCase,
             {"lm": {"family": None}, "prompt": "a"},
             "a case of type PromptCase: field 'lm' must be a model named as {'family': ..., 'seed': ...}, "

@@ -397,10 +397,7 @@ class Exercise(Generic[CaseT]):
     def cases_from_data(self, seed: int, options: dict[str, Any]) -> list[CaseT]:
         """:meth:`cases` for options given as plain data (as a notebook's ``check_<name>`` call states them; a
         model as ``{"family": ..., "seed": ...}``): what grading draws per learner."""
-        options = dict(options)
-        if options.get("lm") is not None:
-            options["lm"] = ModelRef.of(options["lm"])
-        return self.cases(seed, **options)
+        return self.cases(seed, **options)  # each exercise names its model with case_model, which reads data too
 
     def warm(self, case: CaseT) -> None:
         """Run ahead of time the forward passes judging ``case`` will reuse (nothing for a case without a model)."""
