@@ -159,6 +159,10 @@ def statuses(work: Path, module: str) -> dict[str, str]:
     if not meta.exists():
         return {}
     codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+    mutated = work / "mutants" / module
+    if mutated.exists():  # a function that shrank leaves its old, higher-numbered mutants in the verdicts: drop them
+        present = set(re.findall(r"""['"](x\S*?__mutmut_\d+)['"]""", mutated.read_text(encoding="utf-8")))
+        codes = {name: code for name, code in codes.items() if name.rsplit(".", 1)[-1] in present}
     return {name: status_by_exit_code[code] for name, code in sorted(codes.items(), key=lambda kv: natural(kv[0]))}
 
 
