@@ -68,11 +68,12 @@ def from_data(cells: Iterable[TestCell], data: dict[CellKey, CellData]) -> dict[
 def probe_files(plans: list[NotebookPlan], drawn: dict[CellKey, CellCases]) -> dict[CellKey, bytes]:
     """What each probe reads: the learner function to call and its cases (as data), per check call."""
     files = {}
+    data = as_data(drawn)
     for plan in plans:
         for cell in plan.test_cells:
             calls = [
-                {"exercise": c.exercise, "function": c.function, "cases": [case.to_data() for case in cs]}
-                for c, cs in zip(cell.calls, drawn[(plan.name, cell.grade_id)])
+                {"exercise": c.exercise, "function": c.function, "cases": cs}
+                for c, cs in zip(cell.calls, data[(plan.name, cell.grade_id)])
             ]
             files[(plan.name, cell.grade_id)] = json.dumps({"calls": calls}).encode()
     return files
