@@ -23,14 +23,13 @@ attention output (again exact, as the heads sum to that output). Soft-capped log
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
 from torch import nn
 
-from .errors import LensError
+from .errors import LensError, warn_deprecated
 from .hooks import capture_block_writes
 from .indices import check_position
 from .interop import as_loaded_model
@@ -79,9 +78,7 @@ class DLAResult:
     @property
     def logit_diff(self) -> float:
         """Deprecated name of :attr:`model_logit_diff`."""
-        warnings.warn(
-            "DLAResult.logit_diff is deprecated; use DLAResult.model_logit_diff", DeprecationWarning, stacklevel=2
-        )
+        warn_deprecated("DLAResult.logit_diff", "DLAResult.model_logit_diff")
         return self.model_logit_diff
 
     @property

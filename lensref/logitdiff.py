@@ -9,13 +9,12 @@ difference.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .errors import LensError
+from .errors import LensError, warn_deprecated
 from .indices import check_position, first_layer_holding
 from .interop import as_loaded_model
 from .models import LoadedModel
@@ -44,11 +43,7 @@ class LogitDiffResult:
     @property
     def model_diff(self) -> torch.Tensor:
         """Deprecated name of :attr:`model_logit_diff`."""
-        warnings.warn(
-            "LogitDiffResult.model_diff is deprecated; use LogitDiffResult.model_logit_diff",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn_deprecated("LogitDiffResult.model_diff", "LogitDiffResult.model_logit_diff")
         return self.model_logit_diff
 
     @property

@@ -18,13 +18,12 @@ least squares on text both models read.
 from __future__ import annotations
 
 import inspect
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from .errors import LensError
+from .errors import LensError, warn_deprecated
 from .hooks import Hooks, PreHook, hidden_input, residual_site, with_hidden_input
 from .indices import check_layer, check_position
 from .interop import as_loaded_model
@@ -52,14 +51,10 @@ __all__ = [
 ]
 
 
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"{old} is deprecated; use {new}", DeprecationWarning, stacklevel=3)
-
-
 def __getattr__(name: str) -> Any:
     """``Readout``, the old name of :class:`Continuation`, still imports (with a ``DeprecationWarning``)."""
     if name == "Readout":
-        _deprecated("lensref.patchscope.Readout", "lensref.patchscope.Continuation")
+        warn_deprecated("lensref.patchscope.Readout", "lensref.patchscope.Continuation")
         return Continuation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -119,12 +114,12 @@ class PatchscopeResult:
     @property
     def readouts(self) -> list[Continuation]:
         """Deprecated name of :attr:`continuations`."""
-        _deprecated("PatchscopeResult.readouts", "PatchscopeResult.continuations")
+        warn_deprecated("PatchscopeResult.readouts", "PatchscopeResult.continuations")
         return self.continuations
 
     def readout(self, layer: int) -> Continuation:
         """Deprecated name of :meth:`continuation`."""
-        _deprecated("PatchscopeResult.readout()", "PatchscopeResult.continuation()")
+        warn_deprecated("PatchscopeResult.readout()", "PatchscopeResult.continuation()")
         return self.continuation(layer)
 
     def answers(self) -> dict[int, str]:

@@ -23,13 +23,12 @@ own value of the second, so KL at the last layer is exactly 0.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from .errors import LensError
+from .errors import LensError, warn_deprecated
 from .models import LoadedModel
 from .unembed import Unembed
 
@@ -58,7 +57,7 @@ class GridStats:
     @property
     def kl(self) -> torch.Tensor:
         """Deprecated name of :attr:`kl_to_final`."""
-        warnings.warn("GridStats.kl is deprecated; use GridStats.kl_to_final", DeprecationWarning, stacklevel=2)
+        warn_deprecated("GridStats.kl", "GridStats.kl_to_final")
         return self.kl_to_final
 
 
