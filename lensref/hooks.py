@@ -61,15 +61,14 @@ def read_site(hooks: Hooks, adapter: Any, layer: int, site: str, record: Callabl
 
     The hook raises nothing itself; ``record`` may (e.g. to stop the forward pass early).
     """
+    site = check_site(adapter, site)
     check_layer(layer, adapter.n_layers)
     if layer == adapter.n_layers or site == "pre":
         hooks.pre(residual_site(adapter, layer), lambda module, args, kwargs: record(hidden_input(args, kwargs)))
     elif site == "mid":
         hooks.pre(adapter.mid_input(layer), lambda module, args, kwargs: record(hidden_input(args, kwargs)))
-    elif site == "post":
+    else:  # "post"
         hooks.post(adapter.blocks[layer], lambda module, args, output: record(output_tensor(output)))
-    else:
-        check_site(adapter, site)
 
 
 def hidden_input(args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
@@ -213,7 +212,7 @@ def capture_block_writes(lm: Any, input_ids: torch.Tensor, position: int | None 
     missing = [key for key, values in found.items() if any(v is None for v in values)]
     if missing:
         raise LensError(f"could not capture {', '.join(missing)} for {lm.name}; is its architecture supported?")
-    got = cast("dict[str, list[torch.Tensor]]", found)
+    got = cast(dict[str, list[torch.Tensor]], found)  # every entry was filled
     m = adapter.write_multiplier
     return BlockWrites(
         embed=got["embed"][0],

@@ -1,11 +1,23 @@
 """lensref.hooks: where each layer's residual state is read, patching a module's input, hooks that always go
 away, and the capture of what each block writes."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+from torch import nn
 
 from lensref import LensError, capture_residuals, tiny_model
-from lensref.hooks import Hooks, capture_block_writes, hidden_input, output_tensor, residual_site, with_hidden_input
+from lensref.hooks import (
+    Hooks,
+    capture_block_writes,
+    check_site,
+    hidden_input,
+    output_tensor,
+    read_site,
+    residual_site,
+    with_hidden_input,
+)
 
 IDS = torch.tensor([5, 17, 99, 3, 250, 42, 7])
 
@@ -39,6 +51,64 @@ def test_output_tensor_never_takes_row_zero_of_a_tensor():
     t = torch.arange(6.0).view(2, 3)
     assert output_tensor(t) is t
     assert output_tensor((t, "attention weights")) is t
+
+
+def test_check_site_names_the_site_and_why_it_is_refused():
+    parallel = tiny_model("gpt_neox").adapter  # attention and MLP read the same input
+    assert check_site(parallel, "pre") == "pre" and check_site(parallel, "post") == "post"
+    with pytest.raises(LensError, match=r"^site 'mid' needs a point between attention and the MLP, but .* parallel"):
+        check_site(parallel, "mid")
+    assert check_site(tiny_model("llama").adapter, "mid") == "mid"
+    with pytest.raises(LensError, match=r"^unknown site 'middle'; use one of pre, mid, post$"):
+        check_site(parallel, "middle")
+
+
+class KeywordCalled(nn.Module):
+    """Adds 1, calls ``inner`` by keyword, adds 1: a block (or norm) whose input comes as ``hidden_states=``."""
+
+    def __init__(self, inner: nn.Module | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + 1
+        if self.inner is not None:
+            hidden_states = self.inner(hidden_states=hidden_states)
+        return hidden_states + 1
+
+
+def test_read_site_finds_hidden_states_passed_by_keyword():
+    inner = KeywordCalled()
+    block, norm = KeywordCalled(inner), KeywordCalled()
+    adapter = SimpleNamespace(
+        n_layers=1, blocks=[block], final_norm=norm, mid_refusal=lambda: None, mid_input=lambda layer: inner
+    )
+    x = torch.zeros(1, 2, 3)
+    for layer, site, module, expected in [
+        (0, "pre", block, x),
+        (0, "mid", block, x + 1),
+        (0, "post", block, x + 4),
+        (1, "post", norm, x),
+    ]:  # row L is the final norm's input at every site
+        seen: list[torch.Tensor] = []
+        with Hooks() as hooks:
+            read_site(hooks, adapter, layer, site, seen.append)
+            module(hidden_states=x)
+        assert len(seen) == 1 and torch.equal(seen[0], expected), (layer, site)
+    with pytest.raises(LensError, match=r"^unknown site 'middle'"), Hooks() as hooks:
+        read_site(hooks, adapter, 0, "middle", seen.append)
+
+
+def test_block_writes_name_what_could_not_be_captured(monkeypatch):
+    lm = tiny_model("llama")
+    unused = nn.Linear(2, 2)  # a module the forward pass never calls
+    monkeypatch.setattr(type(lm.adapter), "mlp_write", lambda self, layer: unused)  # adapters are frozen
+    monkeypatch.setattr(type(lm.adapter), "attn_out_proj", lambda self, layer: unused)
+    with pytest.raises(
+        LensError, match=rf"^could not capture mlp, heads for {lm.name}; is its architecture supported\?$"
+    ):
+        capture_block_writes(lm, IDS)
+    assert n_hooks(unused) == 0
 
 
 def test_hooks_are_removed_even_when_the_forward_pass_raises():
