@@ -67,6 +67,37 @@ def test_biases_go_to_the_constant_and_attention_bias_terms(family):
     assert torch.allclose(result.heads.sum(1) + result.attn_bias, result.attn, atol=1e-5)
 
 
+def with_output_projection_biases(lm):
+    """``lm`` with a random bias on every attention output projection (the family's own have none)."""
+    with torch.no_grad():
+        for layer in range(lm.n_layers):
+            proj = lm.adapter.attn_out_proj(layer)
+            proj.bias = torch.nn.Parameter(torch.empty(proj.out_features).uniform_(-0.5, 0.5))
+    return lm
+
+
+@pytest.mark.parametrize("family", ["granite", "olmo2"])
+def test_a_projection_bias_is_scaled_and_normed_like_the_heads(family):
+    """Granite multiplies each write by 0.5 here, OLMo 2 norms attention's output inside the branch: the
+    projection's bias goes the same way as the heads, so heads plus bias is still the block's write."""
+    lm = with_output_projection_biases(tiny_model(family, seed=1))
+    target, distractor, _ = extreme_pair(lm)
+    result = direct_logit_attribution(lm, PROMPT, target, distractor)
+    assert result.total == pytest.approx(result.model_logit_diff, rel=1e-5)
+    assert result.attn_bias.abs().min() > 1e-4
+    assert torch.allclose(result.heads.sum(1) + result.attn_bias, result.attn, atol=1e-5)
+
+
+def test_an_unsupported_norm_inside_the_branch_is_named():
+    """A norm DLA cannot freeze (here: an RMSNorm that carries a bias) is refused in one line saying which."""
+    lm = tiny_model("olmo2")
+    norm = lm.adapter.attn_post_norm(0)
+    norm.bias = torch.nn.Parameter(torch.zeros(lm.adapter.d_model))  # the RMSNorm's forward ignores it
+    message = rf"^unsupported attention output norm {type(norm).__name__} for direct logit attribution$"
+    with pytest.raises(LensError, match=message):
+        direct_logit_attribution(lm, PROMPT, "a", "b")
+
+
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_a_wrong_linearisation_does_not_add_up(family):
     """The sum check can fail: without the frozen scale (or, for LayerNorm, the centring) it is off."""
