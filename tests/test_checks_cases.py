@@ -194,3 +194,12 @@ def test_grading_draws_records_and_sends_them_as_data():
     probe = json.loads(grading_cases.probe_files([plan], drawn)[("nb", "cell")])
     assert [c["cases"] for c in probe["calls"]] == data
     assert [c["exercise"] for c in probe["calls"]] == ["patch_readout", "top_k", "first_top_k_layer"]
+
+
+def test_a_first_top_k_layer_case_without_k_is_refused_in_one_line():
+    """``k`` is optional in a rank trajectory (settled_layer has none); first_top_k_layer needs it."""
+    ex = EXERCISES["first_top_k_layer"]
+    case = ex.case_from_data({"ranks": [3, 2, 1], "k": None})
+    for use in (ex.inputs, lambda c: ex.judge(c, 2), lambda c: ex.summary([c], "")):
+        with pytest.raises(LensError, match=r"^a first_top_k_layer case needs k$"):
+            use(case)
