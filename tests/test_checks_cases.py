@@ -3,6 +3,7 @@ case's data is refused in one line that names the bad field."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -203,3 +204,13 @@ def test_a_first_top_k_layer_case_without_k_is_refused_in_one_line():
     for use in (ex.inputs, lambda c: ex.judge(c, 2), lambda c: ex.summary([c], "")):
         with pytest.raises(LensError, match=r"^a first_top_k_layer case needs k$"):
             use(case)
+
+
+@pytest.mark.parametrize("missing", ["parts", "split_seed"])
+def test_a_random_split_without_its_parts_or_seed_is_refused_in_one_line(missing):
+    """``parts`` and ``split_seed`` are optional in an attribution case (the other splits have none); a random
+    split needs both."""
+    ex = EXERCISES["attribute"]
+    (drawn,) = [case for case in ex.cases(0) if case.split == "random"]
+    with pytest.raises(LensError, match=r"^a random split needs parts and split_seed$"):
+        ex.inputs(dataclasses.replace(drawn, **{missing: None}))
