@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .hooks import Hooks, check_site, read_site
+from .hooks import Hooks, read_site
 from .models import LoadedModel
 
 
@@ -52,7 +52,6 @@ def capture_residuals(
         input_ids = input_ids[None]
     input_ids = input_ids.to(lm.device)
     adapter = lm.adapter
-    check_site(adapter, site)
     states: list[torch.Tensor | None] = [None] * (adapter.n_layers + 1)
 
     def recorder(index: int, stop: bool) -> Callable[[torch.Tensor], None]:
